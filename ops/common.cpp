@@ -1,0 +1,49 @@
+#include "ops/common.h"
+
+#include "ops/reduce.h"
+
+namespace mg::detail {
+
+void check_same(const char* op, const Tensor& a, const Tensor& b) {
+  MG_CHECK(a.defined() && b.defined(), op, ": undefined tensor argument");
+  MG_CHECK(a.dtype() == b.dtype(), op, ": dtype mismatch: ", a.desc(), " vs ", b.desc());
+  MG_CHECK(a.device() == b.device(), op, ": device mismatch: ", a.desc(), " vs ", b.desc());
+}
+
+void check_floating(const char* op, const Tensor& t) {
+  MG_CHECK(t.defined(), op, ": undefined tensor argument");
+  MG_CHECK(t.dtype() == DType::f32 || t.dtype() == DType::f64 || t.dtype() == DType::bf16, op,
+           ": expected a floating tensor, got ", t.desc());
+}
+
+Tensor broadcast_to_raw(const Tensor& t, const Shape& shape) {
+  if (t.shape() == shape) return t;
+  const size_t n = shape.size(), k = t.shape().size();
+  Shape st(n, 0);
+  for (size_t i = 0; i < k; ++i) {
+    size_t j = n - k + i;
+    st[j] = t.shape()[i] == 1 && shape[j] != 1 ? 0 : t.strides()[i];
+  }
+  return make_view(t, shape, st, t.offset());
+}
+
+Tensor contiguous_raw(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor out = empty_as(t.shape(), t);
+  if (out.numel()) be(t).copy(t, out);
+  return out;
+}
+
+Tensor sum_to(const Tensor& g, const Shape& shape) {
+  if (g.shape() == shape) return g;
+  const size_t n = g.shape().size(), k = shape.size();
+  std::vector<int64_t> dims;
+  for (size_t i = 0; i < n; ++i) {
+    if (i < n - k) dims.push_back(int64_t(i));
+    else if (shape[i - (n - k)] == 1 && g.shape()[i] != 1) dims.push_back(int64_t(i));
+  }
+  Tensor r = dims.empty() ? g : sum(g, dims, true);
+  return r.reshape(shape);
+}
+
+}  // namespace mg::detail

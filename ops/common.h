@@ -1,0 +1,23 @@
+#pragma once
+// Helpers shared by the op implementations (not part of the public API).
+#include "autograd/node.h"
+#include "core/backend.h"
+#include "core/factories.h"
+
+namespace mg::detail {
+
+inline TensorOptions opts_of(const Tensor& t) { return TensorOptions{t.dtype(), t.device(), false}; }
+inline Tensor empty_as(const Shape& shape, const Tensor& like) { return Tensor::empty(shape, opts_of(like)); }
+inline Backend& be(const Tensor& t) { return backend_for(t.device()); }
+
+// Throws naming `op` unless a and b agree in dtype and device.
+void check_same(const char* op, const Tensor& a, const Tensor& b);
+void check_floating(const char* op, const Tensor& t);
+// Broadcast view (stride 0 on expanded dims) without autograd.
+Tensor broadcast_to_raw(const Tensor& t, const Shape& shape);
+// Contiguous copy (or t itself when already contiguous) without autograd.
+Tensor contiguous_raw(const Tensor& t);
+// Sums g down to `shape` (undoing NumPy broadcasting); differentiable.
+Tensor sum_to(const Tensor& g, const Shape& shape);
+
+}  // namespace mg::detail

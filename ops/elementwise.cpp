@@ -1,0 +1,148 @@
+#include "ops/elementwise.h"
+
+#include "ops/common.h"
+
+namespace mg {
+using namespace detail;
+
+namespace {
+
+Tensor binary_raw(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+  check_same(name, a, b);
+  check_floating(name, a);
+  Shape s = broadcast_shapes(a.shape(), b.shape(), name);
+  Tensor out = empty_as(s, a);
+  if (out.numel()) be(a).binary(op, broadcast_to_raw(a, s), broadcast_to_raw(b, s), out);
+  return out;
+}
+
+Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double alpha = 0) {
+  check_floating(name, x);
+  Tensor out = empty_as(x.shape(), x);
+  if (out.numel()) be(x).unary(op, x, out, alpha);
+  return out;
+}
+
+}  // namespace
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::add, "add", a, b);
+  Shape sa = a.shape(), sb = b.shape();
+  return record("add", out, {a, b}, [sa, sb](const Tensor& g) -> std::vector<Tensor> {
+    return {sum_to(g, sa), sum_to(g, sb)};
+  });
+}
+
+Tensor sub(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::sub, "sub", a, b);
+  Shape sa = a.shape(), sb = b.shape();
+  bool need_b = b.requires_grad();
+  return record("sub", out, {a, b}, [sa, sb, need_b](const Tensor& g) -> std::vector<Tensor> {
+    return {sum_to(g, sa), need_b ? sum_to(neg(g), sb) : Tensor()};
+  });
+}
+
+Tensor mul(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::mul, "mul", a, b);
+  bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  // Save only what each gradient needs.
+  Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
+  Shape sha = a.shape(), shb = b.shape();
+  return record("mul", out, {a, b}, [sa, sb, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+    return {sb.defined() ? sum_to(mul(g, sb), sha) : Tensor(), sa.defined() ? sum_to(mul(g, sa), shb) : Tensor()};
+  });
+}
+
+Tensor div(const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(BinaryOp::div, "div", a, b);
+  bool need_b = b.requires_grad();
+  Tensor sb = b.detach(), so = need_b ? out.detach() : Tensor();
+  Shape sha = a.shape(), shb = b.shape();
+  return record("div", out, {a, b}, [sb, so, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+    Tensor ga = div(g, sb);
+    // d(a/b)/db = -(a/b)/b = -out/b
+    return {sum_to(ga, sha), so.defined() ? sum_to(neg(mul(ga, so)), shb) : Tensor()};
+  });
+}
+
+Tensor add(const Tensor& a, double s) {
+  Tensor out = unary_raw(UnaryOp::add_scalar, "add", a, s);
+  return record("add_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+}
+Tensor sub(const Tensor& a, double s) {
+  Tensor out = unary_raw(UnaryOp::add_scalar, "sub", a, -s);
+  return record("sub_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
+}
+Tensor rsub(double s, const Tensor& a) {
+  Tensor out = unary_raw(UnaryOp::rsub_scalar, "rsub", a, s);
+  return record("rsub_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {neg(g)}; });
+}
+Tensor mul(const Tensor& a, double s) {
+  Tensor out = unary_raw(UnaryOp::mul_scalar, "mul", a, s);
+  return record("mul_scalar", out, {a}, [s](const Tensor& g) -> std::vector<Tensor> { return {mul(g, s)}; });
+}
+Tensor div(const Tensor& a, double s) {
+  Tensor out = unary_raw(UnaryOp::mul_scalar, "div", a, 1.0 / s);
+  return record("div_scalar", out, {a}, [s](const Tensor& g) -> std::vector<Tensor> { return {mul(g, 1.0 / s)}; });
+}
+Tensor rdiv(double s, const Tensor& a) {
+  Tensor inv = unary_raw(UnaryOp::pow_scalar, "rdiv", a, -1.0);
+  Tensor out = unary_raw(UnaryOp::mul_scalar, "rdiv", inv, s);
+  Tensor sa = a.detach(), so = out.detach();
+  return record("rdiv_scalar", out, {a}, [sa, so](const Tensor& g) -> std::vector<Tensor> {
+    return {neg(div(mul(g, so), sa))};  // d(s/a)/da = -(s/a)/a
+  });
+}
+
+Tensor neg(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::neg, "neg", x);
+  return record("neg", out, {x}, [](const Tensor& g) -> std::vector<Tensor> { return {neg(g)}; });
+}
+Tensor exp(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::exp, "exp", x);
+  Tensor so = out.detach();
+  return record("exp", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> { return {mul(g, so)}; });
+}
+Tensor log(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::log, "log", x);
+  Tensor sx = x.detach();
+  return record("log", out, {x}, [sx](const Tensor& g) -> std::vector<Tensor> { return {div(g, sx)}; });
+}
+Tensor sqrt(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::sqrt, "sqrt", x);
+  Tensor so = out.detach();
+  return record("sqrt", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> { return {div(mul(g, 0.5), so)}; });
+}
+Tensor rsqrt(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::rsqrt, "rsqrt", x);
+  Tensor so = out.detach();
+  // d(x^-1/2)/dx = -1/2 x^-3/2 = -1/2 out^3
+  return record("rsqrt", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> {
+    return {mul(g, mul(pow(so, 3.0), -0.5))};
+  });
+}
+Tensor pow(const Tensor& x, double p) {
+  Tensor out = unary_raw(UnaryOp::pow_scalar, "pow", x, p);
+  Tensor sx = x.detach();
+  return record("pow", out, {x}, [sx, p](const Tensor& g) -> std::vector<Tensor> {
+    if (p == 0) return {zeros_like(g)};
+    return {mul(g, mul(pow(sx, p - 1), p))};
+  });
+}
+Tensor square(const Tensor& x) { return mul(x, x); }
+Tensor abs(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::abs, "abs", x);
+  Tensor sx = x.detach();
+  return record("abs", out, {x}, [sx](const Tensor& g) -> std::vector<Tensor> { return {mul(g, sign(sx))}; });
+}
+Tensor tanh(const Tensor& x) {
+  Tensor out = unary_raw(UnaryOp::tanh, "tanh", x);
+  Tensor so = out.detach();
+  return record("tanh", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> {
+    return {mul(g, rsub(1.0, mul(so, so)))};
+  });
+}
+Tensor sign(const Tensor& x) { return unary_raw(UnaryOp::sign, "sign", x); }
+Tensor eq(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::eq, "eq", a, b); }
+
+}  // namespace mg

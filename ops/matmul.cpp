@@ -1,0 +1,109 @@
+#include "ops/matmul.h"
+
+#include "ops/common.h"
+
+namespace mg {
+using namespace detail;
+
+namespace {
+
+// One operand as the GEMM wants it: a row-major matrix (or its transpose) per batch entry,
+// batch entries a fixed stride apart (0 = the same matrix for every entry).
+struct GemmOperand {
+  Tensor t;  // keeps the memory alive
+  bool trans = false;
+  int64_t ld = 0;
+  int64_t batch_stride = 0;
+};
+
+bool batch_collapsible(const Tensor& x, int64_t& stride) {
+  const int64_t nb = x.dim() - 2;
+  bool all_zero = true;
+  for (int64_t d = 0; d < nb; ++d) all_zero = all_zero && (x.strides()[size_t(d)] == 0 || x.shape()[size_t(d)] == 1);
+  if (all_zero) {
+    stride = 0;
+    return true;
+  }
+  int64_t expect = -1;
+  for (int64_t d = nb - 1; d >= 0; --d) {
+    if (x.shape()[size_t(d)] == 1) continue;
+    if (expect >= 0 && x.strides()[size_t(d)] != expect) return false;
+    if (expect < 0) stride = x.strides()[size_t(d)];
+    if (x.strides()[size_t(d)] == 0) return false;
+    expect = x.strides()[size_t(d)] * x.shape()[size_t(d)];
+  }
+  return true;
+}
+
+GemmOperand as_operand(const Tensor& x) {
+  const int64_t nd = x.dim();
+  const int64_t R = x.shape()[size_t(nd - 2)], C = x.shape()[size_t(nd - 1)];
+  const int64_t sr = x.strides()[size_t(nd - 2)], sc = x.strides()[size_t(nd - 1)];
+  GemmOperand op;
+  op.t = x;
+  int64_t bs = 0;
+  if (batch_collapsible(x, bs)) {
+    if ((sc == 1 || C == 1) && (sr >= std::max<int64_t>(C, 1) || R == 1)) {
+      op.ld = R == 1 ? std::max<int64_t>(C, 1) : sr;
+      op.batch_stride = bs;
+      return op;
+    }
+    if ((sr == 1 || R == 1) && (sc >= std::max<int64_t>(R, 1) || C == 1)) {
+      op.trans = true;
+      op.ld = C == 1 ? std::max<int64_t>(R, 1) : sc;
+      op.batch_stride = bs;
+      return op;
+    }
+  }
+  op.t = contiguous_raw(x);
+  op.ld = std::max<int64_t>(C, 1);
+  op.batch_stride = R * C;
+  return op;
+}
+
+Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  const int64_t M = a.shape()[size_t(a.dim() - 2)], K = a.shape()[size_t(a.dim() - 1)];
+  const int64_t K2 = b.shape()[size_t(b.dim() - 2)], N = b.shape()[size_t(b.dim() - 1)];
+  MG_CHECK(K == K2, "matmul: inner dims differ: ", a.desc(), " x ", b.desc(), " (", K, " vs ", K2, ")");
+  Shape ba(a.shape().begin(), a.shape().end() - 2), bb(b.shape().begin(), b.shape().end() - 2);
+  Shape batch = broadcast_shapes(ba, bb, "matmul (batch dims)");
+  Shape sa = batch, sb = batch, so = batch;
+  sa.insert(sa.end(), {M, K});
+  sb.insert(sb.end(), {K, N});
+  so.insert(so.end(), {M, N});
+  Tensor out = empty_as(so, a);
+  if (out.numel() == 0) return out;
+  if (K == 0) {
+    be(a).fill(out, 0.0);
+    return out;
+  }
+  GemmOperand A = as_operand(broadcast_to_raw(a, sa)), B = as_operand(broadcast_to_raw(b, sb));
+  be(a).gemm(a.dtype(), A.trans, B.trans, M, N, K, 1.0, A.t.raw_data(), A.ld, A.batch_stride, B.t.raw_data(), B.ld,
+             B.batch_stride, 0.0, out.raw_data(), N, M * N, numel(batch));
+  return out;
+}
+
+}  // namespace
+
+Tensor matmul(const Tensor& a, const Tensor& b) {
+  check_same("matmul", a, b);
+  MG_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64, "matmul: f32 or f64 expected, got ", a.desc());
+  MG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ", a.desc(), " x ", b.desc());
+  if (a.dim() == 1 || b.dim() == 1) {
+    Tensor r = matmul(a.dim() == 1 ? a.unsqueeze(0) : a, b.dim() == 1 ? b.unsqueeze(-1) : b);
+    if (b.dim() == 1) r = r.squeeze(-1);
+    if (a.dim() == 1) r = r.squeeze(-1 - (b.dim() == 1 ? 0 : 1));
+    return r;
+  }
+  Tensor out = matmul_nd(a, b);
+  bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
+  Shape sha = a.shape(), shb = b.shape();
+  return record("matmul", out, {a, b}, [sa, sb, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+    Tensor ga = sb.defined() ? sum_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
+    Tensor gb = sa.defined() ? sum_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
+    return {ga, gb};
+  });
+}
+
+}  // namespace mg

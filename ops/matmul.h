@@ -1,0 +1,11 @@
+#pragma once
+#include "core/tensor.h"
+
+namespace mg {
+
+// torch.matmul semantics: 1-D operands are promoted (and the added dim removed afterwards);
+// for >= 2-D, the last two dims multiply ([..., M, K] x [..., K, N]) and the leading batch
+// dims broadcast. Transposed operands are handed to the GEMM as transposes, not copied.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+}  // namespace mg

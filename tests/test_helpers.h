@@ -1,0 +1,54 @@
+#pragma once
+// Shared helpers for the test suites.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "ops/ops.h"
+
+namespace mg::test {
+
+// An f64 leaf with requires_grad: random normal values of the given shape.
+inline Tensor leaf64(const Shape& shape, uint64_t seed) {
+  Tensor t = randn(shape, seed, TensorOptions{DType::f64});
+  t.set_requires_grad(true);
+  return t;
+}
+
+// A non-contiguous f64 leaf of the given shape: the transpose of a [.., b, a] tensor's last two dims.
+inline Tensor leaf64_transposed(const Shape& shape, uint64_t seed) {
+  Shape s = shape;
+  std::swap(s[s.size() - 1], s[s.size() - 2]);
+  Tensor t = randn(s, seed, TensorOptions{DType::f64}).transpose(-1, -2).detach();
+  t.set_requires_grad(true);
+  return t;
+}
+
+// A non-contiguous f64 leaf: every other column of a wider tensor.
+inline Tensor leaf64_strided(const Shape& shape, uint64_t seed) {
+  Shape s = shape;
+  s.back() *= 2;
+  Tensor t = randn(s, seed, TensorOptions{DType::f64}).slice(-1, 0, s.back(), 2).detach();
+  t.set_requires_grad(true);
+  return t;
+}
+
+inline void check_grad(const std::function<Tensor(const std::vector<Tensor>&)>& f, const std::vector<Tensor>& in) {
+  GradcheckResult r = gradcheck(f, in);
+  INFO(r.message);
+  CHECK(r.ok);
+}
+
+inline void check_close(const Tensor& a, const std::vector<double>& expected, double tol = 1e-6) {
+  REQUIRE(a.numel() == int64_t(expected.size()));
+  std::vector<double> v = a.dtype() == DType::f64 ? a.to_vector<double>() : std::vector<double>();
+  if (a.dtype() == DType::f32)
+    for (float x : a.to_vector<float>()) v.push_back(x);
+  for (size_t i = 0; i < v.size(); ++i) {
+    INFO("element " << i << ": " << v[i] << " vs expected " << expected[i]);
+    CHECK(std::abs(v[i] - expected[i]) <= tol * (1 + std::abs(expected[i])));
+  }
+}
+
+}  // namespace mg::test
