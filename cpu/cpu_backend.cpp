@@ -7,41 +7,13 @@
 
 #include "core/backend.h"
 #include "core/philox.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/dispatch.h"
 #include "cpu/gemm.h"
 #include "cpu/strided.h"
 
 namespace mg::cpu {
 namespace {
-
-template <class To, class From>
-inline To cast_value(From v) {
-  if constexpr (std::is_same_v<To, bf16>) return bf16(float(v));
-  else if constexpr (std::is_same_v<From, bf16>) return To(float(v));
-  else return To(v);
-}
-
-template <class F>
-void dispatch_dtype(DType dt, const char* op, F&& f) {
-  switch (dt) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i32: f(int32_t{}); return;
-    case DType::bf16: f(bf16{}); return;
-  }
-  throw Error(std::string(op) + ": unknown dtype");
-}
-
-template <class F>
-void dispatch_float(DType dt, const char* op, F&& f) {
-  if (dt == DType::f32) return f(float{});
-  if (dt == DType::f64) return f(double{});
-  throw Error(std::string("cpu ") + op + ": dtype " + dtype_name(dt) + " not supported (f32 or f64 expected)");
-}
-
-template <class T>
-T* ptr(const Tensor& t) {
-  return static_cast<T*>(t.raw_data());
-}
 
 template <class T, class Fn>
 void unary_loop(const Tensor& x, const Tensor& out, Fn fn) {
@@ -87,207 +59,207 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
                   });
 }
 
-class CpuBackend final : public Backend {
- public:
-  const char* name() const override { return "cpu"; }
+}  // namespace
 
-  void* allocate(size_t nbytes) override {
-    // 64-byte alignment suits AVX-512 loads and keeps rows of packed panels on cache lines.
-    void* p = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
-    if (!p) throw Error("cpu: out of memory allocating " + std::to_string(nbytes) + " bytes");
-    return p;
-  }
-  void deallocate(void* p, size_t) override { std::free(p); }
-  void copy_from_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
-  void copy_to_host(void* dst, const void* src, size_t n) override { std::memcpy(dst, src, n); }
+const char* CpuBackend::name() const { return "cpu"; }
 
-  void fill(const Tensor& out, double value) override {
-    dispatch_dtype(out.dtype(), "fill", [&](auto tag) {
-      using T = decltype(tag);
-      const T v = cast_value<T>(value);
-      T* o = ptr<T>(out);
-      for_each_row<1>(out.shape(), {out.strides()}, [&](std::array<int64_t, 1> off, int64_t n, std::array<int64_t, 1> st) {
-        for (int64_t i = 0; i < n; ++i) o[off[0] + i * st[0]] = v;
-      });
+void* CpuBackend::allocate(size_t nbytes) {
+  // 64-byte alignment suits AVX-512 loads and keeps rows of packed panels on cache lines.
+  void* p = std::aligned_alloc(64, (nbytes + 63) / 64 * 64);
+  if (!p) throw Error("cpu: out of memory allocating " + std::to_string(nbytes) + " bytes");
+  return p;
+}
+void CpuBackend::deallocate(void* p, size_t) { std::free(p); }
+void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
+
+void CpuBackend::fill(const Tensor& out, double value) {
+  dispatch_dtype(out.dtype(), "fill", [&](auto tag) {
+    using T = decltype(tag);
+    const T v = cast_value<T>(value);
+    T* o = ptr<T>(out);
+    for_each_row<1>(out.shape(), {out.strides()}, [&](std::array<int64_t, 1> off, int64_t n, std::array<int64_t, 1> st) {
+      for (int64_t i = 0; i < n; ++i) o[off[0] + i * st[0]] = v;
     });
-  }
+  });
+}
 
-  void copy(const Tensor& src, const Tensor& dst) override {
-    dispatch_dtype(src.dtype(), "copy", [&](auto stag) {
-      using S = decltype(stag);
-      dispatch_dtype(dst.dtype(), "copy", [&](auto dtag) {
-        using D = decltype(dtag);
-        const S* sp = ptr<S>(src);
-        D* dp = ptr<D>(dst);
-        for_each_row<2>(src.shape(), {src.strides(), dst.strides()},
-                        [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
-                          const S* s = sp + off[0];
-                          D* d = dp + off[1];
-                          if constexpr (std::is_same_v<S, D>) {
-                            if (st[0] == 1 && st[1] == 1) {
-                              std::memcpy(d, s, size_t(n) * sizeof(S));
-                              return;
-                            }
+void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
+  dispatch_dtype(src.dtype(), "copy", [&](auto stag) {
+    using S = decltype(stag);
+    dispatch_dtype(dst.dtype(), "copy", [&](auto dtag) {
+      using D = decltype(dtag);
+      const S* sp = ptr<S>(src);
+      D* dp = ptr<D>(dst);
+      for_each_row<2>(src.shape(), {src.strides(), dst.strides()},
+                      [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
+                        const S* s = sp + off[0];
+                        D* d = dp + off[1];
+                        if constexpr (std::is_same_v<S, D>) {
+                          if (st[0] == 1 && st[1] == 1) {
+                            std::memcpy(d, s, size_t(n) * sizeof(S));
+                            return;
                           }
-                          for (int64_t i = 0; i < n; ++i) d[i * st[1]] = cast_value<D>(s[i * st[0]]);
-                        });
-      });
+                        }
+                        for (int64_t i = 0; i < n; ++i) d[i * st[1]] = cast_value<D>(s[i * st[0]]);
+                      });
     });
-  }
+  });
+}
 
-  void random(const Tensor& out, RandomKind kind, uint64_t seed, uint64_t offset, double a, double b) override {
-    const int64_t n = out.numel();
-    if (kind == RandomKind::randint) {
-      int32_t* o = ptr<int32_t>(out);
+void CpuBackend::random(const Tensor& out, RandomKind kind, uint64_t seed, uint64_t offset, double a, double b) {
+  const int64_t n = out.numel();
+  if (kind == RandomKind::randint) {
+    int32_t* o = ptr<int32_t>(out);
 #pragma omp parallel for if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) o[i] = philox::randint(seed, offset, uint64_t(i), int32_t(a), int32_t(b));
+    for (int64_t i = 0; i < n; ++i) o[i] = philox::randint(seed, offset, uint64_t(i), int32_t(a), int32_t(b));
+    return;
+  }
+  dispatch_float(out.dtype(), "random", [&](auto tag) {
+    using T = decltype(tag);
+    T* o = ptr<T>(out);
+#pragma omp parallel for if (n > kParallelGrain)
+    for (int64_t i = 0; i < n; ++i) {
+      double u;
+      if constexpr (std::is_same_v<T, float>)
+        u = kind == RandomKind::normal ? philox::normal_f32(seed, offset, uint64_t(i))
+                                       : philox::uniform_f32(seed, offset, uint64_t(i));
+      else
+        u = kind == RandomKind::normal ? philox::normal_f64(seed, offset, uint64_t(i))
+                                       : philox::uniform_f64(seed, offset, uint64_t(i));
+      o[i] = kind == RandomKind::normal ? T(a + b * u) : T(a + (b - a) * u);
+    }
+  });
+}
+
+void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha) {
+  dispatch_float(x.dtype(), "unary", [&](auto tag) {
+    using T = decltype(tag);
+    const T al = T(alpha);
+    switch (op) {
+      case UnaryOp::neg: return unary_loop<T>(x, out, [](T v) { return -v; });
+      case UnaryOp::exp: return unary_loop<T>(x, out, [](T v) { return std::exp(v); });
+      case UnaryOp::log: return unary_loop<T>(x, out, [](T v) { return std::log(v); });
+      case UnaryOp::sqrt: return unary_loop<T>(x, out, [](T v) { return std::sqrt(v); });
+      case UnaryOp::rsqrt: return unary_loop<T>(x, out, [](T v) { return T(1) / std::sqrt(v); });
+      case UnaryOp::abs: return unary_loop<T>(x, out, [](T v) { return std::abs(v); });
+      case UnaryOp::tanh: return unary_loop<T>(x, out, [](T v) { return std::tanh(v); });
+      case UnaryOp::sign: return unary_loop<T>(x, out, [](T v) { return T((v > 0) - (v < 0)); });
+      case UnaryOp::pow_scalar: return unary_loop<T>(x, out, [al](T v) { return std::pow(v, al); });
+      case UnaryOp::add_scalar: return unary_loop<T>(x, out, [al](T v) { return v + al; });
+      case UnaryOp::mul_scalar: return unary_loop<T>(x, out, [al](T v) { return v * al; });
+      case UnaryOp::rsub_scalar: return unary_loop<T>(x, out, [al](T v) { return al - v; });
+    }
+    throw Error("cpu unary: unknown op");
+  });
+}
+
+void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  dispatch_float(a.dtype(), "binary", [&](auto tag) {
+    using T = decltype(tag);
+    switch (op) {
+      case BinaryOp::add: return binary_loop<T>(a, b, out, [](T x, T y) { return x + y; });
+      case BinaryOp::sub: return binary_loop<T>(a, b, out, [](T x, T y) { return x - y; });
+      case BinaryOp::mul: return binary_loop<T>(a, b, out, [](T x, T y) { return x * y; });
+      case BinaryOp::div: return binary_loop<T>(a, b, out, [](T x, T y) { return x / y; });
+      case BinaryOp::eq: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x == y); });
+      case BinaryOp::maximum: return binary_loop<T>(a, b, out, [](T x, T y) { return x > y ? x : y; });
+    }
+    throw Error("cpu binary: unknown op");
+  });
+}
+
+void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
+  dispatch_float(x.dtype(), "reduce", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t rows = out.numel(), n = rows ? x.numel() / rows : 0;
+    const T* xp = ptr<T>(x);
+    T* op_ = ptr<T>(out);
+    auto row = [&](const T* r) -> T {
+      if (op == ReduceOp::sum) {
+        double acc = 0;  // f32 rows accumulate in f64: sums over 10^5+ elements stay exact to f32
+#pragma omp simd reduction(+ : acc)
+        for (int64_t i = 0; i < n; ++i) acc += double(r[i]);
+        return T(acc);
+      }
+      T m = n ? r[0] : -INFINITY;
+      for (int64_t i = 1; i < n; ++i) m = (r[i] > m || std::isnan(r[i])) ? r[i] : m;
+      return m;
+    };
+    if (rows == 1 && n >= kParallelGrain && op == ReduceOp::sum) {
+      double acc = 0;
+#pragma omp parallel for reduction(+ : acc)
+      for (int64_t i = 0; i < n; ++i) acc += double(xp[i]);
+      op_[0] = T(acc);
       return;
     }
-    dispatch_float(out.dtype(), "random", [&](auto tag) {
-      using T = decltype(tag);
-      T* o = ptr<T>(out);
-#pragma omp parallel for if (n > kParallelGrain)
-      for (int64_t i = 0; i < n; ++i) {
-        double u;
-        if constexpr (std::is_same_v<T, float>)
-          u = kind == RandomKind::normal ? philox::normal_f32(seed, offset, uint64_t(i))
-                                         : philox::uniform_f32(seed, offset, uint64_t(i));
-        else
-          u = kind == RandomKind::normal ? philox::normal_f64(seed, offset, uint64_t(i))
-                                         : philox::uniform_f64(seed, offset, uint64_t(i));
-        o[i] = kind == RandomKind::normal ? T(a + b * u) : T(a + (b - a) * u);
-      }
-    });
-  }
-
-  void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha) override {
-    dispatch_float(x.dtype(), "unary", [&](auto tag) {
-      using T = decltype(tag);
-      const T al = T(alpha);
-      switch (op) {
-        case UnaryOp::neg: return unary_loop<T>(x, out, [](T v) { return -v; });
-        case UnaryOp::exp: return unary_loop<T>(x, out, [](T v) { return std::exp(v); });
-        case UnaryOp::log: return unary_loop<T>(x, out, [](T v) { return std::log(v); });
-        case UnaryOp::sqrt: return unary_loop<T>(x, out, [](T v) { return std::sqrt(v); });
-        case UnaryOp::rsqrt: return unary_loop<T>(x, out, [](T v) { return T(1) / std::sqrt(v); });
-        case UnaryOp::abs: return unary_loop<T>(x, out, [](T v) { return std::abs(v); });
-        case UnaryOp::tanh: return unary_loop<T>(x, out, [](T v) { return std::tanh(v); });
-        case UnaryOp::sign: return unary_loop<T>(x, out, [](T v) { return T((v > 0) - (v < 0)); });
-        case UnaryOp::pow_scalar: return unary_loop<T>(x, out, [al](T v) { return std::pow(v, al); });
-        case UnaryOp::add_scalar: return unary_loop<T>(x, out, [al](T v) { return v + al; });
-        case UnaryOp::mul_scalar: return unary_loop<T>(x, out, [al](T v) { return v * al; });
-        case UnaryOp::rsub_scalar: return unary_loop<T>(x, out, [al](T v) { return al - v; });
-      }
-      throw Error("cpu unary: unknown op");
-    });
-  }
-
-  void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) override {
-    dispatch_float(a.dtype(), "binary", [&](auto tag) {
-      using T = decltype(tag);
-      switch (op) {
-        case BinaryOp::add: return binary_loop<T>(a, b, out, [](T x, T y) { return x + y; });
-        case BinaryOp::sub: return binary_loop<T>(a, b, out, [](T x, T y) { return x - y; });
-        case BinaryOp::mul: return binary_loop<T>(a, b, out, [](T x, T y) { return x * y; });
-        case BinaryOp::div: return binary_loop<T>(a, b, out, [](T x, T y) { return x / y; });
-        case BinaryOp::eq: return binary_loop<T>(a, b, out, [](T x, T y) { return T(x == y); });
-        case BinaryOp::maximum: return binary_loop<T>(a, b, out, [](T x, T y) { return x > y ? x : y; });
-      }
-      throw Error("cpu binary: unknown op");
-    });
-  }
-
-  void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) override {
-    dispatch_float(x.dtype(), "reduce", [&](auto tag) {
-      using T = decltype(tag);
-      const int64_t rows = out.numel(), n = rows ? x.numel() / rows : 0;
-      const T* xp = ptr<T>(x);
-      T* op_ = ptr<T>(out);
-      auto row = [&](const T* r) -> T {
-        if (op == ReduceOp::sum) {
-          double acc = 0;  // f32 rows accumulate in f64: sums over 10^5+ elements stay exact to f32
-#pragma omp simd reduction(+ : acc)
-          for (int64_t i = 0; i < n; ++i) acc += double(r[i]);
-          return T(acc);
-        }
-        T m = n ? r[0] : -INFINITY;
-        for (int64_t i = 1; i < n; ++i) m = (r[i] > m || std::isnan(r[i])) ? r[i] : m;
-        return m;
-      };
-      if (rows == 1 && n >= kParallelGrain && op == ReduceOp::sum) {
-        double acc = 0;
-#pragma omp parallel for reduction(+ : acc)
-        for (int64_t i = 0; i < n; ++i) acc += double(xp[i]);
-        op_[0] = T(acc);
-        return;
-      }
 #pragma omp parallel for if (rows > 1 && rows * n >= kParallelGrain)
-      for (int64_t r = 0; r < rows; ++r) op_[r] = row(xp + r * n);
-    });
-  }
+    for (int64_t r = 0; r < rows; ++r) op_[r] = row(xp + r * n);
+  });
+}
 
-  void gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-            int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
-            int64_t sc, int64_t batch) override {
-    if (dtype == DType::f32)
-      sgemm_batched(ta, tb, M, N, K, float(alpha), static_cast<const float*>(A), lda, sa,
-                    static_cast<const float*>(B), ldb, sb, float(beta), static_cast<float*>(C), ldc, sc, batch);
-    else if (dtype == DType::f64)
-      dgemm_batched(ta, tb, M, N, K, alpha, static_cast<const double*>(A), lda, sa, static_cast<const double*>(B),
-                    ldb, sb, beta, static_cast<double*>(C), ldc, sc, batch);
-    else
-      throw Error(std::string("cpu gemm: dtype ") + dtype_name(dtype) + " not supported (f32 or f64 expected)");
-  }
+void CpuBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+          int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
+          int64_t sc, int64_t batch) {
+  if (dtype == DType::f32)
+    sgemm_batched(ta, tb, M, N, K, float(alpha), static_cast<const float*>(A), lda, sa,
+                  static_cast<const float*>(B), ldb, sb, float(beta), static_cast<float*>(C), ldc, sc, batch);
+  else if (dtype == DType::f64)
+    dgemm_batched(ta, tb, M, N, K, alpha, static_cast<const double*>(A), lda, sa, static_cast<const double*>(B),
+                  ldb, sb, beta, static_cast<double*>(C), ldc, sc, batch);
+  else
+    throw Error(std::string("cpu gemm: dtype ") + dtype_name(dtype) + " not supported (f32 or f64 expected)");
+}
 
-  void index_select(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& out) override {
-    const int64_t n = x.shape()[size_t(dim)], k = idx.numel();
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < dim; ++d) outer *= x.shape()[size_t(d)];
-    for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.shape()[size_t(d)];
-    const int32_t* ip = ptr<int32_t>(idx);
-    for (int64_t j = 0; j < k; ++j)
-      MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_select: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
-    dispatch_dtype(x.dtype(), "index_select", [&](auto tag) {
-      using T = decltype(tag);
-      const T* xp = ptr<T>(x);
-      T* o = ptr<T>(out);
+void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& out) {
+  const int64_t n = x.shape()[size_t(dim)], k = idx.numel();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= x.shape()[size_t(d)];
+  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.shape()[size_t(d)];
+  const int32_t* ip = ptr<int32_t>(idx);
+  for (int64_t j = 0; j < k; ++j)
+    MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_select: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
+  dispatch_dtype(x.dtype(), "index_select", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = ptr<T>(x);
+    T* o = ptr<T>(out);
 #pragma omp parallel for collapse(2) if (outer * k * inner >= kParallelGrain)
-      for (int64_t a = 0; a < outer; ++a)
-        for (int64_t j = 0; j < k; ++j)
-          std::memcpy(o + (a * k + j) * inner, xp + (a * n + ip[j]) * inner, size_t(inner) * sizeof(T));
-    });
-  }
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t j = 0; j < k; ++j)
+        std::memcpy(o + (a * k + j) * inner, xp + (a * n + ip[j]) * inner, size_t(inner) * sizeof(T));
+  });
+}
 
-  void index_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) override {
-    const int64_t n = out.shape()[size_t(dim)], k = idx.numel();
-    int64_t outer = 1, inner = 1;
-    for (int64_t d = 0; d < dim; ++d) outer *= out.shape()[size_t(d)];
-    for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= out.shape()[size_t(d)];
-    const int32_t* ip = ptr<int32_t>(idx);
-    for (int64_t j = 0; j < k; ++j)
-      MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_add: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
-    dispatch_float(out.dtype(), "index_add", [&](auto tag) {
-      using T = decltype(tag);
-      T* o = ptr<T>(out);
-      const T* s = ptr<T>(src);
-      // Threads split the (outer, inner) positions, never the index list, so repeated indices
-      // accumulate without races and in a fixed order (deterministic sums).
-      const int64_t block = 64;
-      const int64_t nblk = (inner + block - 1) / block;
+void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
+  const int64_t n = out.shape()[size_t(dim)], k = idx.numel();
+  int64_t outer = 1, inner = 1;
+  for (int64_t d = 0; d < dim; ++d) outer *= out.shape()[size_t(d)];
+  for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= out.shape()[size_t(d)];
+  const int32_t* ip = ptr<int32_t>(idx);
+  for (int64_t j = 0; j < k; ++j)
+    MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_add: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
+  dispatch_float(out.dtype(), "index_add", [&](auto tag) {
+    using T = decltype(tag);
+    T* o = ptr<T>(out);
+    const T* s = ptr<T>(src);
+    // Threads split the (outer, inner) positions, never the index list, so repeated indices
+    // accumulate without races and in a fixed order (deterministic sums).
+    const int64_t block = 64;
+    const int64_t nblk = (inner + block - 1) / block;
 #pragma omp parallel for collapse(2) if (outer * k * inner >= kParallelGrain)
-      for (int64_t a = 0; a < outer; ++a)
-        for (int64_t bi = 0; bi < nblk; ++bi) {
-          const int64_t c0 = bi * block, c1 = std::min(inner, c0 + block);
-          for (int64_t j = 0; j < k; ++j) {
-            T* dst = o + (a * n + ip[j]) * inner;
-            const T* sr = s + (a * k + j) * inner;
-            for (int64_t c = c0; c < c1; ++c) dst[c] += sr[c];
-          }
+    for (int64_t a = 0; a < outer; ++a)
+      for (int64_t bi = 0; bi < nblk; ++bi) {
+        const int64_t c0 = bi * block, c1 = std::min(inner, c0 + block);
+        for (int64_t j = 0; j < k; ++j) {
+          T* dst = o + (a * n + ip[j]) * inner;
+          const T* sr = s + (a * k + j) * inner;
+          for (int64_t c = c0; c < c1; ++c) dst[c] += sr[c];
         }
-    });
-  }
-};
+      }
+  });
+}
 
+namespace {
 struct Registrar {
   Registrar() {
     static CpuBackend backend;
