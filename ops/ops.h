@@ -6,6 +6,7 @@
 #include "core/factories.h"
 #include "core/tensor.h"
 #include "ops/elementwise.h"
+#include "ops/inplace.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
 #include "ops/shape_ops.h"

@@ -1,0 +1,32 @@
+#include "ops/inplace.h"
+
+#include "autograd/grad_mode.h"
+#include "ops/common.h"
+
+namespace mg {
+using namespace detail;
+
+namespace {
+void check_writable(const char* op, const Tensor& dst) {
+  MG_CHECK(dst.defined(), op, ": undefined destination");
+  MG_CHECK(!(grad_enabled() && dst.requires_grad()), op, ": writing into ", dst.desc(),
+           " which requires grad while grad mode is on; wrap the write in NoGradGuard");
+}
+}  // namespace
+
+const Tensor& assign_(const Tensor& dst, const Tensor& src) {
+  check_writable("assign_", dst);
+  MG_CHECK(src.device() == dst.device(), "assign_: source ", src.desc(), " on another device than ", dst.desc());
+  Shape b = broadcast_shapes(dst.shape(), src.shape(), "assign_");
+  MG_CHECK(b == dst.shape(), "assign_: source ", src.desc(), " does not broadcast to destination ", dst.desc());
+  if (dst.numel()) be(dst).copy(broadcast_to_raw(src, dst.shape()), dst);
+  return dst;
+}
+
+const Tensor& fill_(const Tensor& dst, double value) {
+  check_writable("fill_", dst);
+  if (dst.numel()) be(dst).fill(dst, value);
+  return dst;
+}
+
+}  // namespace mg
