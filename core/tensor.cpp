@@ -39,6 +39,7 @@ Tensor make_view(const Tensor& base, const Shape& shape, const Shape& strides, i
 int64_t Tensor::size(int64_t d) const { return shape()[normalize_dim(d, dim(), "size")]; }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // nothing to lay out (PyTorch agrees)
   const auto& sh = shape();
   const auto& st = strides();
   int64_t expected = 1;
