@@ -1,9 +1,261 @@
-// Placeholder: replaced by the real kernels of this family.
+// Softmax / log-softmax over the last dim and fused softmax cross-entropy, forward and backward,
+// on contiguous [rows, n] tensors. One thread owns a row at a time; a row (up to a few thousand
+// entries) stays in L1/L2 between its passes, so each kernel reads its inputs from memory once.
+//
+// Cross-entropy keeps only the row logsumexp from the forward; the backward recomputes
+// softmax(logits) from it while writing the gradient, so no [rows, V] probability tensor exists.
+//
+// f32 uses a branch-free polynomial exp so every loop vectorises; f64 uses the C library. Each
+// kernel body is compiled for AVX-512, AVX2+FMA and the baseline ISA and chosen at run time.
+#include <omp.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+#include <string>
+
 #include "cpu/cpu_backend.h"
+#include "cpu/dispatch.h"
+#include "cpu/strided.h"
+
+#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
 
 namespace mg::cpu {
-void CpuBackend::softmax_forward(const Tensor&, const Tensor&, bool) { throw Error("cpu: kernel not implemented yet"); }
-void CpuBackend::softmax_backward(const Tensor&, const Tensor&, const Tensor&, bool) { throw Error("cpu: kernel not implemented yet"); }
-void CpuBackend::cross_entropy_forward(const Tensor&, const Tensor&, int64_t, const Tensor&, const Tensor&) { throw Error("cpu: kernel not implemented yet"); }
-void CpuBackend::cross_entropy_backward(const Tensor&, const Tensor&, const Tensor&, int64_t, const Tensor&, double, const Tensor&) { throw Error("cpu: kernel not implemented yet"); }
+namespace {
+
+// ---- ISA dispatch (same scheme as norm_kernels.cpp) ----------------------------------------
+
+enum class Isa { base, avx2, avx512 };
+
+// The CPU's best ISA, or a lower one named by MG_KERNEL_ISA=base|avx2|avx512 (for testing the
+// other code paths; an ISA the CPU lacks is ignored).
+Isa detect_isa() {
+  Isa best = Isa::base;
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq"))
+    best = Isa::avx512;
+  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+    best = Isa::avx2;
+#endif
+  const char* want = std::getenv("MG_KERNEL_ISA");
+  if (want == nullptr) return best;
+  const std::string w = want;
+  const Isa asked = w == "base" ? Isa::base : w == "avx2" ? Isa::avx2 : Isa::avx512;
+  return asked < best ? asked : best;
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <class F>
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma"))) void run_avx512(const F& f, int64_t b,
+                                                                                       int64_t e) {
+  f(b, e);
+}
+template <class F>
+__attribute__((target("avx2,fma"))) void run_avx2(const F& f, int64_t b, int64_t e) {
+  f(b, e);
+}
+#endif
+
+template <class F>
+void run_isa(const F& f, int64_t b, int64_t e) {
+  static const Isa isa = detect_isa();
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (isa == Isa::avx512) return run_avx512(f, b, e);
+  if (isa == Isa::avx2) return run_avx2(f, b, e);
+#endif
+  f(b, e);
+}
+
+// f(begin, end) over one contiguous range of rows per thread; `work` (elements touched) decides
+// whether threads pay.
+template <class F>
+void parallel_rows(int64_t rows, int64_t work, const F& f) {
+  if (rows < 2 || work < kParallelGrain) {
+    if (rows > 0) run_isa(f, 0, rows);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t b = rows * id / nt, e = rows * (id + 1) / nt;
+    if (b < e) run_isa(f, b, e);
+  }
+}
+
+// ---- branch-free f32 exp (same as activation_kernels.cpp) -----------------------------------
+
+// c ? a : b through bit masks: a plain ?: lets the compiler turn the clamps into branches,
+// which stops vectorisation on ISAs without mask registers.
+MG_ALWAYS_INLINE float select(bool c, float a, float b) {
+  const int32_t m = -int32_t(c);
+  return std::bit_cast<float>((std::bit_cast<int32_t>(a) & m) | (std::bit_cast<int32_t>(b) & ~m));
+}
+
+// exp(x) to ~1 ulp (Cephes expf polynomial on |r| <= ln2/2). x is clamped to [-104, 88.72]; 2^n
+// is applied as two normal factors, so tiny results underflow gradually to 0 (exp(-inf) = 0)
+// and x > ln(FLT_MAX) overflows to inf. NaN propagates.
+MG_ALWAYS_INLINE float exp_approx(float x) {
+  float xc = select(x < -104.0f, -104.0f, x);
+  xc = select(xc > 88.72283935546875f, 88.72283935546875f, xc);
+  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float e = p * r * r + r + 1.0f;
+  const int32_t ni = int32_t(n), n1 = ni >> 1, n2 = ni - n1;
+  return e * std::bit_cast<float>((n1 + 127) << 23) * std::bit_cast<float>((n2 + 127) << 23);
+}
+
+MG_ALWAYS_INLINE float exp_t(float x) { return exp_approx(x); }
+MG_ALWAYS_INLINE double exp_t(double x) { return std::exp(x); }
+
+// ---- rows ---------------------------------------------------------------------------------
+
+template <class T>
+MG_ALWAYS_INLINE T row_max(const T* x, int64_t n) {
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+  return m;
+}
+
+template <class T>
+MG_ALWAYS_INLINE T row_sum_exp(const T* x, T shift, int64_t n) {
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += exp_t(x[j] - shift);
+  return s;
+}
+
+// logsumexp of a row, shifted by its max so nothing overflows.
+template <class T>
+MG_ALWAYS_INLINE T row_logsumexp(const T* x, int64_t n) {
+  const T m = row_max(x, n);
+  return m + std::log(row_sum_exp(x, m, n));
+}
+
+template <class T>
+MG_ALWAYS_INLINE void softmax_row(const T* x, T* y, int64_t n, bool log) {
+  const T m = row_max(x, n);
+  if (log) {
+    const T c = m + std::log(row_sum_exp(x, m, n));
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) y[j] = x[j] - c;
+    return;
+  }
+  T s = 0;
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) {
+    const T e = exp_t(x[j] - m);
+    y[j] = e;
+    s += e;
+  }
+  const T inv = T(1) / s;
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) y[j] *= inv;
+}
+
+// softmax: dx = y (dy - sum(dy y)); log-softmax: dx = dy - exp(y) sum(dy).
+template <class T>
+MG_ALWAYS_INLINE void softmax_backward_row(const T* dy, const T* y, T* dx, int64_t n, bool log) {
+  T s = 0;
+  if (log) {
+#pragma omp simd reduction(+ : s)
+    for (int64_t j = 0; j < n; ++j) s += dy[j];
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] - exp_t(y[j]) * s;
+    return;
+  }
+#pragma omp simd reduction(+ : s)
+  for (int64_t j = 0; j < n; ++j) s += dy[j] * y[j];
+#pragma omp simd
+  for (int64_t j = 0; j < n; ++j) dx[j] = y[j] * (dy[j] - s);
+}
+
+inline int64_t last_dim(const Tensor& x) { return x.dim() ? x.shape().back() : 1; }
+
+}  // namespace
+
+void CpuBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
+  dispatch_float(x.dtype(), "softmax_forward", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = last_dim(x), rows = n ? x.numel() / n : 0;
+    const T* xp = ptr<T>(x);
+    T* yp = ptr<T>(y);
+    parallel_rows(rows, rows * n, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) softmax_row(xp + r * n, yp + r * n, n, log);
+    });
+  });
+}
+
+void CpuBackend::softmax_backward(const Tensor& dy, const Tensor& y, const Tensor& dx, bool log) {
+  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t n = last_dim(y), rows = n ? y.numel() / n : 0;
+    const T *dyp = ptr<T>(dy), *yp = ptr<T>(y);
+    T* dxp = ptr<T>(dx);
+    parallel_rows(rows, rows * n, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) softmax_backward_row(dyp + r * n, yp + r * n, dxp + r * n, n, log);
+    });
+  });
+}
+
+void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
+                                       const Tensor& loss_rows, const Tensor& lse) {
+  const int64_t V = last_dim(logits), N = targets.numel();
+  const int32_t* tp = ptr<int32_t>(targets);
+  for (int64_t i = 0; i < N; ++i)
+    MG_CHECK(tp[i] == ignore_index || (tp[i] >= 0 && tp[i] < V), "cross_entropy: target ", tp[i], " at row ", i,
+             " is out of range [0, ", V, ") and is not ignore_index (", ignore_index, ")");
+  dispatch_float(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
+    using T = decltype(tag);
+    const T* xp = ptr<T>(logits);
+    T* lp = ptr<T>(loss_rows);
+    T* sp = ptr<T>(lse);
+    parallel_rows(N, N * V, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* x = xp + r * V;
+        const T l = row_logsumexp(x, V);
+        sp[r] = l;
+        lp[r] = tp[r] == ignore_index ? T(0) : l - x[tp[r]];
+      }
+    });
+  });
+}
+
+void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
+                                        int64_t ignore_index, const Tensor& dloss_rows, double scale,
+                                        const Tensor& dlogits) {
+  dispatch_float(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using T = decltype(tag);
+    const int64_t V = last_dim(logits), N = targets.numel();
+    const int32_t* tp = ptr<int32_t>(targets);
+    const T *xp = ptr<T>(logits), *sp = ptr<T>(lse), *gp = ptr<T>(dloss_rows);
+    const int64_t gs = dloss_rows.dim() ? dloss_rows.strides()[0] : 0;  // 0: one value for every row
+    T* dp = ptr<T>(dlogits);
+    parallel_rows(N, N * V * 2, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* x = xp + r * V;
+        T* d = dp + r * V;
+        if (tp[r] == ignore_index) {
+          std::fill_n(d, V, T(0));
+          continue;
+        }
+        const T c = T(scale) * gp[r * gs], l = sp[r];
+#pragma omp simd
+        for (int64_t j = 0; j < V; ++j) d[j] = c * exp_t(x[j] - l);
+        d[tp[r]] -= c;
+      }
+    });
+  });
+}
+
 }  // namespace mg::cpu

@@ -7,5 +7,10 @@
 namespace mg {
 
 int run_example(const std::vector<std::string>& args);
+int run_tokenize(const std::vector<std::string>& args);
+int run_train(const std::vector<std::string>& args);
+int run_generate(const std::vector<std::string>& args);
+int run_eval(const std::vector<std::string>& args);
+int run_reproduce(const std::vector<std::string>& args);
 
 }  // namespace mg

@@ -19,6 +19,11 @@ struct Command {
 
 const Command kCommands[] = {
     {"example", mg::run_example, "fit a tiny MLP by gradient descent and print its falling loss"},
+    {"tokenize", mg::run_tokenize, "CONFIG.yaml: train the tokenizer and write the token shards"},
+    {"train", mg::run_train, "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model"},
+    {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
+    {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume]: mixer vs transformer, with a report"},
+    {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
 };
 
 void usage(FILE* out) {

@@ -19,9 +19,9 @@ std::string YamlSection::where(const std::string& key) const {
 
 bool YamlSection::has(const std::string& key) const { return node_ && node_.IsMap() && node_[key]; }
 
-YAML::Node YamlSection::value(const std::string& key) {
+std::optional<YAML::Node> YamlSection::value(const std::string& key) {
   known_.push_back(key);
-  if (!has(key)) return YAML::Node();
+  if (!has(key)) return std::nullopt;
   YAML::Node v = node_[key];
   MG_CHECK(v.IsScalar(), where(key), ": expected a single value, got a ", v.IsMap() ? "mapping" : "list");
   return v;
@@ -40,10 +40,10 @@ bool convert_scalar(const YAML::Node& v, T& out) {
 }  // namespace
 
 void YamlSection::get(const std::string& key, int64_t& out) {
-  YAML::Node v = value(key);
+  auto v = value(key);
   if (!v) return;
   long long x;
-  MG_CHECK(convert_scalar(v, x), where(key), ": expected an integer, got '", v.Scalar(), "'");
+  MG_CHECK(convert_scalar(*v, x), where(key), ": expected an integer, got '", v->Scalar(), "'");
   out = x;
 }
 void YamlSection::get(const std::string& key, int& out) {
@@ -53,19 +53,31 @@ void YamlSection::get(const std::string& key, int& out) {
   out = int(x);
 }
 void YamlSection::get(const std::string& key, double& out) {
-  YAML::Node v = value(key);
+  auto v = value(key);
   if (!v) return;
-  MG_CHECK(convert_scalar(v, out), where(key), ": expected a number, got '", v.Scalar(), "'");
+  MG_CHECK(convert_scalar(*v, out), where(key), ": expected a number, got '", v->Scalar(), "'");
 }
 void YamlSection::get(const std::string& key, bool& out) {
-  YAML::Node v = value(key);
+  auto v = value(key);
   if (!v) return;
-  MG_CHECK(convert_scalar(v, out), where(key), ": expected true or false, got '", v.Scalar(), "'");
+  MG_CHECK(convert_scalar(*v, out), where(key), ": expected true or false, got '", v->Scalar(), "'");
 }
 void YamlSection::get(const std::string& key, std::string& out) {
-  YAML::Node v = value(key);
+  auto v = value(key);
   if (!v) return;
-  out = v.Scalar();
+  out = v->Scalar();
+}
+void YamlSection::get(const std::string& key, std::optional<bool>& out) {
+  bool v = false;
+  bool present = has(key);
+  get(key, v);
+  if (present) out = v;
+}
+void YamlSection::get(const std::string& key, std::optional<double>& out) {
+  double v = 0;
+  bool present = has(key);
+  get(key, v);
+  if (present) out = v;
 }
 void YamlSection::get_choice(const std::string& key, std::string& out, const std::vector<std::string>& choices) {
   get(key, out);

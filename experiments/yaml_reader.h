@@ -2,6 +2,7 @@
 // Strict reading of YAML configs: every key has a default in the C++ struct it fills, a key the
 // program does not know is an error naming its full path (a typo never silently does nothing),
 // and a value of the wrong type names the key, the value and the expected type.
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,9 @@ class YamlSection {
   void get(const std::string& key, double& out);
   void get(const std::string& key, bool& out);
   void get(const std::string& key, std::string& out);
+  // Set only when the key is present.
+  void get(const std::string& key, std::optional<bool>& out);
+  void get(const std::string& key, std::optional<double>& out);
   // One of `choices`.
   void get_choice(const std::string& key, std::string& out, const std::vector<std::string>& choices);
   YamlSection section(const std::string& key);  // a missing section is an empty one
@@ -29,7 +33,7 @@ class YamlSection {
 
  private:
   std::string where(const std::string& key) const;
-  YAML::Node value(const std::string& key);
+  std::optional<YAML::Node> value(const std::string& key);
   YAML::Node node_;
   std::string file_, path_;
   std::vector<std::string> known_;

@@ -35,9 +35,29 @@ ReducePlan plan(const char* op, const Tensor& x, const std::vector<int64_t>& dim
   return p;
 }
 
+// Sum over leading dims of a contiguous tensor (bias gradients: [rows, out] -> [out]) as a
+// ones-vector GEMM, which reads x once in its own layout instead of transposing a copy.
+bool sum_leading_as_gemm(const Tensor& x, const ReducePlan& p, const Tensor& out) {
+  if (!x.is_contiguous() || (x.dtype() != DType::f32 && x.dtype() != DType::f64)) return false;
+  size_t lead = 0;
+  while (lead < p.reduced.size() && p.reduced[lead]) ++lead;
+  for (size_t i = lead; i < p.reduced.size(); ++i)
+    if (p.reduced[i]) return false;
+  if (lead == 0 || lead == p.reduced.size()) return false;
+  const int64_t R = p.count, K = x.numel() / std::max<int64_t>(R, 1);
+  Tensor ones_row = full({1, R}, 1.0, opts_of(x));
+  be(x).gemm(x.dtype(), false, false, 1, K, R, 1.0, ones_row.raw_data(), R, 0, x.raw_data(), K, 0, 0.0,
+             out.raw_data(), K, 0, 1);
+  return true;
+}
+
 // Moves the reduced dims last, makes the result contiguous and reduces each row.
 Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePlan& p) {
   check_floating(name, x);
+  if (op == ReduceOp::sum && p.count > 0 && x.numel() > 0) {
+    Tensor out = empty_as(p.out_shape, x);
+    if (sum_leading_as_gemm(x, p, out)) return out;
+  }
   std::vector<int64_t> perm;
   for (size_t i = 0; i < p.reduced.size(); ++i)
     if (!p.reduced[i]) perm.push_back(int64_t(i));

@@ -1,0 +1,112 @@
+// mixgrad-bench ops: forward+backward time of the paper's fused ops at masked-mixer sizes
+// (B=8, T=512, D=256/512, vocab 4096). bench/torch_ops.py times the same work in PyTorch;
+// bench/compare_ops.sh runs both in one go and prints the ratios.
+#include <omp.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/masked_mix.h"
+#include "ops/norm.h"
+#include "ops/ops.h"
+#include "ops/softmax.h"
+
+using namespace mg;
+
+namespace {
+
+double median_ms(const std::function<void()>& fn, int reps) {
+  fn();  // warm-up: first-touch allocations, caches
+  std::vector<double> t;
+  for (int r = 0; r < reps; ++r) {
+    auto a = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - a).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+Tensor param(const Shape& s, uint64_t seed, double scale = 1.0) {
+  Tensor p = mul(randn(s, seed), scale).detach();
+  p.set_requires_grad(true);
+  return p;
+}
+
+void clear(std::initializer_list<Tensor*> ts) {
+  for (Tensor* t : ts) t->zero_grad();
+}
+
+}  // namespace
+
+int bench_ops(int argc, char** argv) {
+  int threads = 2, reps = 7;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
+    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
+    else {
+      std::fprintf(stderr, "bench ops: unknown argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  omp_set_num_threads(threads);
+  const int64_t B = 8, T = 512, V = 4096;
+  std::printf("# mixgrad ops fwd+bwd, %d threads, median of %d (ms)\n", threads, reps);
+  auto report = [&](const std::string& name, double ms) { std::printf("%-28s %10.3f\n", name.c_str(), ms); };
+  auto want = [&](const std::string& name) { return only.empty() || name.find(only) != std::string::npos; };
+
+  for (int64_t D : {256, 512}) {
+    std::string d = std::to_string(D);
+    if (want("layernorm_d" + d)) {
+      Tensor x = param({B, T, D}, 1), w = param({D}, 2), b = param({D}, 3);
+      Tensor g = randn({B, T, D}, 4);
+      report("layernorm_d" + d, median_ms([&] {
+               clear({&x, &w, &b});
+               layer_norm(x, w, b).backward(g);
+             }, reps));
+    }
+    if (want("gelu_d" + d)) {
+      Tensor x = param({B, T, 4 * D}, 5);
+      Tensor g = randn({B, T, 4 * D}, 6);
+      report("gelu_d" + d, median_ms([&] {
+               clear({&x});
+               gelu(x).backward(g);
+             }, reps));
+    }
+    if (want("masked_mix_d" + d)) {
+      Tensor x = param({B, T, D}, 7), w = param({T, T}, 8, 1.0 / 22.6), c = param({T}, 9);
+      Tensor g = randn({B, T, D}, 10);
+      report("masked_mix_d" + d, median_ms([&] {
+               clear({&x, &w, &c});
+               masked_token_mix(x, w, c).backward(g);
+             }, reps));
+    }
+    if (want("attention_d" + d)) {
+      const int64_t H = 8, Dh = D / H;
+      Tensor q = param({B, H, T, Dh}, 11), k = param({B, H, T, Dh}, 12), v = param({B, H, T, Dh}, 13);
+      Tensor g = randn({B, H, T, Dh}, 14);
+      report("attention_d" + d, median_ms([&] {
+               clear({&q, &k, &v});
+               scaled_dot_product_attention(q, k, v, true).backward(g);
+             }, reps));
+    }
+  }
+  if (want("softmax_ce_v4096")) {
+    Tensor logits = param({B * T, V}, 15);
+    Tensor targets = randint(0, int32_t(V), {B * T}, 16);
+    report("softmax_ce_v4096", median_ms([&] {
+             clear({&logits});
+             cross_entropy(logits, targets).backward();
+           }, reps));
+  }
+  return 0;
+}

@@ -1,0 +1,39 @@
+// mixgrad-bench: micro-benchmarks. Usage: mixgrad-bench <command> [options]
+// Add a command by declaring its entry point below and adding a row to kCommands.
+#include <cstdio>
+#include <cstring>
+
+int bench_gemm(int argc, char** argv);
+
+namespace {
+
+struct Command {
+  const char* name;
+  int (*fn)(int argc, char** argv);  // argv[0] is the command name
+  const char* help;
+};
+
+constexpr Command kCommands[] = {
+    {"gemm", &bench_gemm,
+     "[--threads N] [--reps R]  mixgrad SGEMM vs OpenBLAS: square sizes and masked-mixer training shapes"},
+};
+
+void usage(const char* prog) {
+  std::fprintf(stderr, "usage: %s <command> [options]\ncommands:\n", prog);
+  for (const Command& c : kCommands) std::fprintf(stderr, "  %-8s %s\n", c.name, c.help);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0) {
+    usage(argv[0]);
+    return argc < 2 ? 2 : 0;
+  }
+  for (const Command& c : kCommands) {
+    if (std::strcmp(argv[1], c.name) == 0) return c.fn(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "unknown command '%s'\n", argv[1]);
+  usage(argv[0]);
+  return 2;
+}

@@ -1,0 +1,49 @@
+#pragma once
+// mixgrad's own CPU GEMM (packed, cache-blocked, GotoBLAS/BLIS style).
+//
+// Expects:
+//   * Row-major storage. op(A) is [M,K]: A is stored [M,K] (row stride lda >= K), or [K,M]
+//     (lda >= M) when trans_a. op(B) is [K,N]: B is stored [K,N] (ldb >= N), or [N,K]
+//     (ldb >= K) when trans_b. C is [M,N] with ldc >= N. Strides are in elements.
+//   * C must not alias A or B. M, N, K >= 0 (a zero M or N is a no-op).
+//   * A and B need no particular alignment; they are only read.
+// Guarantees:
+//   * C[M,N] = alpha * op(A) * op(B) + beta * C. Only the M x N window of C is touched.
+//   * beta == 0 means C is overwritten: its old contents (NaN/Inf included) are never read.
+//     alpha == 0 or K == 0 gives C = beta * C without reading A or B.
+//   * Accumulation is in the working precision (f32 for sgemm, f64 for dgemm), summed over K in
+//     blocks; the result matches a reference dot product within ordinary rounding, but is not
+//     bit-identical to other BLAS libraries nor across different thread counts or ISAs.
+//   * Threads with OpenMP (omp_get_max_threads() threads, fewer for small problems) unless called
+//     from inside an active parallel region, where it runs single-threaded on the caller.
+//   * The SIMD micro-kernel is chosen at run time (AVX-512F, else AVX2+FMA, else portable C++);
+//     the library itself need not be compiled with -march flags.
+//   * Thread-safe: concurrent calls from different threads are fine (packing buffers are per thread).
+#include <cstdint>
+
+namespace mg::cpu {
+
+// Row-major: C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is [M,K] (A stored [K,M] when trans_a),
+// op(B) is [K,N] (B stored [N,K] when trans_b). lda/ldb/ldc are row strides in elements.
+// beta == 0 means C is overwritten (NaNs in C are ignored). Threads with OpenMP unless called
+// from inside a parallel region (then runs single-threaded).
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+           const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+           const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
+
+// Batched: batch independent GEMMs with element strides between consecutive A, B, C matrices
+// (a stride of 0 broadcasts that operand; stride_c must not be 0 when batch > 1 unless the
+// caller wants the last result only). Parallelises over the batch when the matrices are small
+// or the batch divides evenly among the threads; otherwise each GEMM is threaded in turn.
+void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                   const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
+                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch);
+void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const double* A, int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b,
+                   double beta, double* C, int64_t ldc, int64_t stride_c, int64_t batch);
+
+// What the runtime dispatch picked for sgemm, e.g. "avx512f 14x32" (dgemm uses the same ISA).
+const char* gemm_kernel_name();
+
+}  // namespace mg::cpu

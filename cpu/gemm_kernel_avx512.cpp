@@ -1,0 +1,205 @@
+// AVX-512F GEMM micro-kernels. Compiled with function-level target attributes so the library
+// needs no -march flag; only called after __builtin_cpu_supports("avx512f") said yes.
+#include "cpu/gemm_kernels.h"
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MG_AVX512 __attribute__((target("avx512f")))
+
+#ifndef MG_KU
+#define MG_KU 4
+#endif
+namespace mg::cpu::detail {
+namespace {
+
+// f32: MR rows x 32 columns (two zmm per row) -> 2*MR accumulators; MR=14 uses 28 of 32 zmm.
+template <int MR>
+MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                   float alpha, float beta) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm512_setzero_ps();
+    c1[i] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
+  int64_t k = 0;
+  for (; k + MG_KU <= kc; k += MG_KU) {
+#pragma GCC unroll 8
+    for (int u = 0; u < MG_KU; ++u) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
+      const __m512 b0 = _mm512_load_ps(b);
+      const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const __m512 ai = _mm512_set1_ps(a[i]);
+        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+      }
+      a += MR;
+      b += 32;
+    }
+  }
+  for (; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(b);
+    const __m512 b1 = _mm512_load_ps(b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
+    }
+    a += MR;
+    b += 32;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
+    }
+  } else if (beta == 1.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c0[i], _mm512_loadu_ps(c + i * ldc)));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c1[i], _mm512_loadu_ps(c + i * ldc + 16)));
+    }
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc,
+                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
+      _mm512_storeu_ps(c + i * ldc + 16,
+                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
+    }
+  }
+}
+
+// f64: MR rows x 16 columns (two zmm of 8 doubles per row).
+template <int MR>
+MG_AVX512 void dgemm_avx512_kernel(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                                   double alpha, double beta) {
+  __m512d c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm512_setzero_pd();
+    c1[i] = _mm512_setzero_pd();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
+  }
+  int64_t k = 0;
+  for (; k + MG_KU <= kc; k += MG_KU) {
+#pragma GCC unroll 8
+    for (int u = 0; u < MG_KU; ++u) {
+      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 8), _MM_HINT_T0);
+      const __m512d b0 = _mm512_load_pd(b);
+      const __m512d b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const __m512d ai = _mm512_set1_pd(a[i]);
+        c0[i] = _mm512_fmadd_pd(ai, b0, c0[i]);
+        c1[i] = _mm512_fmadd_pd(ai, b1, c1[i]);
+      }
+      a += MR;
+      b += 16;
+    }
+  }
+  for (; k < kc; ++k) {
+    const __m512d b0 = _mm512_load_pd(b);
+    const __m512d b1 = _mm512_load_pd(b + 8);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512d ai = _mm512_set1_pd(a[i]);
+      c0[i] = _mm512_fmadd_pd(ai, b0, c0[i]);
+      c1[i] = _mm512_fmadd_pd(ai, b1, c1[i]);
+    }
+    a += MR;
+    b += 16;
+  }
+  const __m512d va = _mm512_set1_pd(alpha);
+  if (beta == 0.0) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_pd(c + i * ldc, _mm512_mul_pd(va, c0[i]));
+      _mm512_storeu_pd(c + i * ldc + 8, _mm512_mul_pd(va, c1[i]));
+    }
+  } else if (beta == 1.0) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_pd(c + i * ldc, _mm512_fmadd_pd(va, c0[i], _mm512_loadu_pd(c + i * ldc)));
+      _mm512_storeu_pd(c + i * ldc + 8, _mm512_fmadd_pd(va, c1[i], _mm512_loadu_pd(c + i * ldc + 8)));
+    }
+  } else {
+    const __m512d vb = _mm512_set1_pd(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_pd(c + i * ldc,
+                       _mm512_fmadd_pd(va, c0[i], _mm512_mul_pd(vb, _mm512_loadu_pd(c + i * ldc))));
+      _mm512_storeu_pd(c + i * ldc + 8,
+                       _mm512_fmadd_pd(va, c1[i], _mm512_mul_pd(vb, _mm512_loadu_pd(c + i * ldc + 8))));
+    }
+  }
+}
+
+#ifndef MG_GEMM_AVX512_MR_F32
+#define MG_GEMM_AVX512_MR_F32 12
+#endif
+#ifndef MG_GEMM_AVX512_MR_F64
+#define MG_GEMM_AVX512_MR_F64 12
+#endif
+#ifndef MG_GEMM_AVX512_KC_F32
+#define MG_GEMM_AVX512_KC_F32 384
+#endif
+#ifndef MG_GEMM_AVX512_NC_F32
+#define MG_GEMM_AVX512_NC_F32 512
+#endif
+#define MG_STR2(x) #x
+#define MG_STR(x) MG_STR2(x)
+
+}  // namespace
+
+GemmKernelSet gemm_kernels_avx512() {
+  GemmKernelSet s;
+  // f32 12x32: 24 zmm accumulators + 2 B vectors + 1 broadcast; per k step 2 loads, 12
+  // broadcasts, 24 FMAs. Blocking: the 12 x kc A micro-panel (18 KiB at kc=384) stays in L1,
+  // the kc x nc B block (<= 768 KiB) in L2, the packed op(A) band in L3.
+  s.f32.fn = &sgemm_avx512_kernel<MG_GEMM_AVX512_MR_F32>;
+  s.f32.mr = MG_GEMM_AVX512_MR_F32;
+  s.f32.nr = 32;
+  s.f32.kc = MG_GEMM_AVX512_KC_F32;
+  s.f32.mc = 1 << 20;
+  s.f32.nc = MG_GEMM_AVX512_NC_F32;
+  s.f32.name = "avx512f " MG_STR(MG_GEMM_AVX512_MR_F32) "x32";
+  s.f64.fn = &dgemm_avx512_kernel<MG_GEMM_AVX512_MR_F64>;
+  s.f64.mr = MG_GEMM_AVX512_MR_F64;
+  s.f64.nr = 16;
+  s.f64.kc = 256;
+  s.f64.mc = 1 << 20;
+  s.f64.nc = 384;
+  s.f64.name = "avx512f " MG_STR(MG_GEMM_AVX512_MR_F64) "x16";
+  if (gemm_isa_supported("avx2")) {  // every AVX-512 CPU has it, but do not assume
+    s.f32.pack_rows = &gemm_pack_rows_avx2_f32;
+    s.f64.pack_rows = &gemm_pack_rows_avx2_f64;
+  }
+  s.ok = true;
+  return s;
+}
+
+}  // namespace mg::cpu::detail
+
+#else  // not x86-64 GCC/Clang
+
+namespace mg::cpu::detail {
+GemmKernelSet gemm_kernels_avx512() { return {}; }
+}  // namespace mg::cpu::detail
+
+#endif

@@ -1,0 +1,111 @@
+// The language-model subcommands: tokenize, train, generate, eval.
+#include <cstdio>
+#include <filesystem>
+
+#include "experiments/args.h"
+#include "experiments/commands.h"
+#include "experiments/data_prep.h"
+#include "experiments/generate.h"
+#include "experiments/trainer.h"
+#include "nn/checkpoint.h"
+#include "ops/ops.h"
+
+namespace mg {
+
+namespace fs = std::filesystem;
+
+int run_tokenize(const std::vector<std::string>& argv) {
+  Args a("tokenize", argv, {}, {});
+  RunConfig rc = load_run_config(a.positional("CONFIG.yaml"));
+  PreparedData d = prepare_data(rc.data);
+  std::printf("tokenizer %s/tokenizer.bpe (%d tokens)\ntrain %s: %llu documents, %llu tokens\n", d.dir.c_str(),
+              d.tokenizer->vocab_size(), d.train->path().c_str(), (unsigned long long)d.train->num_documents(),
+              (unsigned long long)d.train->num_tokens());
+  std::printf("validation %s: %llu documents, %llu tokens\n", d.validation->path().c_str(),
+              (unsigned long long)d.validation->num_documents(), (unsigned long long)d.validation->num_tokens());
+  return 0;
+}
+
+int run_train(const std::vector<std::string>& argv) {
+  Args a("train", argv, {"steps", "out-dir", "stop-after"}, {"resume"});
+  RunConfig rc = load_run_config(a.positional("CONFIG.yaml"));
+  rc.train.steps = a.get_int("steps", rc.train.steps);
+  rc.out_dir = a.get("out-dir", rc.out_dir);
+  TrainOptions o;
+  o.resume = a.flag("resume");
+  o.stop_after = a.get_int("stop-after", -1);
+  TrainSummary s = train_run(rc, o);
+  std::printf("%s: %lld steps in %.1fs, %.0f tokens/s, last train loss %.4f", rc.name.c_str(), (long long)s.steps_done,
+              s.seconds, s.tokens_per_second, s.last_train_loss);
+  if (!s.validation.empty()) std::printf(", validation loss %.4f", s.validation.back().loss);
+  std::printf(" (unigram baseline %.4f)\nsample: %s\noutputs in %s\n", s.unigram_entropy, s.sample.c_str(),
+              rc.out_dir.c_str());
+  return s.interrupted ? 130 : 0;
+}
+
+namespace {
+struct LoadedRun {
+  RunConfig rc;
+  std::unique_ptr<LanguageModel> model;
+  BpeTokenizer tok;
+};
+
+LoadedRun load_run(const std::string& ckpt) {
+  auto meta = read_checkpoint_metadata(ckpt);
+  auto it = meta.find("config");
+  MG_CHECK(it != meta.end(), "checkpoint '", ckpt, "' carries no config");
+  LoadedRun r{parse_run_config(it->second, ckpt + " [config]"), nullptr, BpeTokenizer()};
+  std::string tok_path = (fs::path(ckpt).parent_path() / "tokenizer.bpe").string();
+  r.tok = BpeTokenizer::load(tok_path);
+  Generator gen(0);
+  r.model = make_model(r.rc.model, gen);
+  load_checkpoint(ckpt, *r.model, nullptr);
+  return r;
+}
+}  // namespace
+
+int run_generate(const std::vector<std::string>& argv) {
+  Args a("generate", argv, {"checkpoint", "prompt", "tokens", "temperature", "top-k", "seed"}, {});
+  MG_CHECK(a.has("checkpoint"), "generate: --checkpoint PATH is required");
+  LoadedRun r = load_run(a.get("checkpoint", ""));
+  GenerateOptions o;
+  o.max_new_tokens = a.get_int("tokens", 50);
+  o.temperature = a.get_double("temperature", 0);
+  o.top_k = a.get_int("top-k", 0);
+  o.seed = uint64_t(a.get_int("seed", 0));
+  std::string prompt = a.get("prompt", "Once upon a time");
+  std::printf("%s%s\n", prompt.c_str(), generate_text(*r.model, r.tok, prompt, o).c_str());
+  return 0;
+}
+
+int run_eval(const std::vector<std::string>& argv) {
+  Args a("eval", argv, {"checkpoint", "batches"}, {});
+  MG_CHECK(a.has("checkpoint"), "eval: --checkpoint PATH is required");
+  LoadedRun r = load_run(a.get("checkpoint", ""));
+  PreparedData d = prepare_data(r.rc.data);
+  MG_CHECK(tokenizer_fingerprint(*d.tokenizer) == tokenizer_fingerprint(r.tok),
+           "eval: the data cache's tokenizer differs from the checkpoint's tokenizer.bpe");
+  BatcherOptions bo;
+  bo.batch_size = r.rc.train.batch_size;
+  bo.n_ctx = r.rc.model.n_ctx;
+  bo.mode = r.rc.data.batching;
+  bo.pad_side = r.rc.data.pad_side;
+  bo.pad_id = r.tok.pad_id();
+  bo.eos_id = r.tok.eos_id();
+  bo.shuffle = false;
+  ValidationBatches vb(d.validation, bo);
+  NoGradGuard no_grad;
+  Batch b;
+  double total = 0;
+  int64_t count = 0, nb = 0, limit = a.get_int("batches", 0);
+  while ((limit == 0 || nb < limit) && vb.next(b)) {
+    total += shifted_lm_loss(r.model->forward(b.inputs), b.labels, true).item();
+    count += count_scored(b.labels);
+    ++nb;
+  }
+  std::printf("validation loss %.4f nats over %lld tokens (%lld batches); unigram baseline %.4f\n",
+              total / double(count), (long long)count, (long long)nb, unigram_entropy(*d.train));
+  return 0;
+}
+
+}  // namespace mg

@@ -1,0 +1,27 @@
+#pragma once
+// Turns a DataConfig into a tokenizer and train/validation shards, building each only when its
+// cached file is missing. The cache directory is keyed by everything that decides the tokens
+// (corpus spec, document limit, vocabulary size, validation split), so changing any of them
+// never reuses stale files.
+#include <memory>
+#include <string>
+
+#include "data/bpe_tokenizer.h"
+#include "experiments/run_config.h"
+
+namespace mg {
+
+struct PreparedData {
+  std::shared_ptr<BpeTokenizer> tokenizer;
+  std::shared_ptr<const TokenShard> train, validation;
+  std::string dir;  // the cache directory holding tokenizer.bpe, train.mgtok, validation.mgtok
+};
+
+// Prints what it builds to stderr. Throws mg::Error (CorpusError, ShardError, TokenizerError)
+// naming the file at fault.
+PreparedData prepare_data(const DataConfig& cfg);
+
+// The cache directory prepare_data uses for cfg.
+std::string data_cache_dir(const DataConfig& cfg);
+
+}  // namespace mg

@@ -1,0 +1,69 @@
+#pragma once
+// The configuration of one training run, read from YAML (experiments/configs/*.yaml). Every key
+// has a default here; an unknown key, a wrong type or a bad value is an error naming the key.
+//
+//   name: mixer_quick          # run name (default: the config file's stem)
+//   out_dir: runs/mixer_quick  # where logs, figures and checkpoints go
+//   model:  {kind, vocab_size, d_model, n_layers, n_ctx, n_heads, ffn_mult, mixer_form,
+//            mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta, init_std}
+//   data:   {format, path, field, separator, max_document_bytes, max_documents, vocab_size,
+//            cache_dir, validation: {mode, fraction, count}, batching, pad_side}
+//   train:  {batch_size, steps, lr, warmup_steps, decay, min_lr, weight_decay, beta1, beta2,
+//            eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every, seed,
+//            threads, device, dtype, time_limit_minutes}
+#include <cstdint>
+#include <string>
+
+#include "data/batcher.h"
+#include "data/corpus.h"
+#include "data/shards.h"
+#include "nn/lr_schedule.h"
+#include "nn/model_config.h"
+
+namespace mg {
+
+struct DataConfig {
+  CorpusSpec corpus;
+  std::uint64_t max_documents = 0;  // 0 = all
+  int vocab_size = 4096;            // tokenizer size (model.vocab_size follows it)
+  std::string cache_dir;            // tokenizer + shards; default: <corpora root>/cache
+  ValidationSplit split;
+  BatchMode batching = BatchMode::per_document;
+  PadSide pad_side = PadSide::right;
+};
+
+struct TrainSettings {
+  int64_t batch_size = 8;
+  int64_t steps = 1000;
+  double lr = 5e-4;
+  int64_t warmup_steps = 50;
+  DecayKind decay = DecayKind::linear;
+  double min_lr = 0;
+  double weight_decay = 0;  // HF Trainer default, as the paper
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double grad_clip = 1.0;   // global L2 norm; 0 disables
+  int64_t eval_every = 100;
+  int64_t eval_batches = 20;  // 0 = the whole validation split
+  int64_t log_every = 10;
+  int64_t checkpoint_every = 200;
+  std::uint64_t seed = 42;
+  int threads = 0;  // 0 = OpenMP's default
+  std::string device = "cpu";
+  std::string dtype = "f32";
+  double time_limit_minutes = 0;  // 0 = none; stops (with a checkpoint) when exceeded
+};
+
+struct RunConfig {
+  std::string name;
+  std::string out_dir;
+  ModelConfig model;
+  DataConfig data;
+  TrainSettings train;
+  std::string source_yaml;  // the file's text, stored in checkpoints
+};
+
+RunConfig load_run_config(const std::string& path);
+// Parses YAML text (file_label names it in errors).
+RunConfig parse_run_config(const std::string& yaml_text, const std::string& file_label);
+
+}  // namespace mg

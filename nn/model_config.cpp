@@ -1,0 +1,127 @@
+#include "nn/model_config.h"
+
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "core/error.h"
+
+namespace mg {
+
+const char* model_kind_name(ModelKind k) {
+  switch (k) {
+    case ModelKind::masked_mixer: return "masked_mixer";
+    case ModelKind::llama: return "llama";
+    case ModelKind::gpt: return "gpt";
+  }
+  return "?";
+}
+
+const char* mixer_form_name(MixerForm f) {
+  switch (f) {
+    case MixerForm::flat: return "flat";
+    case MixerForm::expanded: return "expanded";
+    case MixerForm::multihead: return "multihead";
+  }
+  return "?";
+}
+
+ModelKind parse_model_kind(const std::string& s) {
+  for (ModelKind k : {ModelKind::masked_mixer, ModelKind::llama, ModelKind::gpt})
+    if (s == model_kind_name(k)) return k;
+  throw Error("unknown model kind '" + s + "' (expected masked_mixer, llama or gpt)");
+}
+
+MixerForm parse_mixer_form(const std::string& s) {
+  for (MixerForm f : {MixerForm::flat, MixerForm::expanded, MixerForm::multihead})
+    if (s == mixer_form_name(f)) return f;
+  throw Error("unknown mixer form '" + s + "' (expected flat, expanded or multihead)");
+}
+
+bool ModelConfig::resolved_tie_weights() const {
+  return tie_weights.value_or(kind == ModelKind::gpt);
+}
+
+double ModelConfig::resolved_norm_eps() const {
+  return norm_eps.value_or(kind == ModelKind::llama ? 1e-6 : 1e-5);
+}
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* field, int64_t v) {
+    MG_CHECK(v > 0, "ModelConfig.", field, " = ", v, " must be positive");
+  };
+  positive("vocab_size", vocab_size);
+  MG_CHECK(vocab_size <= std::numeric_limits<int32_t>::max(), "ModelConfig.vocab_size = ", vocab_size,
+           " does not fit the i32 token ids");
+  positive("d_model", d_model);
+  positive("n_layers", n_layers);
+  positive("n_ctx", n_ctx);
+  positive("ffn_mult", ffn_mult);
+  MG_CHECK(resolved_norm_eps() > 0 && std::isfinite(resolved_norm_eps()), "ModelConfig.norm_eps = ",
+           resolved_norm_eps(), " must be positive and finite");
+  if (kind == ModelKind::masked_mixer) {
+    if (mixer_form == MixerForm::expanded) positive("mixer_expansion", mixer_expansion);
+    if (mixer_form == MixerForm::multihead) {
+      positive("mixer_heads", mixer_heads);
+      MG_CHECK(d_model % mixer_heads == 0, "ModelConfig.mixer_heads = ", mixer_heads, " must divide d_model = ",
+               d_model);
+    }
+  } else {
+    positive("n_heads", n_heads);
+    MG_CHECK(d_model % n_heads == 0, "ModelConfig.n_heads = ", n_heads, " must divide d_model = ", d_model);
+    MG_CHECK(init_std > 0 && std::isfinite(init_std), "ModelConfig.init_std = ", init_std,
+             " must be positive and finite");
+  }
+  if (kind == ModelKind::llama) {
+    MG_CHECK((d_model / n_heads) % 2 == 0, "ModelConfig.n_heads = ", n_heads, " gives head_dim ", d_model / n_heads,
+             ", which must be even for RoPE");
+    MG_CHECK(rope_theta > 0 && std::isfinite(rope_theta), "ModelConfig.rope_theta = ", rope_theta,
+             " must be positive and finite");
+  }
+}
+
+int64_t ModelConfig::expected_num_parameters() const {
+  const int64_t d = d_model, n = n_ctx, V = vocab_size, f = ffn_mult * d_model;
+  const int64_t head = resolved_tie_weights() ? 0 : V * d;
+  switch (kind) {
+    case ModelKind::masked_mixer: {
+      int64_t mix = 0;
+      switch (mixer_form) {
+        case MixerForm::flat: mix = n * n + n; break;
+        case MixerForm::expanded: {
+          const int64_t e = mixer_expansion * n;
+          mix = (e * n + e) + (n * e + n);
+          break;
+        }
+        case MixerForm::multihead: mix = (d * d + d) + mixer_heads * (n * n + n) + (d * d + d); break;
+      }
+      const int64_t block = 2 * d + mix + 2 * d + (d * f + f) + (f * d + d);
+      return V * d + n_layers * block + head;
+    }
+    case ModelKind::llama: {
+      const int64_t block = 4 * d * d + 3 * d * f + 2 * d;
+      return V * d + n_layers * block + d + head;
+    }
+    case ModelKind::gpt: {
+      const int64_t block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d;
+      return V * d + n * d + n_layers * block + head;
+    }
+  }
+  return 0;
+}
+
+std::string ModelConfig::summary() const {
+  std::ostringstream os;
+  os << model_kind_name(kind) << " d=" << d_model << " L=" << n_layers << " n=" << n_ctx << " V=" << vocab_size;
+  if (kind == ModelKind::masked_mixer) {
+    os << ' ' << mixer_form_name(mixer_form);
+    if (mixer_form == MixerForm::expanded) os << " e=" << mixer_expansion;
+    if (mixer_form == MixerForm::multihead) os << " H=" << mixer_heads;
+  } else {
+    os << " h=" << n_heads;
+  }
+  if (resolved_tie_weights()) os << " tied";
+  return os.str();
+}
+
+}  // namespace mg

@@ -1,0 +1,231 @@
+// Masked token mixing as GEMMs over the lower triangle only. The weight is masked once per call
+// into a temporary (tril, one pass over R*C, so the stored weight is never written), and the GEMMs
+// visit only rectangles of it that touch the lower triangle (see row_cover), so the zero half costs
+// almost no multiply-adds. Everything goes through Backend::gemm on raw pointers (stride-0
+// broadcast of the weight over the batch), so the op runs on any backend.
+#include "ops/masked_mix.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "ops/common.h"
+#include "ops/reduce.h"
+
+namespace mg {
+using namespace detail;
+
+namespace {
+
+// The lower triangle {c <= r} is covered by GEMM rectangles: bands of kBand output rows each take
+// one rectangle left of their diagonal square (every column there is visible), and the square
+// itself in strips of kStrip rows, each reaching only to its own last row. The only wasted
+// multiply-adds are the strips' upper corners (~kStrip / (2 R) of the dense cost), while the bulk
+// runs in large GEMMs (0.56 of the dense flops at T = 512). Thinner strips waste less but pay
+// more for packing in the GEMM.
+constexpr int64_t kBand = 128;
+constexpr int64_t kStrip = 64;
+
+// A batch of row-major matrices in raw memory: element (b, i, j) at p + b*bs + i*ld + j (elements).
+struct Mats {
+  void* p;
+  int64_t bs, ld;
+};
+
+// Rows [r0, r1) x columns [c0, c1) of the weight; strip: part of a band's diagonal square.
+struct Rect {
+  int64_t r0, r1, c0, c1;
+  bool strip;
+};
+
+// The row-band cover of the lower triangle of an R x C weight, in order: for each band, a rectangle
+// starting at column 0 comes first (it is the first to touch its rows).
+std::vector<Rect> row_cover(int64_t R, int64_t C) {
+  std::vector<Rect> out;
+  for (int64_t r0 = 0; r0 < R; r0 += kBand) {
+    const int64_t r1 = std::min(r0 + kBand, R), left = std::min(r0, C);
+    if (left > 0) out.push_back({r0, r1, 0, left, false});
+    for (int64_t s0 = r0; s0 < r1; s0 += kStrip) {
+      const int64_t s1 = std::min(s0 + kStrip, r1), end = std::min(s1, C);
+      if (end > left) out.push_back({s0, s1, left, end, true});
+    }
+  }
+  return out;
+}
+
+struct Mixer {
+  Backend& be;
+  DType dt;
+  int64_t B, R, C, D;  // x [B, C, D] -> y [B, R, D], weight [R, C]
+
+  void* at(void* p, int64_t elems) const { return static_cast<char*>(p) + elems * int64_t(dtype_size(dt)); }
+  const void* at(const void* p, int64_t elems) const {
+    return static_cast<const char*>(p) + elems * int64_t(dtype_size(dt));
+  }
+
+  // y = tril(W) x (+ bias[r] on row r). wm is the masked weight, row stride wld.
+  void forward(Mats x, const void* wm, int64_t wld, const void* bias, const void* ones, Mats y) const {
+    if (bias) {  // y[b, r, :] = bias[r] * ones: a K=1 GEMM seeds the rows, the mixing accumulates
+      be.gemm(dt, false, false, R, D, 1, 1.0, bias, 1, 0, ones, D, 0, 0.0, y.p, y.ld, y.bs, B);
+    }
+    for (const Rect& q : row_cover(R, C)) {
+      // A rectangle starting at column 0 is the first to write its rows.
+      const double beta = bias || q.c0 > 0 ? 1.0 : 0.0;
+      be.gemm(dt, false, false, q.r1 - q.r0, D, q.c1 - q.c0, 1.0, at(wm, q.r0 * wld + q.c0), wld, 0,
+              at(x.p, q.c0 * x.ld), x.ld, x.bs, beta, at(y.p, q.r0 * y.ld), y.ld, y.bs, B);
+    }
+  }
+
+  // dx = tril(W)^T dy, by column bands: rows below the band's diagonal square in one rectangle
+  // (written first), then the square in strips of kStrip columns, each from its own first row.
+  void backward_x(Mats dy, const void* wm, int64_t wld, Mats dx) const {
+    for (int64_t c0 = 0; c0 < C; c0 += kBand) {
+      const int64_t c1 = std::min(c0 + kBand, C);
+      const bool below = R > c1;
+      if (below) {
+        be.gemm(dt, true, false, c1 - c0, D, R - c1, 1.0, at(wm, c1 * wld + c0), wld, 0, at(dy.p, c1 * dy.ld), dy.ld,
+                dy.bs, 0.0, at(dx.p, c0 * dx.ld), dx.ld, dx.bs, B);
+      }
+      for (int64_t s0 = c0; s0 < c1; s0 += kStrip) {
+        const int64_t s1 = std::min(s0 + kStrip, c1), k = std::max<int64_t>(std::min(c1, R) - s0, 0);
+        if (k == 0 && below) continue;
+        // k == 0 (columns past the last output row, R < C) writes zeros without reading A or B.
+        const int64_t r = std::min(s0, R - 1);
+        be.gemm(dt, true, false, s1 - s0, D, k, 1.0, at(wm, r * wld + s0), wld, 0, at(dy.p, r * dy.ld), dy.ld, dy.bs,
+                below ? 1.0 : 0.0, at(dx.p, s0 * dx.ld), dx.ld, dx.bs, B);
+      }
+    }
+  }
+
+  // dw (zero-filled, row stride dwld) += sum_b dy_b x_b^T over the row cover; the caller masks the
+  // strips' upper corners afterwards. The sum over b runs as successive GEMMs into the same block,
+  // so strips (too thin to thread) of all whole bands go together as one GEMM batched over bands.
+  void backward_w(Mats dy, Mats x, void* dw, int64_t dwld) const {
+    const int64_t whole = std::min(R, C) / kBand;  // bands whose diagonal square lies inside W
+    for (const Rect& q : row_cover(R, C)) {
+      if (q.strip && q.r0 / kBand < whole) continue;
+      for (int64_t b = 0; b < B; ++b) {
+        be.gemm(dt, false, true, q.r1 - q.r0, q.c1 - q.c0, D, 1.0, at(dy.p, b * dy.bs + q.r0 * dy.ld), dy.ld, 0,
+                at(x.p, b * x.bs + q.c0 * x.ld), x.ld, 0, 1.0, at(dw, q.r0 * dwld + q.c0), dwld, 0, 1);
+      }
+    }
+    if (whole == 0) return;
+    // Strip s0 of band k: rows k*kBand + [s0, s0 + kStrip), columns k*kBand + [0, s0 + kStrip).
+    for (int64_t s0 = 0; s0 < kBand; s0 += kStrip) {
+      for (int64_t b = 0; b < B; ++b) {
+        be.gemm(dt, false, true, kStrip, s0 + kStrip, D, 1.0, at(dy.p, b * dy.bs + s0 * dy.ld), dy.ld, kBand * dy.ld,
+                at(x.p, b * x.bs), x.ld, kBand * x.ld, 1.0, at(dw, s0 * dwld), dwld, kBand * dwld + kBand, whole);
+      }
+    }
+  }
+};
+
+void check_float_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_same(op, x, weight);
+  MG_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op, ": f32 or f64 expected, got ", x.desc());
+  if (bias.defined()) check_same(op, x, bias);
+}
+
+Tensor masked(const Tensor& w) {  // tril(w) without autograd, contiguous
+  Tensor out = empty_as(w.shape(), w);
+  if (out.numel()) be(w).tril(contiguous_raw(w), 0, out);
+  return out;
+}
+
+}  // namespace
+
+Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float_args("masked_token_mix", x, weight, bias);
+  MG_CHECK(x.dim() == 3 && weight.dim() == 2 && weight.size(1) == x.size(1),
+           "masked_token_mix: expected x [B, C, D] and weight [R, C], got x ", x.desc(), ", weight ", weight.desc());
+  const int64_t B = x.size(0), C = x.size(1), D = x.size(2), R = weight.size(0);
+  MG_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == R), "masked_token_mix: bias must be [", R,
+           "], got ", bias.desc());
+  MG_CHECK(C > 0 && R > 0, "masked_token_mix: empty token axis: x ", x.desc(), ", weight ", weight.desc());
+
+  Tensor xc = contiguous_raw(x), wm = masked(weight);
+  Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
+  Tensor y = empty_as({B, R, D}, x);
+  const Mixer mix{be(x), x.dtype(), B, R, C, D};
+  if (y.numel()) {
+    Tensor ones = bias.defined() ? mg::ones({D}, opts_of(x)) : Tensor();
+    mix.forward({xc.raw_data(), C * D, D}, wm.raw_data(), C, bc.defined() ? bc.raw_data() : nullptr,
+                ones.defined() ? ones.raw_data() : nullptr, {y.raw_data(), R * D, D});
+  }
+
+  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
+  const bool has_bias = bias.defined();
+  return record("masked_token_mix", y, {x, weight, bias}, [=](const Tensor& g) -> std::vector<Tensor> {
+    Tensor gc = contiguous_raw(g);
+    Tensor dx, dw, db;
+    if (g.numel() == 0) {
+      return {ws.defined() ? zeros({B, C, D}, opts_of(g)) : Tensor(), xs.defined() ? zeros({R, C}, opts_of(g)) : Tensor(),
+              has_bias ? zeros({R}, opts_of(g)) : Tensor()};
+    }
+    const Mats dy{gc.raw_data(), R * D, D};
+    if (ws.defined()) {
+      dx = empty_as({B, C, D}, g);
+      mix.backward_x(dy, ws.raw_data(), C, {dx.raw_data(), C * D, D});
+    }
+    if (xs.defined()) {
+      Tensor full = zeros({R, C}, opts_of(g));
+      mix.backward_w(dy, {xs.raw_data(), C * D, D}, full.raw_data(), C);
+      dw = masked(full);
+    }
+    if (has_bias) db = sum(gc, {0, 2});
+    return {dx, dw, db};
+  });
+}
+
+Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_float_args("masked_token_mix_heads", x, weight, bias);
+  MG_CHECK(x.dim() == 3 && weight.dim() == 3 && weight.size(1) == x.size(1) && weight.size(2) == x.size(1) &&
+               weight.size(0) > 0 && x.size(2) % weight.size(0) == 0,
+           "masked_token_mix_heads: expected x [B, T, H*Dh] and weight [H, T, T], got x ", x.desc(), ", weight ",
+           weight.desc());
+  const int64_t B = x.size(0), T = x.size(1), HD = x.size(2), H = weight.size(0), Dh = HD / H;
+  MG_CHECK(!bias.defined() || (bias.dim() == 2 && bias.size(0) == H && bias.size(1) == T),
+           "masked_token_mix_heads: bias must be [", H, ", ", T, "], got ", bias.desc());
+  MG_CHECK(T > 0, "masked_token_mix_heads: empty token axis: x ", x.desc());
+
+  Tensor xc = contiguous_raw(x), wm = masked(weight);
+  Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
+  Tensor y = empty_as({B, T, HD}, x);
+  // Head h: x and y are [B, T, Dh] matrices at channel offset h*Dh with row stride H*Dh.
+  const Mixer mix{be(x), x.dtype(), B, T, T, Dh};
+  auto head = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
+  if (y.numel()) {
+    Tensor ones = bias.defined() ? mg::ones({Dh}, opts_of(x)) : Tensor();
+    for (int64_t h = 0; h < H; ++h) {
+      mix.forward(head(xc, h), mix.at(wm.raw_data(), h * T * T), T, bc.defined() ? mix.at(bc.raw_data(), h * T) : nullptr,
+                  ones.defined() ? ones.raw_data() : nullptr, head(y, h));
+    }
+  }
+
+  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
+  const bool has_bias = bias.defined();
+  return record("masked_token_mix_heads", y, {x, weight, bias}, [=](const Tensor& g) -> std::vector<Tensor> {
+    Tensor gc = contiguous_raw(g);
+    Tensor dx, dw, db;
+    if (g.numel() == 0) {
+      return {ws.defined() ? zeros({B, T, HD}, opts_of(g)) : Tensor(),
+              xs.defined() ? zeros({H, T, T}, opts_of(g)) : Tensor(), has_bias ? zeros({H, T}, opts_of(g)) : Tensor()};
+    }
+    auto head_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
+    if (ws.defined()) {
+      dx = empty_as({B, T, HD}, g);
+      for (int64_t h = 0; h < H; ++h) mix.backward_x(head_of(gc, h), mix.at(ws.raw_data(), h * T * T), T, head_of(dx, h));
+    }
+    if (xs.defined()) {
+      Tensor full = zeros({H, T, T}, opts_of(g));
+      for (int64_t h = 0; h < H; ++h)
+        mix.backward_w(head_of(gc, h), head_of(xs, h), mix.at(full.raw_data(), h * T * T), T);
+      dw = masked(full);
+    }
+    if (has_bias) db = sum(gc.view({B, T, H, Dh}), {0, 3}).transpose(0, 1).contiguous();
+    return {dx, dw, db};
+  });
+}
+
+}  // namespace mg

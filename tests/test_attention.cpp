@@ -1,0 +1,150 @@
+// ops/attention: the fused attention kernel against the textbook softmax(q k^T * scale) v, its
+// gradients (f64 gradcheck), causality bit for bit, and shapes that cross the kernel's tiles.
+#include <cmath>
+#include <functional>
+
+#include "ops/attention.h"
+#include "tests/test_helpers.h"
+
+using namespace mg;
+using namespace mg::test;
+
+namespace {
+
+std::vector<double> vals(const Tensor& t) {
+  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
+  std::vector<double> r;
+  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
+  return r;
+}
+
+// Plain reference: per (b, h) the full score matrix, masked, softmaxed, times v (all in f64).
+std::vector<double> naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  const int64_t BH = q.size(0) * q.size(1), T = q.size(2), Dh = q.size(3);
+  if (scale == 0) scale = 1.0 / std::sqrt(double(Dh));
+  std::vector<double> qv = vals(q), kv = vals(k), vv = vals(v), out(qv.size(), 0.0);
+  for (int64_t bh = 0; bh < BH; ++bh)
+    for (int64_t i = 0; i < T; ++i) {
+      const int64_t n = causal ? i + 1 : T;
+      std::vector<double> s(static_cast<size_t>(n));
+      double mx = -INFINITY;
+      for (int64_t j = 0; j < n; ++j) {
+        double d = 0;
+        for (int64_t c = 0; c < Dh; ++c) d += qv[size_t((bh * T + i) * Dh + c)] * kv[size_t((bh * T + j) * Dh + c)];
+        s[size_t(j)] = d * scale;
+        mx = std::max(mx, s[size_t(j)]);
+      }
+      double sum = 0;
+      for (double& e : s) sum += (e = std::exp(e - mx));
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < Dh; ++c)
+          out[size_t((bh * T + i) * Dh + c)] += s[size_t(j)] / sum * vv[size_t((bh * T + j) * Dh + c)];
+    }
+  return out;
+}
+
+void check_forward(const Shape& shape, bool causal, double scale, DType dt, uint64_t seed) {
+  Tensor q = randn(shape, seed, TensorOptions{dt}), k = randn(shape, seed + 1, TensorOptions{dt}),
+         v = randn(shape, seed + 2, TensorOptions{dt});
+  std::vector<double> got = vals(scaled_dot_product_attention(q, k, v, causal, scale));
+  std::vector<double> ref = naive_attention(q, k, v, causal, scale);
+  const double tol = dt == DType::f32 ? 2e-5 : 1e-12;
+  int bad = 0;
+  for (size_t i = 0; i < ref.size(); ++i) bad += !(std::abs(got[i] - ref[i]) <= tol * (1 + std::abs(ref[i])));
+  INFO("shape " << shape_str(shape) << " causal " << causal << " scale " << scale << " " << dtype_name(dt));
+  CHECK(bad == 0);
+}
+
+Tensor leaf_from(const Tensor& t) {
+  Tensor l = t.detach();
+  l.set_requires_grad(true);
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("attention forward matches softmax(q k^T * scale) v") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (bool causal : {true, false}) {
+      check_forward({1, 1, 1, 4}, causal, 0, dt, 1);     // T = 1
+      check_forward({2, 3, 5, 3}, causal, 0, dt, 4);     // odd T, odd Dh
+      check_forward({1, 2, 7, 16}, causal, 0.3, dt, 7);  // explicit scale
+      check_forward({1, 2, 70, 32}, causal, 0, dt, 10);  // crosses the 64-row tiles
+      check_forward({2, 1, 130, 5}, causal, 0, dt, 13);  // three tiles, ragged, odd Dh
+      check_forward({1, 1, 128, 64}, causal, 0, dt, 16); // exact tiles
+      check_forward({1, 1, 67, 17}, causal, 0, dt, 19);  // Dh not a vector multiple
+    }
+  }
+  // Large scores: the online softmax must not overflow where the naive exp would.
+  Tensor q = mul(randn({1, 1, 70, 8}, 1), 30.0), k = mul(randn({1, 1, 70, 8}, 2), 30.0), v = randn({1, 1, 70, 8}, 3);
+  std::vector<double> got = vals(scaled_dot_product_attention(q, k, v));
+  for (double x : got) CHECK(std::isfinite(x));
+  std::vector<double> ref = naive_attention(q, k, v, true, 0);
+  for (size_t i = 0; i < ref.size(); ++i) CHECK(got[i] == doctest::Approx(ref[i]).epsilon(1e-4));
+}
+
+TEST_CASE("attention gradients (f64 gradcheck) for q, k and v") {
+  for (bool causal : {true, false}) {
+    auto f = [causal](double scale) {
+      return [causal, scale](const std::vector<Tensor>& in) {
+        return scaled_dot_product_attention(in[0], in[1], in[2], causal, scale);
+      };
+    };
+    CAPTURE(causal);
+    check_grad(f(0), {leaf64({1, 1, 1, 3}, 1), leaf64({1, 1, 1, 3}, 2), leaf64({1, 1, 1, 3}, 3)});  // T = 1
+    check_grad(f(0), {leaf64({2, 2, 5, 3}, 4), leaf64({2, 2, 5, 3}, 5), leaf64({2, 2, 5, 3}, 6)});  // odd T, Dh
+    check_grad(f(0.7), {leaf64({1, 1, 7, 4}, 7), leaf64({1, 1, 7, 4}, 8), leaf64({1, 1, 7, 4}, 9)});
+    // Tiles: T = 70 crosses a 64-row tile boundary (and odd Dh pads the vectors).
+    check_grad(f(0), {leaf64({1, 1, 70, 3}, 10), leaf64({1, 1, 70, 3}, 11), leaf64({1, 1, 70, 3}, 12)});
+    // As models produce them: [B, T, H, Dh] projections transposed to [B, H, T, Dh]; v strided.
+    Tensor q = leaf_from(randn({2, 6, 2, 3}, 13, TensorOptions{DType::f64}).transpose(1, 2));
+    Tensor k = leaf_from(randn({2, 6, 2, 3}, 14, TensorOptions{DType::f64}).transpose(1, 2));
+    Tensor v = leaf64_strided({2, 2, 6, 3}, 15);
+    CHECK_FALSE(q.is_contiguous());
+    CHECK_FALSE(v.is_contiguous());
+    check_grad(f(0), {q, k, v});
+  }
+}
+
+TEST_CASE("causal attention: later positions never change earlier outputs or receive their gradient") {
+  const int64_t T = 70, Dh = 8;
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor q = randn({1, 2, T, Dh}, 1, TensorOptions{dt}), k = randn({1, 2, T, Dh}, 2, TensorOptions{dt}),
+           v = randn({1, 2, T, Dh}, 3, TensorOptions{dt});
+    std::vector<double> base = vals(scaled_dot_product_attention(q, k, v));
+    for (int64_t s : {1, 40, 63, 64, 69}) {
+      // Replace q, k and v at positions >= s with other values.
+      auto perturb = [&](const Tensor& x, uint64_t seed) {
+        Tensor other = randn(x.shape(), seed, TensorOptions{dt});
+        return cat({x.narrow(2, 0, s), other.narrow(2, s, T - s)}, 2);
+      };
+      std::vector<double> y = vals(scaled_dot_product_attention(perturb(q, 10), perturb(k, 11), perturb(v, 12)));
+      int changed = 0;
+      for (int64_t bh = 0; bh < 2; ++bh)
+        for (int64_t t = 0; t < s; ++t)
+          for (int64_t d = 0; d < Dh; ++d) {
+            const size_t i = size_t((bh * T + t) * Dh + d);
+            changed += y[i] != base[i];
+          }
+      CAPTURE(s);
+      CHECK(changed == 0);
+    }
+  }
+  // A loss on position t gives k and v exactly zero gradient at positions > t.
+  Tensor q = leaf64({1, 1, T, Dh}, 4), k = leaf64({1, 1, T, Dh}, 5), v = leaf64({1, 1, T, Dh}, 6);
+  const int64_t t = 30;
+  sum(scaled_dot_product_attention(q, k, v).narrow(2, t, 1)).backward();
+  for (const Tensor& g : {k.grad(), v.grad(), q.grad()}) {
+    std::vector<double> gv = vals(g);
+    for (int64_t s = t + 1; s < T; ++s)
+      for (int64_t d = 0; d < Dh; ++d) CHECK(gv[size_t(s * Dh + d)] == 0.0);
+  }
+}
+
+TEST_CASE("attention rejects mismatched shapes and dtypes") {
+  Tensor a = randn({1, 2, 4, 8}, 1), b = randn({1, 2, 5, 8}, 2);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(a, b, a), doctest::Contains("scaled_dot_product_attention"), Error);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(a, a.to(DType::f64), a), doctest::Contains("dtype"), Error);
+  CHECK_THROWS_WITH_AS(scaled_dot_product_attention(randn({2, 4, 8}, 1), randn({2, 4, 8}, 1), randn({2, 4, 8}, 1)),
+                       doctest::Contains("[B, H, T, Dh]"), Error);
+}

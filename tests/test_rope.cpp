@@ -1,0 +1,112 @@
+// ops/rope: Llama rotate-half rotary embedding against HF's formula, its invariants (a rotation per
+// pair, identity at position 0) and its gradient (the inverse rotation).
+#include <cmath>
+#include <functional>
+
+#include "ops/rope.h"
+#include "tests/test_helpers.h"
+
+using namespace mg;
+using namespace mg::test;
+
+namespace {
+
+std::vector<double> vals(const Tensor& t) {
+  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
+  std::vector<double> r;
+  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
+  return r;
+}
+
+// HF transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb), written out in f64:
+//   inv_freq[i] = 1 / theta^(2i/Dh); emb = cat(freqs, freqs); out = x*cos(emb) + rotate_half(x)*sin(emb)
+//   rotate_half(x) = cat(-x[..., Dh/2:], x[..., :Dh/2])
+std::vector<double> hf_rope(const std::vector<double>& x, int64_t N, int64_t T, int64_t Dh, double theta, int64_t off) {
+  std::vector<double> out(x.size());
+  const int64_t h = Dh / 2;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t t = 0; t < T; ++t) {
+      const double* xr = x.data() + (n * T + t) * Dh;
+      double* o = out.data() + (n * T + t) * Dh;
+      for (int64_t i = 0; i < Dh; ++i) {
+        const double inv_freq = 1.0 / std::pow(theta, double(2 * (i % h)) / double(Dh));
+        const double emb = double(t + off) * inv_freq;
+        const double rot = i < h ? -xr[i + h] : xr[i - h];
+        o[i] = xr[i] * std::cos(emb) + rot * std::sin(emb);
+      }
+    }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("rope matches HF Llama's rotate_half formula (f32 and f64)") {
+  struct Case {
+    Shape shape;
+    double theta;
+    int64_t off;
+  };
+  for (const Case& c : {Case{{2, 3, 5, 8}, 10000.0, 0}, Case{{1, 2, 7, 6}, 500.0, 3}, Case{{1, 1, 1, 2}, 10000.0, 0},
+                        Case{{2, 2, 9, 64}, 10000.0, 100}}) {
+    const int64_t T = c.shape[2], Dh = c.shape[3], N = c.shape[0] * c.shape[1];
+    for (DType dt : {DType::f32, DType::f64}) {
+      Tensor x = randn(c.shape, 3, TensorOptions{dt});
+      Tensor y = rope(x, c.theta, c.off);
+      REQUIRE(y.shape() == c.shape);
+      std::vector<double> ref = hf_rope(vals(x), N, T, Dh, c.theta, c.off), got = vals(y);
+      const double tol = dt == DType::f32 ? 2e-6 : 1e-13;
+      for (size_t i = 0; i < ref.size(); ++i) {
+        INFO("element " << i << " dtype " << dtype_name(dt));
+        CHECK(std::abs(got[i] - ref[i]) <= tol * (1 + std::abs(ref[i])));
+      }
+    }
+  }
+}
+
+TEST_CASE("rope preserves each pair's norm and is the identity at position 0") {
+  const int64_t T = 6, Dh = 10, h = Dh / 2;
+  Tensor x = randn({2, 3, T, Dh}, 7, TensorOptions{DType::f64});
+  std::vector<double> xv = vals(x), yv = vals(rope(x, 10000.0, 5));
+  for (size_t r = 0; r < xv.size() / size_t(Dh); ++r)
+    for (int64_t i = 0; i < h; ++i) {
+      const size_t a = r * size_t(Dh) + size_t(i), b = a + size_t(h);
+      CHECK(std::hypot(yv[a], yv[b]) == doctest::Approx(std::hypot(xv[a], xv[b])).epsilon(1e-14));
+    }
+  // Position 0 turns by angle 0: bit-for-bit the input, f32 and f64.
+  for (DType dt : {DType::f32, DType::f64}) {
+    Tensor x0 = randn({2, 3, 1, Dh}, 8, TensorOptions{dt});
+    std::vector<double> a = vals(x0), b = vals(rope(x0));
+    for (size_t i = 0; i < a.size(); ++i) CHECK(a[i] == b[i]);
+  }
+  // The same row at pos_offset p equals row p of a longer sequence.
+  Tensor xs = randn({1, 1, 9, Dh}, 9, TensorOptions{DType::f64});
+  std::vector<double> full = vals(rope(xs)), tail = vals(rope(xs.narrow(2, 4, 5), 10000.0, 4));
+  for (size_t i = 0; i < tail.size(); ++i) CHECK(tail[i] == doctest::Approx(full[4 * size_t(Dh) + i]).epsilon(1e-14));
+}
+
+TEST_CASE("rope gradient: gradcheck on plain and non-contiguous inputs; backward is the inverse rotation") {
+  auto f = [](double theta, int64_t off) {
+    return [theta, off](const std::vector<Tensor>& in) { return rope(in[0], theta, off); };
+  };
+  check_grad(f(10000.0, 0), {leaf64({2, 2, 5, 4}, 1)});
+  check_grad(f(10000.0, 0), {leaf64({1, 1, 1, 2}, 2)});  // T = 1
+  check_grad(f(100.0, 7), {leaf64({1, 3, 7, 6}, 3)});    // odd T, offset
+  // q as models make it: [B, T, H, Dh] transposed to [B, H, T, Dh]
+  Tensor q = randn({2, 5, 3, 4}, 4, TensorOptions{DType::f64}).transpose(1, 2).detach();
+  q.set_requires_grad(true);
+  CHECK_FALSE(q.is_contiguous());
+  check_grad(f(10000.0, 2), {q});
+  check_grad(f(10000.0, 0), {leaf64_strided({1, 2, 3, 4}, 5)});
+
+  // d/dx <rope(x), g> = rope^-1(g), so rotating the gradient forward gives g back.
+  Tensor x = leaf64({1, 2, 6, 8}, 6);
+  Tensor g = randn({1, 2, 6, 8}, 7, TensorOptions{DType::f64});
+  rope(x, 10000.0, 3).backward(g);
+  std::vector<double> back = vals(rope(x.grad(), 10000.0, 3)), gv = vals(g);
+  for (size_t i = 0; i < gv.size(); ++i) CHECK(back[i] == doctest::Approx(gv[i]).epsilon(1e-13));
+}
+
+TEST_CASE("rope rejects odd head dims and other dtypes with a message naming the op") {
+  CHECK_THROWS_WITH_AS(rope(randn({1, 1, 3, 5}, 1)), doctest::Contains("rope: head dim"), Error);
+  CHECK_THROWS_WITH_AS(rope(randn({4}, 1)), doctest::Contains("rope: expected"), Error);
+}
