@@ -4,6 +4,8 @@
 #include <cstring>
 
 int bench_gemm(int argc, char** argv);
+int bench_ops(int argc, char** argv);
+int bench_train(int argc, char** argv);
 
 namespace {
 
@@ -16,6 +18,8 @@ struct Command {
 constexpr Command kCommands[] = {
     {"gemm", &bench_gemm,
      "[--threads N] [--reps R]  mixgrad SGEMM vs OpenBLAS: square sizes and masked-mixer training shapes"},
+    {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
+    {"train", &bench_train, "[--threads N] [--reps R] [--only NAME]  training-step tokens/s (see bench/compare_train.sh)"},
 };
 
 void usage(const char* prog) {

@@ -33,7 +33,7 @@ void ProgressBar::update(int64_t current, const std::string& info, double units)
   std::string bar(size_t(fill), '#');
   bar += std::string(size_t(width - fill), '.');
   char rate[48] = "";
-  if (units > 0 && el > 0) {
+  if (units > 0 && el >= 1.0) {  // shorter windows give meaningless rates
     double r = units / el;
     if (r >= 1e6) std::snprintf(rate, sizeof rate, " | %.2fM tok/s", r / 1e6);
     else if (r >= 1e3) std::snprintf(rate, sizeof rate, " | %.1fk tok/s", r / 1e3);
