@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The main job: install dependencies, build, and run mixgrad's end-to-end example.
+# The main job: install dependencies and the default corpus, build, and run the quick
+# reproduction (a masked mixer and a Llama-style transformer trained on the same data with the
+# same budget; writes runs/quick/report.md with loss curves and samples). Extra arguments go to
+# `mixgrad reproduce` (e.g. --resume after an interruption, --out DIR).
 set -euo pipefail
 cd "$(dirname "$0")"
-scripts/install_deps.sh
+scripts/install_deps.sh --corpus
+scripts/install_corpus.sh corpus >/dev/null
 scripts/build.sh
-exec build/mixgrad example "$@"
+exec build/mixgrad reproduce --quick "$@"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mixgrad builds against. Idempotent: installs only what is missing.
+#   scripts/install_deps.sh [--corpus]   (--corpus: also npm, which fetches the default corpus)
 set -euo pipefail
 pkgs=(cmake g++ make doctest-dev libyaml-cpp-dev libopenblas-dev libstb-dev)
+if [ "${1:-}" = "--corpus" ] && ! command -v npm >/dev/null; then pkgs+=(npm); fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
