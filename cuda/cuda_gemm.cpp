@@ -1,0 +1,73 @@
+// Batched row-major GEMM through cuBLAS. cuBLAS is column-major, and a row-major [R, C] matrix
+// with row stride ld is the column-major [C, R] matrix with the same ld, so the row-major
+// C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: operands swapped, the
+// same transpose flags, M and N exchanged.
+#include <algorithm>
+#include <atomic>
+#include <climits>
+#include <string>
+
+#include "cuda/cuda_backend.h"
+#include "cuda/cuda_context.h"
+#include "cuda/cuda_errors.h"
+
+namespace mg::cuda {
+namespace {
+
+std::atomic<bool> g_allow_tf32{false};
+
+int to_int(int64_t v, const char* what) {
+  MG_CHECK(v >= 0 && v <= INT_MAX, "cuda gemm: ", what, " = ", v, " exceeds cuBLAS's int range");
+  return int(v);
+}
+
+}  // namespace
+
+void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
+bool allow_tf32() { return g_allow_tf32; }
+
+void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+                       int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C,
+                       int64_t ldc, int64_t sc, int64_t batch) {
+  MG_CHECK(dtype == DType::f32 || dtype == DType::f64, "cuda gemm: dtype ", dtype_name(dtype),
+           " not supported (f32 or f64 expected)");
+  if (M == 0 || N == 0 || batch == 0) return;
+  const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
+  // cuBLAS insists on ld >= max(1, rows) even for operands it will not read (K == 0).
+  const int ld_b = to_int(std::max<int64_t>({ldb, 1, tb ? K : N}), "ldb");
+  const int ld_a = to_int(std::max<int64_t>({lda, 1, ta ? M : K}), "lda");
+  const int ld_c = to_int(std::max<int64_t>(ldc, 1), "ldc");
+  const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasHandle_t h = cublas_handle();
+  const size_t esize = dtype_size(dtype);
+
+  // cuBLAS runs batch entries concurrently; a shared output (stride 0) gets them one at a time
+  // instead, so the last entry's result is what remains, as on the CPU.
+  const int64_t per_call = sc == 0 && batch > 1 ? 1 : batch;
+  for (int64_t b0 = 0; b0 < batch; b0 += per_call) {
+    const int count = to_int(std::min(per_call, batch - b0), "batch");
+    const char* a_ptr = static_cast<const char*>(A) + b0 * sa * int64_t(esize);
+    const char* b_ptr = static_cast<const char*>(B) + b0 * sb * int64_t(esize);
+    char* c_ptr = static_cast<char*>(C) + b0 * sc * int64_t(esize);
+    if (dtype == DType::f64) {
+      CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha, reinterpret_cast<const double*>(b_ptr),
+                                             ld_b, sb, reinterpret_cast<const double*>(a_ptr), ld_a, sa, &beta,
+                                             reinterpret_cast<double*>(c_ptr), ld_c, sc, count),
+                   "gemm");
+    } else if (g_allow_tf32) {
+      const float alpha_f = float(alpha), beta_f = float(beta);
+      CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, m, n, k, &alpha_f, b_ptr, CUDA_R_32F, ld_b, sb, a_ptr,
+                                              CUDA_R_32F, ld_a, sa, &beta_f, c_ptr, CUDA_R_32F, ld_c, sc, count,
+                                              CUBLAS_COMPUTE_32F_FAST_TF32, CUBLAS_GEMM_DEFAULT),
+                   "gemm");
+    } else {
+      const float alpha_f = float(alpha), beta_f = float(beta);
+      CUBLAS_CHECK(cublasSgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha_f, reinterpret_cast<const float*>(b_ptr),
+                                             ld_b, sb, reinterpret_cast<const float*>(a_ptr), ld_a, sa, &beta_f,
+                                             reinterpret_cast<float*>(c_ptr), ld_c, sc, count),
+                   "gemm");
+    }
+  }
+}
+
+}  // namespace mg::cuda
