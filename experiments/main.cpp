@@ -23,6 +23,8 @@ const Command kCommands[] = {
     {"train", mg::run_train, "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model"},
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
     {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume]: mixer vs transformer, with a report"},
+    {"retrieve", mg::run_retrieve,
+     "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (PAPER E), TF-IDF baseline"},
     {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
 };
 
