@@ -27,10 +27,18 @@ Tensor owned_copy(const Tensor& g) {
   return out;
 }
 
-void accumulate_into(TensorImpl* impl, const Tensor& g) {
+// True when nothing but the engine can see g's memory: one handle, sole owner of a storage
+// that holds exactly g. Such a gradient can become .grad without a copy.
+bool exclusively_owned(const Tensor& g) {
+  const auto& st = g.storage();
+  return g.impl_ptr().use_count() == 1 && st.use_count() == 1 && g.offset() == 0 && g.is_contiguous() &&
+         size_t(g.numel()) * dtype_size(g.dtype()) == st->nbytes();
+}
+
+void accumulate_into(TensorImpl* impl, const Tensor& g, bool may_take) {
   if (!impl->grad) {
-    // Keep a private copy: g may alias a caller's tensor or another gradient.
-    impl->grad = owned_copy(g).impl_ptr();
+    // Otherwise keep a private copy: g may alias a caller's tensor or another gradient.
+    impl->grad = may_take && exclusively_owned(g) ? g.impl_ptr() : owned_copy(g).impl_ptr();
   } else {
     impl->grad = add_grads(Tensor(impl->grad), g).impl_ptr();
   }
@@ -45,7 +53,7 @@ struct ByLatest {
 std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   MG_CHECK(grad_output.shape() == leaf->shape, "backward: gradient ", grad_output.desc(),
            " does not match leaf of shape ", shape_str(leaf->shape));
-  accumulate_into(leaf.get(), grad_output);
+  accumulate_into(leaf.get(), grad_output, /*may_take=*/true);
   return {};
 }
 
@@ -97,7 +105,7 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
     std::vector<Tensor> grads;
     if (g.defined()) {
       for (auto& w : node->retained)
-        if (auto impl = w.lock()) accumulate_into(impl.get(), g);
+        if (auto impl = w.lock()) accumulate_into(impl.get(), g, /*may_take=*/false);  // g flows on
       grads = node->apply(g);
       MG_CHECK(grads.size() == node->next.size() || grads.empty(), "backward of '", node->name, "' returned ",
                grads.size(), " gradients for ", node->next.size(), " inputs");

@@ -25,6 +25,8 @@ const Command kCommands[] = {
     {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
      "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (PAPER E), TF-IDF baseline"},
+    {"represent", mg::run_represent,
+     "[--kinds K,..|--checkpoint P,..|--config Y,..] [--layers all|1,4,8] [--out DIR]: input-representation test (Fig. 3)"},
     {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
 };
 

@@ -1,0 +1,350 @@
+// `mixgrad represent`: the paper's input-representation experiment (PAPER.md D, Fig. 3) over
+// models x layers, with a CSV, figures and recovered-vs-original text.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <sstream>
+
+#include "data/shards.h"
+#include "experiments/args.h"
+#include "experiments/commands.h"
+#include "experiments/data_prep.h"
+#include "experiments/representation.h"
+#include "experiments/run_config.h"
+#include "nn/checkpoint.h"
+#include "report/csv.h"
+#include "report/plot.h"
+
+namespace mg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: mixgrad represent [models] [texts] [options]\n"
+    "models (any mix; default --kinds masked_mixer,llama):\n"
+    "  --checkpoint P1,P2     trained checkpoints (config and tokenizer.bpe from their run dir)\n"
+    "  --config Y1,Y2         untrained models described by run configs\n"
+    "  --kinds K1,K2          untrained models of these kinds (masked_mixer, llama, gpt), shaped by\n"
+    "                         --d-model (64) --n-layers (8) --n-ctx (32) --heads (4) --mixer-form (flat)\n"
+    "                         --model-seed (0)\n"
+    "texts (default: the first --texts N (4) validation documents, truncated/padded to n_ctx):\n"
+    "  --text 'A|B'           own texts, separated by '|'\n"
+    "  --random-tokens        uniform random ids (no tokenizer; --vocab V, default 4096)\n"
+    "  --tokenizer PATH       tokenizer for untrained models (default: the quick configs' data)\n"
+    "  --length T             tokens per text (default n_ctx)\n"
+    "options: --layers all|1,2,8  --steps 500  --lr 0.02 | kind=lr,...  --tune-lr  --final-lr-ratio 0.1\n"
+    "         --loss l1|l2|cosine  --decode pinv|cosine  --top-k 5  --seed 0  --init-std 1  --out DIR\n"
+    "--tune-lr probes lr x {0.01, 0.1, 1, 10, 100} for steps/10 steps at the deepest layer and keeps the\n"
+    "lowest L1; short probes favour large steps, so check the result against the default.\n";
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  std::istringstream in(s);
+  while (std::getline(in, cur, sep))
+    if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+struct Entry {
+  std::string name;
+  std::unique_ptr<LanguageModel> model;
+  std::shared_ptr<BpeTokenizer> tok;       // null with --random-tokens
+  std::shared_ptr<const TokenShard> docs;  // validation documents, when texts come from a corpus
+};
+
+// "0.02" for every model, or "masked_mixer=0.02,llama=2": the step size of each model kind.
+double lr_for(const std::string& spec, ModelKind kind) {
+  // 0.02 for every kind: the paper's mixer value (PAPER.md D.5). Its transformer script uses 2,
+  // but on untrained Llama d=64, L=8 here 0.2 already recovers less than 0.02 does.
+  std::map<ModelKind, double> lr = {{ModelKind::masked_mixer, 0.02}, {ModelKind::llama, 0.02}, {ModelKind::gpt, 0.02}};
+  if (!spec.empty()) {
+    for (const std::string& part : split(spec, ',')) {
+      auto eq = part.find('=');
+      try {
+        if (eq == std::string::npos) {
+          for (auto& kv : lr) kv.second = std::stod(part);
+        } else {
+          lr[parse_model_kind(part.substr(0, eq))] = std::stod(part.substr(eq + 1));
+        }
+      } catch (const std::invalid_argument&) {
+        throw Error("represent: --lr '" + spec + "': expected a number or kind=number pairs");
+      }
+    }
+  }
+  return lr.at(kind);
+}
+
+// One line of text: newlines as \n, other control bytes as \xHH.
+std::string printable(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+// Texts as ids [B, T]: each truncated to T and right-padded with pad (C.4's default side).
+Tensor build_ids(const Entry& m, const Args& a, int64_t T, int64_t texts, uint64_t seed) {
+  const int64_t V = m.model->config().vocab_size;
+  if (a.flag("random-tokens")) return randint(0, int32_t(V), Shape{texts, T}, seed);
+  MG_CHECK(m.tok, "represent: ", m.name, " has no tokenizer");
+  MG_CHECK(m.tok->vocab_size() <= V, "represent: the tokenizer has ", m.tok->vocab_size(), " tokens but ", m.name,
+           " only ", V);
+  std::vector<std::vector<int32_t>> rows;
+  if (a.has("text")) {
+    for (const std::string& t : split(a.get("text", ""), '|')) rows.push_back(m.tok->encode(t));
+  } else {
+    MG_CHECK(m.docs, "represent: no validation documents for ", m.name, " (give --text or --random-tokens)");
+    for (uint64_t d = 0; d < m.docs->num_documents() && int64_t(rows.size()) < texts; ++d) {
+      auto doc = m.docs->document(d);
+      rows.emplace_back(doc.begin(), doc.end());
+    }
+  }
+  MG_CHECK(!rows.empty(), "represent: no texts");
+  std::vector<int32_t> flat;
+  for (auto& r : rows) {
+    r.resize(size_t(T), m.tok->pad_id());
+    flat.insert(flat.end(), r.begin(), r.end());
+  }
+  return from_vector(flat, Shape{int64_t(rows.size()), T});
+}
+
+std::vector<Entry> load_models(const Args& a) {
+  std::vector<Entry> out;
+  std::shared_ptr<BpeTokenizer> default_tok;
+  std::shared_ptr<const TokenShard> default_docs;
+  const bool random = a.flag("random-tokens");
+  auto ensure_default_data = [&] {
+    if (random || default_tok) return;
+    if (a.has("tokenizer")) {
+      default_tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load(a.get("tokenizer", "")));
+      MG_CHECK(a.has("text"), "represent: with --tokenizer, give the texts with --text");
+      return;
+    }
+    PreparedData d = prepare_data(load_run_config(std::string(MG_CONFIG_DIR) + "/quick_mixer.yaml").data);
+    default_tok = d.tokenizer;
+    default_docs = d.validation;
+  };
+
+  for (const std::string& path : split(a.get("checkpoint", ""), ',')) {
+    auto meta = read_checkpoint_metadata(path);
+    auto it = meta.find("config");
+    MG_CHECK(it != meta.end(), "represent: checkpoint '", path, "' carries no config");
+    RunConfig rc = parse_run_config(it->second, path + " [config]");
+    Entry e;
+    auto step = meta.find("step");
+    e.name = rc.name + "@" + (step != meta.end() ? step->second : fs::path(path).stem().string());
+    Generator gen(0);
+    e.model = make_model(rc.model, gen);
+    load_checkpoint(path, *e.model, nullptr);
+    if (!random) {
+      e.tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load((fs::path(path).parent_path() / "tokenizer.bpe").string()));
+      if (!a.has("text")) e.docs = prepare_data(rc.data).validation;
+    }
+    out.push_back(std::move(e));
+  }
+  for (const std::string& path : split(a.get("config", ""), ',')) {
+    RunConfig rc = load_run_config(path);
+    Entry e;
+    e.name = rc.name + "_untrained";
+    if (!random) {
+      PreparedData d = prepare_data(rc.data);
+      e.tok = d.tokenizer;
+      e.docs = d.validation;
+      rc.model.vocab_size = d.tokenizer->vocab_size();
+    }
+    Generator gen(uint64_t(a.get_int("model-seed", 0)));
+    e.model = make_model(rc.model, gen);
+    out.push_back(std::move(e));
+  }
+  std::string kinds = a.get("kinds", out.empty() ? "masked_mixer,llama" : "");
+  for (const std::string& k : split(kinds, ',')) {
+    ensure_default_data();
+    ModelConfig c;
+    c.kind = parse_model_kind(k);
+    c.d_model = a.get_int("d-model", 64);
+    c.n_layers = a.get_int("n-layers", 8);
+    c.n_ctx = a.get_int("n-ctx", 32);
+    c.n_heads = a.get_int("heads", 4);
+    c.mixer_form = parse_mixer_form(a.get("mixer-form", "flat"));
+    c.vocab_size = random ? a.get_int("vocab", 4096) : default_tok->vocab_size();
+    Entry e;
+    e.name = std::string(model_kind_name(c.kind)) + "_d" + std::to_string(c.d_model);
+    if (c.kind == ModelKind::masked_mixer && c.mixer_form != MixerForm::flat) {
+      e.name += '_';
+      e.name += mixer_form_name(c.mixer_form);
+    }
+    e.tok = default_tok;
+    e.docs = default_docs;
+    Generator gen(uint64_t(a.get_int("model-seed", 0)));
+    e.model = make_model(c, gen);
+    out.push_back(std::move(e));
+  }
+  MG_CHECK(!out.empty(), "represent: no models (give --checkpoint, --config or --kinds)");
+  return out;
+}
+
+std::vector<int> layers_for(const std::string& spec, int64_t L, const std::string& model) {
+  std::vector<int> out;
+  if (spec == "all") {
+    for (int l = 1; l <= L; ++l) out.push_back(l);
+    return out;
+  }
+  for (const std::string& s : split(spec, ',')) {
+    int l = 0;
+    try {
+      l = std::stoi(s);
+    } catch (const std::exception&) {
+      throw Error("represent: --layers '" + spec + "': '" + s + "' is not a layer index");
+    }
+    MG_CHECK(l >= 0 && l <= L, "represent: layer ", l, " out of range for ", model, " (0..", L, ")");
+    out.push_back(l);
+  }
+  return out;
+}
+
+}  // namespace
+
+int run_represent(const std::vector<std::string>& argv) {
+  Args a("represent", argv,
+         {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed", "text",
+          "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio", "loss", "decode", "top-k",
+          "seed", "init-std", "out"},
+         {"random-tokens", "tune-lr", "help"});
+  if (a.flag("help")) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  MG_CHECK(a.positionals().empty(), "represent: unexpected argument '", a.positionals().front(), "'\n", kUsage);
+  RepresentationOptions base;
+  base.steps = a.get_int("steps", 500);
+  base.final_lr_ratio = a.get_double("final-lr-ratio", 0.1);
+  base.loss = parse_representation_loss(a.get("loss", "l1"));
+  base.decode = parse_representation_decode(a.get("decode", "pinv"));
+  base.top_k = int(a.get_int("top-k", 5));
+  base.seed = uint64_t(a.get_int("seed", 0));
+  base.init_std = a.get_double("init-std", 1.0);
+  const std::string out_dir = a.get("out", "runs/represent");
+  fs::create_directories(out_dir);
+
+  std::vector<Entry> models = load_models(a);
+  const std::string hcol = "hamming_top" + std::to_string(base.top_k);
+  report::CsvWriter csv(out_dir + "/representation.csv",
+                        {"model", "kind", "d_model", "n_layers", "n_ctx", "layer", "prompts", "scored_positions", hcol,
+                         "top1_accuracy", "loss_start", "loss_end", "final_l1", "perturbation_l1", "lr", "steps",
+                         "loss", "decode", "seconds"});
+  report::CsvWriter pos_csv(out_dir + "/positions.csv", {"model", "layer", "position", "recovered_fraction"});
+  report::CsvWriter loss_csv(out_dir + "/loss_curves.csv", {"model", "layer", "step", "loss"});
+  std::ofstream samples(out_dir + "/samples.txt");
+  report::LinePlot hplot{"Input recovery: modified Hamming metric (top-" + std::to_string(base.top_k) + ")",
+                         "layers run", "fraction of tokens not recovered", {}, false};
+  report::LinePlot tplot{"Input recovery: top-1 token accuracy", "layers run", "top-1 accuracy", {}, false};
+
+  for (Entry& m : models) {
+    const ModelConfig& c = m.model->config();
+    const int64_t T = a.get_int("length", c.n_ctx);
+    Tensor ids = build_ids(m, a, T, a.get_int("texts", 4), base.seed + 1);
+    RepresentationOptions o = base;
+    o.pad_id = m.tok ? m.tok->pad_id() : -1;
+    o.lr = lr_for(a.get("lr", ""), c.kind);
+    std::vector<int> layers = layers_for(a.get("layers", "all"), c.n_layers, m.name);
+    std::printf("%s (%s, %lld parameters): %lld texts x %lld tokens, layers %s\n", m.name.c_str(), c.summary().c_str(),
+                (long long)m.model->num_parameters(), (long long)ids.size(0), (long long)T,
+                a.get("layers", "all").c_str());
+    if (a.flag("tune-lr")) {
+      std::vector<double> cand;
+      for (double f : {0.01, 0.1, 1.0, 10.0, 100.0}) cand.push_back(o.lr * f);
+      o.layer = layers.back();
+      o.lr = tune_representation_lr(*m.model, ids, o, cand, std::max<int64_t>(20, o.steps / 10));
+      std::printf("  tuned lr (layer %d probes): %g\n", o.layer, o.lr);
+    }
+    report::Series hs{m.name, {}, {}}, ts{m.name, {}, {}};
+    report::Heatmap heat{m.name + ": recovered fraction per position (top-" + std::to_string(o.top_k) + ")",
+                         "position", "layers run (top row = first listed)", int(layers.size()), int(T), {}, 0, 1};
+    report::LinePlot lplot{m.name + ": representation loss (" + std::string(representation_loss_name(o.loss)) + ")",
+                           "step", "loss", {}, true};
+    for (int layer : layers) {
+      o.layer = layer;
+      RepresentationResult r = recover_input(*m.model, ids, o);
+      int64_t scored = 0;
+      for (uint8_t s : r.scored) scored += s;
+      std::printf("  layer %d: H = %.4f  top-1 = %.4f  loss %.4g -> %.4g  (L1 %.4g, perturbation scale %.4g)  %.1fs\n",
+                  layer, r.hamming, r.top1_accuracy, r.loss.front(), r.loss.back(), r.final_l1, r.perturbation_l1,
+                  r.seconds);
+      std::fflush(stdout);
+      csv.row({m.name, model_kind_name(c.kind), std::to_string(c.d_model), std::to_string(c.n_layers),
+               std::to_string(c.n_ctx), std::to_string(layer), std::to_string(r.batch), std::to_string(scored),
+               report::csv_num(r.hamming), report::csv_num(r.top1_accuracy), report::csv_num(r.loss.front()),
+               report::csv_num(r.loss.back()), report::csv_num(r.final_l1), report::csv_num(r.perturbation_l1),
+               report::csv_num(o.lr), std::to_string(o.steps), representation_loss_name(o.loss),
+               representation_decode_name(o.decode), report::csv_num(r.seconds)});
+      hs.x.push_back(layer);
+      hs.y.push_back(r.hamming);
+      ts.x.push_back(layer);
+      ts.y.push_back(r.top1_accuracy);
+      for (int64_t t = 0; t < T; ++t) {
+        int64_t hit = 0, n = 0;
+        for (int64_t b = 0; b < r.batch; ++b) {
+          size_t i = size_t(b * T + t);
+          if (!r.scored[i]) continue;
+          ++n;
+          hit += r.in_top_k[i];
+        }
+        double f = n ? double(hit) / double(n) : std::nan("");
+        heat.values.push_back(n ? f : 0.0);
+        pos_csv.row({m.name, std::to_string(layer), std::to_string(t), report::csv_num(f)});
+      }
+      report::Series ls{"layer " + std::to_string(layer), {}, {}};
+      for (size_t k = 0; k < r.loss.size(); ++k) {
+        ls.x.push_back(double(k));
+        ls.y.push_back(r.loss[k]);
+        if (k % 10 == 0 || k + 1 == r.loss.size())
+          loss_csv.row({m.name, std::to_string(layer), std::to_string(k), report::csv_num(r.loss[k])});
+      }
+      lplot.series.push_back(std::move(ls));
+      if (m.tok) {
+        samples << "== " << m.name << " layer " << layer << " (H = " << r.hamming << ", top-1 = " << r.top1_accuracy
+                << ")\n";
+        for (int64_t b = 0; b < r.batch; ++b) {
+          std::vector<int32_t> ref, got;
+          for (int64_t t = 0; t < T; ++t) {
+            size_t i = size_t(b * T + t);
+            if (!r.scored[i]) continue;
+            ref.push_back(r.reference[i]);
+            got.push_back(r.top1[i]);
+          }
+          std::string orig = printable(m.tok->decode(ref)), rec = printable(m.tok->decode(got));
+          samples << "  original:  " << orig << "\n  recovered: " << rec << "\n";
+          if (b == 0 && layer == layers.back())
+            std::printf("    original:  %s\n    recovered: %s\n", orig.c_str(), rec.c_str());
+        }
+      }
+    }
+    hplot.series.push_back(std::move(hs));
+    tplot.series.push_back(std::move(ts));
+    report::save_heatmap(out_dir + "/recovery_" + m.name + ".png", heat);
+    report::save_line_plot(out_dir + "/loss_" + m.name + ".png", lplot);
+  }
+  report::save_line_plot(out_dir + "/representation.png", hplot);
+  report::save_line_plot(out_dir + "/top1.png", tplot);
+  std::printf("outputs in %s (representation.csv/png, top1.png, positions.csv, recovery_*.png, loss_*.png, samples.txt)\n",
+              out_dir.c_str());
+  return 0;
+}
+
+}  // namespace mg
