@@ -115,7 +115,7 @@ std::vector<double> ticks(double lo, double hi, int target = 6) {
 }
 
 struct Frame {
-  int left = 90, right, top = 60, bottom;
+  int left = 90, right, top = 78, bottom;
   double x0, x1, y0, y1;
   double px(double x) const { return left + (x - x0) / (x1 - x0) * (right - left); }
   double py(double y) const { return bottom - (y - y0) / (y1 - y0) * (bottom - top); }
@@ -140,7 +140,7 @@ void draw_axes(Canvas& c, const Frame& f, const std::string& title, const std::s
   c.line(f.left, f.top, f.left, f.bottom, kAxis, 2);
   c.text((c.width() - Canvas::text_width(title, 3)) / 2.0, 15, title, kBlack, 3);
   c.text((f.left + f.right - Canvas::text_width(xl)) / 2.0, f.bottom + 32, xl, kBlack);
-  c.text(8, f.top - 28, yl, kBlack);
+  c.text(8, f.top - 24, yl, kBlack);
 }
 
 void legend(Canvas& c, const Frame& f, const std::vector<std::string>& names) {
@@ -173,7 +173,7 @@ void save_line_plot(const std::string& path, const LinePlot& p, int width, int h
   if (!(x0 < x1)) x0 = std::isfinite(x0) ? x0 - 1 : 0, x1 = std::isfinite(x1) ? x1 + 1 : 1;
   if (!(y0 < y1)) y0 = std::isfinite(y0) ? y0 - 1 : 0, y1 = std::isfinite(y1) ? y1 + 1 : 1;
   double pad = 0.05 * (y1 - y0);
-  Frame f{90, width - 30, 60, height - 70, x0, x1, y0 - pad, y1 + pad};
+  Frame f{90, width - 30, 78, height - 70, x0, x1, y0 - pad, y1 + pad};
   draw_axes(c, f, p.title, p.xlabel, p.ylabel, true, p.log_y);
   std::vector<std::string> names;
   for (size_t k = 0; k < p.series.size(); ++k) {
@@ -207,7 +207,7 @@ void save_bar_plot(const std::string& path, const BarPlot& p, int width, int hei
     for (double v : row) vmax = std::max(vmax, std::isfinite(v) ? v : 0.0);
   }
   Canvas c(width, height);
-  Frame f{90, width - 30, 60, height - 70, 0, 1, 0, vmax > 0 ? vmax * 1.1 : 1};
+  Frame f{90, width - 30, 78, height - 70, 0, 1, 0, vmax > 0 ? vmax * 1.1 : 1};
   draw_axes(c, f, p.title, "", p.ylabel, false, false);
   const size_t nc = p.categories.size(), ns = p.series_names.size();
   const double group = double(f.right - f.left) / double(std::max<size_t>(nc, 1));
@@ -231,7 +231,7 @@ void save_heatmap(const std::string& path, const Heatmap& m, int width, int heig
   MG_CHECK(m.rows > 0 && m.cols > 0 && m.values.size() == size_t(m.rows) * size_t(m.cols), "heatmap '", path,
            "': ", m.values.size(), " values for ", m.rows, " x ", m.cols);
   Canvas c(width, height);
-  Frame f{90, width - 30, 60, height - 70, 0, double(m.cols), 0, double(m.rows)};
+  Frame f{90, width - 30, 78, height - 70, 0, double(m.cols), 0, double(m.rows)};
   const double span = m.vmax > m.vmin ? m.vmax - m.vmin : 1;
   for (int r = 0; r < m.rows; ++r)
     for (int col = 0; col < m.cols; ++col) {
@@ -242,7 +242,7 @@ void save_heatmap(const std::string& path, const Heatmap& m, int width, int heig
     }
   c.text((width - Canvas::text_width(m.title, 3)) / 2.0, 15, m.title, kBlack, 3);
   c.text((f.left + f.right - Canvas::text_width(m.xlabel)) / 2.0, f.bottom + 32, m.xlabel, kBlack);
-  c.text(8, f.top - 28, m.ylabel, kBlack);
+  c.text(8, f.top - 24, m.ylabel, kBlack);
   c.line(f.left, f.bottom, f.right, f.bottom, kAxis, 2);
   c.line(f.left, f.top, f.left, f.bottom, kAxis, 2);
   for (double t : ticks(0, m.cols)) {
