@@ -6,6 +6,7 @@
 int bench_gemm(int argc, char** argv);
 int bench_ops(int argc, char** argv);
 int bench_train(int argc, char** argv);
+int bench_attention_memory(int argc, char** argv);
 
 namespace {
 
@@ -19,6 +20,7 @@ constexpr Command kCommands[] = {
     {"gemm", &bench_gemm,
      "[--threads N] [--reps R]  mixgrad SGEMM vs OpenBLAS: square sizes and masked-mixer training shapes"},
     {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
+    {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train, "[--threads N] [--reps R] [--only NAME]  training-step tokens/s (see bench/compare_train.sh)"},
 };
 

@@ -1,5 +1,6 @@
 #include "cpu/cpu_allocator.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -43,18 +44,22 @@ void* os_allocate(size_t n) {
 
 void* host_allocate(size_t nbytes) {
   const size_t n = rounded(nbytes);
-  if (n >= kCacheMin) {
-    Cache& c = cache();
+  Cache& c = cache();
+  {
     std::lock_guard<std::mutex> lock(c.mu);
-    auto it = c.free_blocks.find(n);
-    if (it != c.free_blocks.end() && !it->second.empty()) {
-      void* p = it->second.back();
-      it->second.pop_back();
-      c.stats.bytes_cached -= n;
-      ++c.stats.hits;
-      return p;
+    c.stats.bytes_in_use += n;
+    c.stats.peak_bytes_in_use = std::max(c.stats.peak_bytes_in_use, c.stats.bytes_in_use);
+    if (n >= kCacheMin) {
+      auto it = c.free_blocks.find(n);
+      if (it != c.free_blocks.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        c.stats.bytes_cached -= n;
+        ++c.stats.hits;
+        return p;
+      }
+      ++c.stats.misses;
     }
-    ++c.stats.misses;
   }
   return os_allocate(n);
 }
@@ -62,8 +67,12 @@ void* host_allocate(size_t nbytes) {
 void host_free(void* ptr, size_t nbytes) {
   if (!ptr) return;
   const size_t n = rounded(nbytes);
+  Cache& c = cache();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    c.stats.bytes_in_use -= n;
+  }
   if (n >= kCacheMin) {
-    Cache& c = cache();
     std::lock_guard<std::mutex> lock(c.mu);
     if (c.stats.bytes_cached + n <= kCacheLimit) {
       c.free_blocks[n].push_back(ptr);
@@ -78,6 +87,12 @@ HostCacheStats host_cache_stats() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   return c.stats;
+}
+
+void host_reset_peak() {
+  Cache& c = cache();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peak_bytes_in_use = c.stats.bytes_in_use;
 }
 
 void host_empty_cache() {
