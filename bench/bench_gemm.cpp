@@ -52,9 +52,10 @@ double sample(F&& f) {
   return now_s() - t0;
 }
 
-// Idle gap between the two libraries' samples: both libgomp and OpenBLAS keep their worker
-// threads spinning for a few ms after a call, which would steal cores from the other library.
-[[maybe_unused]] void settle() { std::this_thread::sleep_for(std::chrono::milliseconds(30)); }
+// Idle gap between the two libraries' samples. Both keep their worker threads spinning after a
+// call and would steal cores from the other library: libgomp for a few ms (measured ~7 ms of CPU
+// here), OpenBLAS for ~0.1 s (2^28 cycles by default; measured ~85 ms of CPU).
+[[maybe_unused]] void settle(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
 std::string fmt(const char* f, long long a) {
   char buf[64];
@@ -87,7 +88,8 @@ void usage() {
   std::fprintf(stderr,
                "usage: mixgrad-bench gemm [--threads N] [--reps R] [--only square|mixer]\n"
                "  --threads N  threads for mixgrad (OpenMP) and OpenBLAS (default: omp_get_max_threads())\n"
-               "  --reps R     timed repetitions per measurement, median reported (default 5)\n");
+               "  --reps R     timed samples per measurement, median reported (default 5)\n"
+               "  --only S     only the square sizes (S=square) or the masked-mixer shapes (S=mixer)\n");
 }
 
 }  // namespace
@@ -177,9 +179,9 @@ int bench_gemm(int argc, char** argv) {
     // Interleave the libraries sample by sample so both see the same background load.
     std::vector<double> t_ours, t_blas;
     for (int r = 0; r < reps; ++r) {
-      settle();
+      settle(150);  // after OpenBLAS
       t_ours.push_back(sample(ours));
-      settle();
+      settle(30);  // after libgomp
       t_blas.push_back(sample(blas));
     }
     double maxdiff = 0.0, maxref = 0.0;

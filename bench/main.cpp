@@ -18,7 +18,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"gemm", &bench_gemm,
-     "[--threads N] [--reps R]  mixgrad SGEMM vs OpenBLAS: square sizes and masked-mixer training shapes"},
+     "[--threads N] [--reps R] [--only square|mixer]  mixgrad SGEMM vs OpenBLAS: square sizes and "
+     "masked-mixer training shapes"},
     {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train, "[--threads N] [--reps R] [--only NAME]  training-step tokens/s (see bench/compare_train.sh)"},

@@ -1,25 +1,32 @@
 // GEMM driver: GotoBLAS/BLIS-style blocking and packing around the register micro-kernels of
 // cpu/gemm_kernel_*.cpp, threaded with OpenMP.
 //
-// For a band of rows of C (the whole of C unless packed op(A) would exceed kMaxPackedABytes):
-//   phase 1  op(A) band is packed once into MR-row panels, k-block-major (for each K block of
-//            depth KC, the panels MR x kc one after another); shared by all threads, who claim
-//            packing units from an atomic counter.
-//   phase 2  C is cut into tasks (row block x column block of whole MR x NR tiles), claimed from
-//            an atomic counter. A task runs
-//              for pc in K step KC            beta applied on the first K block only
-//                pack op(B)[pc.., cols] into NR-column panels (private, kc x nc <= L2)
-//                wait until op(A)'s K block pc is fully packed (spin, then futex sleep)
-//                for ir in rows step MR       A micro-panel (MR x kc) stays in L1
-//                  for jr in cols step NR     B micro-panels stream from L2
-//                    micro-kernel: MR x NR tile of C in registers
-// There is no barrier: a slow or descheduled thread only delays others by the packing unit it
-// holds, and the fast thread drains the task queue (machines shared with other jobs).
-// Partial tiles (M or N not a multiple of MR/NR) run the same kernel on zero-padded panels into a
-// small stack tile, then are merged into C with alpha/beta.
+// K is cut into blocks of depth KC (~L1: an MR x KC micro-panel of op(A) stays in L1). For a band
+// of rows of C (all of C unless packed op(A) would exceed kMaxPackedABytes):
+//   * op(A) is packed into MR-row panels and op(B) into NR-column panels, per K block, into
+//     buffers shared by all threads (op(B) per task instead when it is very large). Packing is
+//     split into units (a K block x a group of panels) claimed from an atomic counter.
+//   * C is cut into tasks: blocks of whole MR x NR tiles, at most kern.nc columns so a task's
+//     KC x nc slice of packed op(B) stays in L2 (choose_task_grid balances them over threads).
+//   * Work items are (K block, task) pairs claimed in K-block-major order from an atomic counter:
+//         wait for (help with) the packing of K block kb; wait until item (kb-1, task) is done
+//         for ir in task rows step MR         A micro-panel (MR x kc) stays in L1
+//           for jr in task cols step NR       B micro-panels stream from L2
+//             micro-kernel: MR x NR tile of C in registers, C = alpha*acc + beta_eff*C
+//     beta applies on K block 0 only (later blocks accumulate). Each K block is packed just
+//     before every task uses it, so it is read from L2/L3, not memory.
+// There are no barriers: a slow or descheduled thread only delays the others by the unit or item
+// it holds, and the fast thread takes the remaining work (these machines are shared).
+// Every C element is summed in the same order whatever the thread count, so results do not
+// depend on it. Partial tiles (M or N not a multiple of MR/NR) run the same kernel on zero-padded
+// panels into a small stack tile, which is then merged into C with alpha/beta.
 #include "cpu/gemm.h"
 
 #include <omp.h>
+#ifdef __linux__
+#include <pthread.h>
+#include <sched.h>
+#endif
 
 #include <algorithm>
 #include <atomic>
@@ -28,6 +35,8 @@
 #include <cstring>
 #include <memory>
 #include <new>
+#include <thread>
+#include <vector>
 
 #include "cpu/gemm_kernels.h"
 
@@ -36,13 +45,14 @@ namespace {
 
 using detail::GemmKernel;
 
-constexpr int64_t kMaxTile = 16 * 32;  // largest MR*NR of any kernel
+constexpr int64_t kMaxTile = 16 * 32;  // edge-tile buffer: >= MR*NR of every kernel (checked below)
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
 
-// Per-thread, grow-only, 64-byte aligned scratch buffers (packed op(A) owned by the calling thread,
-// packed op(B) by each worker). Kept for the thread's lifetime so repeated calls do not allocate.
+// Grow-only, 64-byte aligned scratch buffers of the calling thread (packed op(A), shared packed
+// op(B), or per-worker op(B) slices), kept for the thread's lifetime so that repeated calls do not
+// allocate. Workers use the caller's buffers; nothing is allocated inside a parallel region.
 struct Scratch {
   void* p = nullptr;
   size_t bytes = 0;
@@ -62,91 +72,60 @@ thread_local Scratch tl_scratch_a;
 thread_local Scratch tl_scratch_b;
 thread_local Scratch tl_scratch_bshared;
 
-// dst[k*MR + i] = op(A)[r0 + i, p0 + k] for i < mr (zero for mr <= i < MR), k < kc.
-template <class T, int MR>
-void pack_a_panel(const T* A, int64_t lda, bool ta, int64_t r0, int64_t mr, int64_t p0, int64_t kc, T* dst) {
-  if (!ta) {
-    if (mr == MR) {
-      const T* src[MR];
-      for (int i = 0; i < MR; ++i) src[i] = A + (r0 + i) * lda + p0;
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i][k];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t i = 0; i < mr; ++i) dst[k * MR + i] = A[(r0 + i) * lda + p0 + k];
-        for (int64_t i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
-      }
+// Copy-type packing (op(A) with trans_a, op(B) without trans_b): the source is a row-major
+// kc x ncols block (row k at src + k*ld) whose columns become W-wide panels, k-major inside a panel:
+//   dst[q*W*kc + k*W + j] = src[k*ld + q*W + j], zero for columns >= ncols.
+// Rows are walked in the outer loop so each source line is read once for all the panels it feeds
+// (walking panel by panel re-reads every row, and rows a multiple of 4 KiB apart thrash the L1).
+template <class T, int W>
+void pack_copy_panels_w(const T* src, int64_t ld, int64_t ncols, int64_t kc, T* dst) {
+  const int64_t full = ncols / W, rem = ncols - full * W;
+  constexpr int64_t kAhead = 8;  // rows; the hardware prefetchers stop at 4 KiB pages, rows often span them
+  const int64_t line = 64 / int64_t(sizeof(T));
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* row = src + k * ld;
+    if (k + kAhead < kc) {
+      for (int64_t j = 0; j < ncols; j += line) __builtin_prefetch(row + kAhead * ld + j);
+      __builtin_prefetch(row + kAhead * ld + ncols - 1);
     }
-  } else {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* src = A + (p0 + k) * lda + r0;
-      if (mr == MR) {
-        for (int i = 0; i < MR; ++i) dst[k * MR + i] = src[i];
-      } else {
-        for (int64_t i = 0; i < mr; ++i) dst[k * MR + i] = src[i];
-        for (int64_t i = mr; i < MR; ++i) dst[k * MR + i] = T(0);
-      }
-    }
-  }
-}
-
-// dst[k*NR + j] = op(B)[p0 + k, c0 + j] for j < nr (zero for nr <= j < NR), k < kc.
-template <class T, int NR>
-void pack_b_panel(const T* B, int64_t ldb, bool tb, int64_t p0, int64_t kc, int64_t c0, int64_t nr, T* dst) {
-  if (!tb) {
-    for (int64_t k = 0; k < kc; ++k) {
-      const T* src = B + (p0 + k) * ldb + c0;
-      if (nr == NR) {
-        for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j];
-      } else {
-        for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = src[j];
-        for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
-      }
-    }
-  } else {
-    if (nr == NR) {
-      const T* src[NR];
-      for (int j = 0; j < NR; ++j) src[j] = B + (c0 + j) * ldb + p0;
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int j = 0; j < NR; ++j) dst[k * NR + j] = src[j][k];
-      }
-    } else {
-      for (int64_t k = 0; k < kc; ++k) {
-        for (int64_t j = 0; j < nr; ++j) dst[k * NR + j] = B[(c0 + j) * ldb + p0 + k];
-        for (int64_t j = nr; j < NR; ++j) dst[k * NR + j] = T(0);
-      }
+    T* d = dst + k * W;
+    for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * W * kc, row + q * W, sizeof(T) * W);
+    if (rem) {
+      T* dq = d + full * W * kc;
+      for (int64_t j = 0; j < rem; ++j) dq[j] = row[full * W + j];
+      for (int64_t j = rem; j < W; ++j) dq[j] = T(0);
     }
   }
 }
 
 template <class T>
-using pack_a_fn = void (*)(const T*, int64_t, bool, int64_t, int64_t, int64_t, int64_t, T*);
-template <class T>
-using pack_b_fn = void (*)(const T*, int64_t, bool, int64_t, int64_t, int64_t, int64_t, T*);
+using pack_copy_fn = void (*)(const T*, int64_t, int64_t, int64_t, T*);
 
 template <class T>
-pack_a_fn<T> pick_pack_a(int mr) {
-  switch (mr) {
-    case 4: return &pack_a_panel<T, 4>;
-    case 6: return &pack_a_panel<T, 6>;
-    case 8: return &pack_a_panel<T, 8>;
-    case 12: return &pack_a_panel<T, 12>;
-    case 14: return &pack_a_panel<T, 14>;
-    case 16: return &pack_a_panel<T, 16>;
-    default: return nullptr;
+pack_copy_fn<T> pick_pack_copy(int w) {
+  switch (w) {
+    case 4: return &pack_copy_panels_w<T, 4>;
+    case 6: return &pack_copy_panels_w<T, 6>;
+    case 8: return &pack_copy_panels_w<T, 8>;
+    case 12: return &pack_copy_panels_w<T, 12>;
+    case 14: return &pack_copy_panels_w<T, 14>;
+    case 16: return &pack_copy_panels_w<T, 16>;
+    case 24: return &pack_copy_panels_w<T, 24>;
+    case 32: return &pack_copy_panels_w<T, 32>;
+    default: return nullptr;  // kernels only use the widths above
   }
 }
+
+// Gather-type packing, portable version of GemmKernel::pack_rows (op(A) without trans_a, op(B)
+// with trans_b): dst[k*w + r] = src[r*ld + k] for r < rows, zero for rows <= r < w.
 template <class T>
-pack_b_fn<T> pick_pack_b(int nr) {
-  switch (nr) {
-    case 4: return &pack_b_panel<T, 4>;
-    case 8: return &pack_b_panel<T, 8>;
-    case 16: return &pack_b_panel<T, 16>;
-    case 24: return &pack_b_panel<T, 24>;
-    case 32: return &pack_b_panel<T, 32>;
-    default: return nullptr;
+void pack_rows_portable(const T* src, int64_t ld, int64_t rows, int64_t kc, int w, T* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* s = src + r * ld;
+    for (int64_t k = 0; k < kc; ++k) dst[k * w + r] = s[k];
   }
+  for (int64_t k = 0; k < kc; ++k)
+    for (int64_t r = rows; r < w; ++r) dst[k * w + r] = T(0);
 }
 
 template <class T>
@@ -177,61 +156,162 @@ void scale_c(int64_t M, int64_t N, T beta, T* C, int64_t ldc) {
 std::atomic<int> g_force_kc{0}, g_force_mc{0}, g_force_nc{0};
 std::atomic<bool> g_force_private_b{false};
 
-#ifndef MG_TASKS_PER_THREAD
-#define MG_TASKS_PER_THREAD 4
-#endif
-#ifndef MG_MIN_TASK_PANELS
-#define MG_MIN_TASK_PANELS 4
-#endif
 // Minimum flops per thread before another thread is worth its fork/join and packing overhead.
 constexpr double kMinFlopsPerThread = 4.0e6;
-// Largest packed copy of A (elements * sizeof) held at once; taller A is processed in row bands.
+// Largest packed copy of op(A) held at once; taller A is processed in row bands.
 constexpr int64_t kMaxPackedABytes = int64_t(16) << 20;
 // Largest packed op(B) shared by all tasks; wider/deeper B is packed per task instead.
 constexpr int64_t kMaxPackedBBytes = int64_t(16) << 20;
 
 // Contention guard. libgomp's default wait policy keeps idle workers spinning; on a machine
-// oversubscribed by other processes the scheduler then deprioritises them, and the implicit join
-// at the end of a parallel region can wait a whole scheduling period (measured: ~20 ms for 1 ms
-// of work) for a worker that has nothing left to do. When a join took longer than the master's
-// own work (and over 1 ms), small GEMMs run on the calling thread alone for the next 200 ms;
-// then threads are tried again. Large GEMMs are always threaded. On an idle machine joins take
-// microseconds and this never triggers. Results do not depend on the thread count (see tests).
+// oversubscribed by other processes the scheduler then deprioritises them, and a parallel region
+// can wait a whole scheduling period at its implicit join (measured: ~20 ms for 1 ms of work) for
+// a worker that has nothing left to do. A region counts as contended when its join took over 1 ms
+// and longer than the master's own work. After two such regions in a row, small GEMMs run on the
+// calling thread alone for 200 ms; then threads are tried again. Large GEMMs are always threaded.
+// On an idle machine joins take microseconds. (A worker that merely wakes up late from sleep is
+// not a contended join: the dynamic work split lets the master start alone and both end together.)
 constexpr double kSmallGemmFlops = 5.0e8;  // ~5 ms on one core
 std::atomic<int64_t> g_contended_until_ns{0};
+std::atomic<int> g_strikes{0};
+std::atomic<int64_t> g_last_region_end_ns{0};
+std::atomic<bool> g_guard_enabled{true};
 
 inline int64_t mono_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-std::atomic<bool> g_guard_enabled{true};
 inline bool contended_now() {
   return g_guard_enabled.load(std::memory_order_relaxed) &&
          mono_ns() < g_contended_until_ns.load(std::memory_order_relaxed);
 }
 
-struct JoinProbe {
-  int64_t t0 = mono_ns(), t_master = 0;
+// Per parallel region: the contention probe above, plus a fix for where the workers run.
+// Woken after a pause, a worker is often placed on the CPU of the thread that woke it (the master,
+// which then computes without yielding) while the other CPU idles; it then starts only at the next
+// timer tick or load balance (measured +4 ms, for two regions in a row, on this 2-vCPU VM). So a
+// worker that finds itself on the master's CPU moves itself off it (affinity narrowed for a
+// moment, then restored: nothing stays pinned), and until every worker has started the master
+// yields between work items so a co-located worker gets to run and move.
+struct Team {
+  const int nth;  // requested team size
+  const int64_t t0 = mono_ns();
+  int64_t t_master = 0;
+  int master_cpu = -1;
+  int workers = 0;  // actual number of workers (set by the master on entry)
+  std::atomic<int> started{0};
+
+  explicit Team(int n) : nth(n) {
+#ifdef __linux__
+    master_cpu = sched_getcpu();
+#endif
+  }
+  // Called by every thread of the team on entry.
+  void enter(int tid) {
+    if (tid == 0) {
+      workers = omp_get_num_threads() - 1;
+      return;
+    }
+#ifdef __linux__
+    if (master_cpu >= 0 && sched_getcpu() == master_cpu) {
+      cpu_set_t allowed;
+      if (pthread_getaffinity_np(pthread_self(), sizeof allowed, &allowed) == 0 && CPU_COUNT(&allowed) > 1 &&
+          CPU_ISSET(master_cpu, &allowed)) {
+        cpu_set_t others = allowed;
+        CPU_CLR(master_cpu, &others);
+        if (pthread_setaffinity_np(pthread_self(), sizeof others, &others) == 0) {
+          pthread_setaffinity_np(pthread_self(), sizeof allowed, &allowed);
+        }
+      }
+    }
+#endif
+    started.fetch_add(1, std::memory_order_release);
+  }
+  // Called by the master between work items.
+  void master_poll() {
+    if (started.load(std::memory_order_acquire) < workers) std::this_thread::yield();
+  }
   void master_done() { t_master = mono_ns(); }
-  void region_done() const {
+  // After the region: contention probe.
+  void region_done() {
     const int64_t t1 = mono_ns();
+    const int64_t idle = t0 - g_last_region_end_ns.exchange(t1, std::memory_order_relaxed);
+    if (t_master == 0) return;
     const int64_t body = t_master - t0, join = t1 - t_master;
-    if (t_master > 0 && join > 1000000 && join > body) {
+    // After a pause the workers are asleep and waking them can take milliseconds; a slow join
+    // then is that wake-up, not contention.
+    const bool slow_join = join > 1000000 && join > body && idle < 5000000;
+    // Two contended regions in a row are needed (a single one can be a fluke, e.g. the first
+    // region of the process, which also creates the worker threads).
+    if (!slow_join) {
+      g_strikes.store(0, std::memory_order_relaxed);
+    } else if (g_strikes.fetch_add(1, std::memory_order_relaxed) >= 1) {
       g_contended_until_ns.store(t1 + 200000000, std::memory_order_relaxed);
     }
   }
 };
 
-// Spin briefly, then sleep on the counter (futex): a thread waiting for a packing unit that another,
-// descheduled thread holds gives its core away, which matters on busy machines.
+// Waits until c >= target. Waits here are normally microseconds (a unit or item in flight on
+// another thread), so spin first; then yield, which hands the core to another runnable thread if
+// there is one (an oversubscribed machine) and otherwise keeps this vCPU awake; sleeping on a
+// futex is the last resort: on a VM a halted vCPU can take a whole timer tick (4 ms measured) to
+// wake up again, which would dominate a GEMM of a few ms.
 inline void wait_until_at_least(std::atomic<int>& c, int target) {
-  for (int spin = 0; spin < 2048; ++spin) {
+  for (int spin = 0; spin < 4096; ++spin) {
     if (c.load(std::memory_order_acquire) >= target) return;
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
 #endif
   }
-  for (int v = c.load(std::memory_order_acquire); v < target; v = c.load(std::memory_order_acquire)) c.wait(v);
+  const int64_t give_up = mono_ns() + 20000000;  // 20 ms of yielding, then sleep
+  while (c.load(std::memory_order_acquire) < target) {
+    if (mono_ns() > give_up) {
+      for (int v = c.load(std::memory_order_acquire); v < target; v = c.load(std::memory_order_acquire)) c.wait(v);
+      return;
+    }
+    std::this_thread::yield();
+  }
+}
+
+// Splits C (mpanels x npanels tiles) into mcb x ncb task blocks. One thread: column blocks of at
+// most nc columns. Several threads: between nth and 8*nth tasks, scored by
+//   load imbalance of the dynamic queue (list scheduling of the actual block sizes)
+//   + 2 * (1/rows + 1/cols)            smaller blocks reuse packed panels less
+//   + 0.006 * |tasks/nth - 4|          ~4 tasks per thread absorb a slow thread
+//   + 0.01 * (mcb - 1) when op(B) is packed per task (each row block packs it again).
+void choose_task_grid(int64_t mpanels, int64_t npanels, int MR, int NR, int nc, int nth, bool shared_b,
+                      int64_t* mcb_out, int64_t* ncb_out) {
+  const int64_t ncb_min = std::min(npanels, ceil_div(npanels * NR, std::max(nc, NR)));
+  *mcb_out = 1;
+  *ncb_out = ncb_min;
+  if (nth <= 1) return;
+  const int64_t max_tasks = 8 * int64_t(nth);
+  double best = 1e30;
+  std::vector<int64_t> finish(size_t(nth), 0);
+  for (int64_t mcb = 1; mcb <= std::min(mpanels, max_tasks); ++mcb) {
+    for (int64_t ncb = ncb_min; ncb <= npanels && mcb * ncb <= max_tasks; ++ncb) {
+      const int64_t tasks = mcb * ncb;
+      if (tasks < nth && mpanels * npanels >= nth) continue;
+      // Dynamic queue in task order: each task goes to the thread that frees up first.
+      std::fill(finish.begin(), finish.end(), 0);
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t tr = t / ncb, tc = t % ncb;
+        const int64_t rows = mpanels * (tr + 1) / mcb - mpanels * tr / mcb;
+        const int64_t cols = npanels * (tc + 1) / ncb - npanels * tc / ncb;
+        *std::min_element(finish.begin(), finish.end()) += rows * cols;
+      }
+      const double ideal = double(mpanels * npanels) / nth;
+      const double imbalance = double(*std::max_element(finish.begin(), finish.end())) / ideal - 1.0;
+      const double rows = double(ceil_div(mpanels, mcb) * MR), cols = double(ceil_div(npanels, ncb) * NR);
+      const double score = imbalance + 2.0 * (1.0 / rows + 1.0 / cols) +
+                           0.006 * std::abs(double(tasks) / nth - 4.0) + (shared_b ? 0.0 : 0.01 * double(mcb - 1));
+      if (score < best) {
+        best = score;
+        *mcb_out = mcb;
+        *ncb_out = ncb;
+      }
+    }
+  }
 }
 
 // One band of rows of C (its op(A) band fits kMaxPackedABytes when packed). See the top of the file.
@@ -242,8 +322,8 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
                const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, int nth, T* bpack,
                bool pack_b) {
   const int MR = kern.mr, NR = kern.nr;
-  const pack_a_fn<T> pack_a = pick_pack_a<T>(MR);
-  const pack_b_fn<T> pack_b_panel = pick_pack_b<T>(NR);
+  const pack_copy_fn<T> copy_a = pick_pack_copy<T>(MR), copy_b = pick_pack_copy<T>(NR);
+  const detail::gemm_pack_rows_fn<T> gather = kern.pack_rows ? kern.pack_rows : &pack_rows_portable<T>;
 
   const int64_t kblocks = ceil_div(K, KC);
   const int64_t mpanels = ceil_div(M, MR), npanels = ceil_div(N, NR);
@@ -259,129 +339,131 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   const int64_t units = units_per_k * kblocks;
 
   // Tasks: blocks of whole tiles, at most kern.nc columns (the B block a task reuses from L2).
-  // With several threads, split further until there are ~4 tasks per thread so the dynamic queue
-  // can balance: prefer near-square blocks (least L3 traffic) when B is shared; when B is packed
-  // per task, prefer splitting columns (splitting rows would pack the same B again).
-  int64_t ncb = ceil_div(Np, std::max(kern.nc, NR));
-  int64_t mcb = 1;
-  if (nth > 1) {
-    const int64_t target = MG_TASKS_PER_THREAD * int64_t(nth);
-    while (mcb * ncb < target) {
-      const bool can_c = ceil_div(npanels, ncb + 1) >= MG_MIN_TASK_PANELS;
-      const bool can_r = ceil_div(mpanels, mcb + 1) * MR >= 96;
-      const bool prefer_r = shared_b && ceil_div(mpanels, mcb) * MR >= ceil_div(npanels, ncb) * NR;
-      if (prefer_r && can_r) {
-        ++mcb;
-      } else if (can_c) {
-        ++ncb;
-      } else if (can_r) {
-        ++mcb;
-      } else {
-        break;
-      }
-    }
-  }
-  ncb = std::min(ncb, npanels);
-  mcb = std::min(mcb, mpanels);
+  int64_t mcb = 1, ncb = 1;
+  choose_task_grid(mpanels, npanels, MR, NR, kern.nc, nth, shared_b, &mcb, &ncb);
   const int64_t tasks = mcb * ncb;
   const int64_t max_task_cols = ceil_div(npanels, ncb) * NR;
 
+  // All buffers come from the calling thread's scratch (nothing is allocated inside the region).
   T* apack = static_cast<T*>(tl_scratch_a.get(sizeof(T) * size_t(Mp * K)));
-  std::atomic<int64_t> next_unit{0}, next_task{0};
+  const int64_t bpriv_elems = shared_b ? 0 : max_task_cols * KC;  // per-thread op(B) slice
+  T* bpriv = shared_b ? nullptr : static_cast<T*>(tl_scratch_b.get(sizeof(T) * size_t(bpriv_elems * nth)));
+  const int64_t total_items = tasks * kblocks;
+  std::atomic<int64_t> next_unit{0}, next_item{0};
   std::unique_ptr<std::atomic<int>[]> kdone(new std::atomic<int>[size_t(kblocks)]);
   for (int64_t i = 0; i < kblocks; ++i) kdone[i].store(0, std::memory_order_relaxed);
+  std::unique_ptr<std::atomic<int>[]> tprog(new std::atomic<int>[size_t(tasks)]);  // K blocks done per task
+  for (int64_t i = 0; i < tasks; ++i) tprog[i].store(0, std::memory_order_relaxed);
 
   // K block kb of a packed operand: its panels (MR x kc or NR x kc) one after another.
   auto a_block = [&](int64_t kb) { return apack + kb * KC * Mp; };
   auto b_block = [&](int64_t kb) { return bpack + kb * KC * Np; };
+  // Packs columns [c0, c0+ncols) of op(B)'s K block at pc into NR-wide panels at dst.
   auto pack_b_panels = [&](int64_t pc, int64_t kc, int64_t c0, int64_t ncols, T* dst) {
-    for (int64_t p = 0; p * NR < ncols; ++p) {
-      const int64_t nr = std::min<int64_t>(NR, ncols - p * NR);
-      if (tb && kern.pack_rows) {
-        kern.pack_rows(B + (c0 + p * NR) * ldb + pc, ldb, nr, kc, NR, dst + p * NR * kc);
-      } else {
-        pack_b_panel(B, ldb, tb, pc, kc, c0 + p * NR, nr, dst + p * NR * kc);
+    if (!tb) {
+      copy_b(B + pc * ldb + c0, ldb, ncols, kc, dst);
+    } else {
+      for (int64_t p = 0; p * NR < ncols; ++p) {
+        gather(B + (c0 + p * NR) * ldb + pc, ldb, std::min<int64_t>(NR, ncols - p * NR), kc, NR, dst + p * NR * kc);
       }
     }
   };
 
-  auto body = [&]() {
-    // Phase 1: pack op(A) (and the shared op(B)).
-    for (int64_t u = next_unit.fetch_add(1, std::memory_order_relaxed); u < units;
-         u = next_unit.fetch_add(1, std::memory_order_relaxed)) {
-      const int64_t kb = u / units_per_k, g = u % units_per_k;
-      const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
-      if (g < a_units) {
-        T* dst = a_block(kb);
-        const int64_t p1 = std::min(mpanels, (g + 1) * a_ppu);
-        for (int64_t p = g * a_ppu; p < p1; ++p) {
-          const int64_t mr = std::min<int64_t>(MR, M - p * MR);
-          if (!ta && kern.pack_rows) {
-            kern.pack_rows(A + p * MR * lda + pc, lda, mr, kc, MR, dst + p * MR * kc);
-          } else {
-            pack_a(A, lda, ta, p * MR, mr, pc, kc, dst + p * MR * kc);
-          }
-        }
+  // Packs unit u (K block u / units_per_k): a group of op(A) panels or of shared op(B) panels.
+  auto pack_unit = [&](int64_t u) {
+    const int64_t kb = u / units_per_k, g = u % units_per_k;
+    const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
+    if (g < a_units) {
+      T* dst = a_block(kb);
+      const int64_t p0 = g * a_ppu, p1 = std::min(mpanels, p0 + a_ppu);
+      if (ta) {
+        copy_a(A + pc * lda + p0 * MR, lda, std::min(M, p1 * MR) - p0 * MR, kc, dst + p0 * MR * kc);
       } else {
-        const int64_t p0 = (g - a_units) * b_ppu, p1 = std::min(npanels, p0 + b_ppu);
-        pack_b_panels(pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kc);
+        for (int64_t p = p0; p < p1; ++p) {
+          gather(A + p * MR * lda + pc, lda, std::min<int64_t>(MR, M - p * MR), kc, MR, dst + p * MR * kc);
+        }
       }
-      kdone[kb].fetch_add(1, std::memory_order_release);
-      if (nth > 1) kdone[kb].notify_all();
+    } else {
+      const int64_t p0 = (g - a_units) * b_ppu, p1 = std::min(npanels, p0 + b_ppu);
+      pack_b_panels(pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kc);
     }
-    // Phase 2: tasks.
-    T* bbuf = shared_b ? nullptr : static_cast<T*>(tl_scratch_b.get(sizeof(T) * size_t(max_task_cols * KC)));
+    kdone[kb].fetch_add(1, std::memory_order_release);
+    if (nth > 1) kdone[kb].notify_all();
+  };
+
+  // Work items are (K block, task) pairs taken in K-block-major order, so every K block of the
+  // packed operands is produced just before all tasks consume it (hot in L2/L3) rather than
+  // streaming the whole packed band through memory. A thread that needs K block kb first helps
+  // pack its units; item (kb, t) also waits until (kb-1, t) is done (same tiles of C).
+  // tid: thread number in the team; team: the region's Team for its master (polled between
+  // items), else nullptr.
+  auto body = [&](int tid, Team* team) {
+    T* bbuf = shared_b ? nullptr : bpriv + tid * bpriv_elems;
     alignas(64) T ctile[kMaxTile];
-    for (int64_t t = next_task.fetch_add(1, std::memory_order_relaxed); t < tasks;
-         t = next_task.fetch_add(1, std::memory_order_relaxed)) {
+    for (int64_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < total_items;
+         i = next_item.fetch_add(1, std::memory_order_relaxed)) {
+      if (team) team->master_poll();
+      const int64_t kb = i / tasks, t = i % tasks;
+      // Help pack K block kb (never claims units of later blocks), then wait for the rest.
+      while (kdone[kb].load(std::memory_order_acquire) < units_per_k &&
+             next_unit.load(std::memory_order_relaxed) < (kb + 1) * units_per_k) {
+        const int64_t u = next_unit.fetch_add(1, std::memory_order_relaxed);
+        if (u >= units) break;
+        pack_unit(u);
+      }
+      if (nth > 1) {
+        wait_until_at_least(kdone[kb], int(units_per_k));
+        if (kb > 0) wait_until_at_least(tprog[t], int(kb));
+      }
       const int64_t tr = t / ncb, tc = t % ncb;
       const int64_t r0 = (mpanels * tr / mcb) * MR, r1 = std::min(M, (mpanels * (tr + 1) / mcb) * MR);
       const int64_t c0 = (npanels * tc / ncb) * NR, c1 = std::min(N, (npanels * (tc + 1) / ncb) * NR);
       const int64_t nc = c1 - c0;
-      for (int64_t kb = 0; kb < kblocks; ++kb) {
-        const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
-        const T beta_eff = kb == 0 ? beta : T(1);
-        if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
-        if (nth > 1) wait_until_at_least(kdone[kb], int(units_per_k));
-        const T* ablk = a_block(kb);
-        const T* bblk = shared_b ? b_block(kb) + c0 * kc : bbuf;
-        for (int64_t ir = r0; ir < r1; ir += MR) {
-          const int64_t mr = std::min<int64_t>(MR, M - ir);
-          const T* ap = ablk + ir * kc;
-          for (int64_t jr = 0; jr < nc; jr += NR) {
-            const int64_t nr = std::min<int64_t>(NR, nc - jr);
-            const T* bp = bblk + jr * kc;
-            T* c = C + ir * ldc + c0 + jr;
-            if (mr == MR && nr == NR) {
-              kern.fn(kc, ap, bp, c, ldc, alpha, beta_eff);
-            } else {
-              kern.fn(kc, ap, bp, ctile, NR, T(1), T(0));
-              for (int64_t i = 0; i < mr; ++i) {
-                T* ci = c + i * ldc;
-                const T* ti = ctile + i * NR;
-                if (beta_eff == T(0)) {
-                  for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j];
-                } else {
-                  for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j] + beta_eff * ci[j];
-                }
+      const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
+      const T beta_eff = kb == 0 ? beta : T(1);
+      if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
+      const T* ablk = a_block(kb);
+      const T* bblk = shared_b ? b_block(kb) + c0 * kc : bbuf;
+      for (int64_t ir = r0; ir < r1; ir += MR) {
+        const int64_t mr = std::min<int64_t>(MR, M - ir);
+        const T* ap = ablk + ir * kc;
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int64_t nr = std::min<int64_t>(NR, nc - jr);
+          const T* bp = bblk + jr * kc;
+          T* c = C + ir * ldc + c0 + jr;
+          if (mr == MR && nr == NR) {
+            kern.fn(kc, ap, bp, c, ldc, alpha, beta_eff);
+          } else {
+            kern.fn(kc, ap, bp, ctile, NR, T(1), T(0));
+            for (int64_t i2 = 0; i2 < mr; ++i2) {
+              T* ci = c + i2 * ldc;
+              const T* ti = ctile + i2 * NR;
+              if (beta_eff == T(0)) {
+                for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j];
+              } else {
+                for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j] + beta_eff * ci[j];
               }
             }
           }
         }
       }
+      tprog[t].store(int(kb + 1), std::memory_order_release);
+      if (nth > 1) tprog[t].notify_all();
     }
   };
 
   if (nth <= 1) {
-    body();
+    body(0, nullptr);
   } else {
-    JoinProbe probe;
+    Team team(nth);
 #pragma omp parallel num_threads(nth)
     {
-      body();
-      if (omp_get_thread_num() == 0) probe.master_done();
+      const int tid = omp_get_thread_num();
+      team.enter(tid);
+      body(tid, tid == 0 ? &team : nullptr);
+      if (tid == 0) team.master_done();
     }
-    probe.region_done();
+    team.region_done();
   }
 }
 
@@ -394,6 +476,7 @@ void gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
     return;
   }
   GemmKernel<T> kern = active_kernel<T>();
+  if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
   if (const int v = g_force_kc.load(std::memory_order_relaxed)) kern.kc = v;
   if (const int v = g_force_mc.load(std::memory_order_relaxed)) kern.mc = v;
   if (const int v = g_force_nc.load(std::memory_order_relaxed)) kern.nc = v;
@@ -440,17 +523,19 @@ void gemm_batched_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alph
     }
   } else if (over_batch) {
     // Dynamic: a descheduled worker leaves its share to the others.
-    const int team = static_cast<int>(std::min<int64_t>(nth, batch));
-    JoinProbe probe;
-#pragma omp parallel num_threads(team)
+    Team team(static_cast<int>(std::min<int64_t>(nth, batch)));
+#pragma omp parallel num_threads(team.nth)
     {
+      const int tid = omp_get_thread_num();
+      team.enter(tid);
 #pragma omp for schedule(dynamic, 1) nowait
       for (int64_t b = 0; b < batch; ++b) {
         gemm_driver<T>(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc, 1);
+        if (tid == 0) team.master_poll();
       }
-      if (omp_get_thread_num() == 0) probe.master_done();
+      if (tid == 0) team.master_done();
     }
-    probe.region_done();
+    team.region_done();
   } else {
     for (int64_t b = 0; b < batch; ++b) {
       gemm_driver<T>(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc, nth);
@@ -494,6 +579,7 @@ void gemm_force_blocking(int kc, int mc, int nc, bool private_b) {
 void gemm_set_contention_guard(bool enabled) {
   g_guard_enabled.store(enabled);
   g_contended_until_ns.store(0);
+  g_strikes.store(0);
 }
 }  // namespace detail
 

@@ -11,11 +11,18 @@
 //   * C[M,N] = alpha * op(A) * op(B) + beta * C. Only the M x N window of C is touched.
 //   * beta == 0 means C is overwritten: its old contents (NaN/Inf included) are never read.
 //     alpha == 0 or K == 0 gives C = beta * C without reading A or B.
-//   * Accumulation is in the working precision (f32 for sgemm, f64 for dgemm), summed over K in
-//     blocks; the result matches a reference dot product within ordinary rounding, but is not
-//     bit-identical to other BLAS libraries nor across different thread counts or ISAs.
+//   * Accumulation is in the working precision (f32 for sgemm, f64 for dgemm; FMAs in the SIMD
+//     kernels), summed over K in blocks of a few hundred; every element is within
+//     gamma_{2K+3} * (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) of the exact result
+//     (gamma_n = n*u / (1 - n*u), u = unit roundoff; checked by tests/test_gemm.cpp).
+//     Results are bitwise identical for any thread count, but not across ISAs (the kernel's K
+//     block depth differs) nor to other BLAS libraries.
 //   * Threads with OpenMP (omp_get_max_threads() threads, fewer for small problems) unless called
-//     from inside an active parallel region, where it runs single-threaded on the caller.
+//     from inside an active parallel region, where it runs single-threaded on the caller. When the
+//     machine is oversubscribed (parallel regions whose join stalls), GEMMs under ~0.5 GFLOP run
+//     on the calling thread for a while; see cpu/gemm.cpp. Nothing stays pinned to a CPU.
+//   * Packing buffers are kept per calling thread between calls (up to ~16 MiB each for packed
+//     A and B, less for small problems).
 //   * The SIMD micro-kernel is chosen at run time (AVX-512F, else AVX2+FMA, else portable C++);
 //     the library itself need not be compiled with -march flags.
 //   * Thread-safe: concurrent calls from different threads are fine (packing buffers are per thread).
@@ -33,9 +40,9 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
            const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
 // Batched: batch independent GEMMs with element strides between consecutive A, B, C matrices
-// (a stride of 0 broadcasts that operand; stride_c must not be 0 when batch > 1 unless the
-// caller wants the last result only). Parallelises over the batch when the matrices are small
-// or the batch divides evenly among the threads; otherwise each GEMM is threaded in turn.
+// (a stride of 0 broadcasts that operand; with stride_c == 0 the GEMMs run one after another in
+// batch order on the same C). Parallelises over the batch when the matrices are small, the batch
+// divides evenly among the threads, or it is long; otherwise each GEMM is threaded in turn.
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                    float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch);

@@ -23,8 +23,10 @@ template <class T>
 struct GemmKernel {
   gemm_ukernel_fn<T> fn = nullptr;
   int mr = 0, nr = 0;          // register tile
-  int kc = 0, mc = 0, nc = 0;  // blocking: kc = K block depth; mc = max rows of op(A) packed at once;
-                               // nc = widest column block of op(B) packed by one thread (L2)
+  // Blocking. kc: K block depth (the MR x kc A micro-panel stays in L1). mc: most rows of op(A)
+  // packed at once (a row band; normally unlimited, gemm.cpp also caps the packed bytes). nc:
+  // widest column block of a task (its kc x nc slice of packed op(B) stays in L2).
+  int kc = 0, mc = 0, nc = 0;
   const char* name = "";
   gemm_pack_rows_fn<T> pack_rows = nullptr;
 };
@@ -35,7 +37,6 @@ struct GemmKernelSet {
   GemmKernel<double> f64;
   bool ok = false;
 };
-GemmKernelSet gemm_kernels_scalar();
 GemmKernelSet gemm_kernels_avx2();    // requires avx2+fma at run time
 GemmKernelSet gemm_kernels_avx512();  // requires avx512f at run time
 

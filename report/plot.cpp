@@ -138,7 +138,8 @@ void draw_axes(Canvas& c, const Frame& f, const std::string& title, const std::s
     }
   c.line(f.left, f.bottom, f.right, f.bottom, kAxis, 2);
   c.line(f.left, f.top, f.left, f.bottom, kAxis, 2);
-  c.text((c.width() - Canvas::text_width(title, 3)) / 2.0, 15, title, kBlack, 3);
+  const int ts = Canvas::text_width(title, 3) <= c.width() - 20 ? 3 : 2;  // long titles drop a size
+  c.text((c.width() - Canvas::text_width(title, ts)) / 2.0, 15, title, kBlack, ts);
   c.text((f.left + f.right - Canvas::text_width(xl)) / 2.0, f.bottom + 32, xl, kBlack);
   c.text(8, f.top - 24, yl, kBlack);
 }
@@ -240,7 +241,8 @@ void save_heatmap(const std::string& path, const Heatmap& m, int width, int heig
       // row 0 at the top
       c.rect(int(f.px(col)), int(f.py(m.rows - r)), int(f.px(col + 1)) + 1, int(f.py(m.rows - r - 1)) + 1, cl);
     }
-  c.text((width - Canvas::text_width(m.title, 3)) / 2.0, 15, m.title, kBlack, 3);
+  const int ts = Canvas::text_width(m.title, 3) <= width - 20 ? 3 : 2;
+  c.text((width - Canvas::text_width(m.title, ts)) / 2.0, 15, m.title, kBlack, ts);
   c.text((f.left + f.right - Canvas::text_width(m.xlabel)) / 2.0, f.bottom + 32, m.xlabel, kBlack);
   c.text(8, f.top - 24, m.ylabel, kBlack);
   c.line(f.left, f.bottom, f.right, f.bottom, kAxis, 2);
