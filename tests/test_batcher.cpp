@@ -13,6 +13,7 @@
 
 #include <unistd.h>
 
+#include "tests/temp_dir.h"
 #include "data/batcher.h"
 #include "data/shards.h"
 
@@ -22,17 +23,8 @@ namespace fs = std::filesystem;
 using namespace mg;
 using Docs = std::vector<std::vector<std::int32_t>>;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mg_test_batcher_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("mg_test_batcher") {}
 };
 
 std::shared_ptr<const TokenShard> make_shard(const TempDir& dir, const Docs& docs, std::int32_t vocab = 100) {

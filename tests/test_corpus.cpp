@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "tests/temp_dir.h"
 #include "data/corpus.h"
 #include "data/jsonl.h"
 
@@ -18,23 +19,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mg;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mg_test_corpus_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string write(const std::string& name, const std::string& content) const {
-    const fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << content;
-    return p.string();
-  }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("mg_test_corpus") {}
 };
 
 std::vector<std::string> drain(DocumentReader& r) { return read_documents(r); }

@@ -13,6 +13,7 @@
 #include <omp.h>
 #include <unistd.h>
 
+#include "tests/temp_dir.h"
 #include "data/bpe_tokenizer.h"
 #include "data/corpus.h"
 #include "data/shards.h"
@@ -22,18 +23,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mg;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("mg_test_shards_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
+struct TempDir : test::TempDir {
+  TempDir() : test::TempDir("mg_test_shards") {}
 };
 
 std::string read_bytes(const std::string& path) {
