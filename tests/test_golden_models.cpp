@@ -22,19 +22,14 @@
 #include "core/safetensors.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
+#include "tests/golden_compare.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
+using namespace mg::test;
 
 namespace {
 
-struct Tol {
-  double rtol, atol;
-};
-struct Tols {
-  Tol f32, f64;
-  Tol get(DType dt) const { return dt == DType::f32 ? f32 : f64; }
-};
 
 // Logits and loss: f32 rtol 1e-4 (atol 1e-5 for logits near 0); f64 1e-10 / 1e-12.
 constexpr Tols kOutput{{1e-4, 1e-5}, {1e-10, 1e-12}};
@@ -49,45 +44,6 @@ constexpr Tols kAdamW{{1e-4, 1e-6}, {1e-9, 1e-12}};
 const char* const kModels[] = {"model_mixer_flat", "model_mixer_expanded", "model_mixer_multihead", "model_llama",
                                "model_gpt"};
 
-bool verbose() {
-  static const bool v = std::getenv("MG_GOLDEN_VERBOSE") != nullptr;
-  return v;
-}
-
-std::vector<double> as_f64(const Tensor& t) { return t.detach().to(DType::f64).contiguous().to_vector<double>(); }
-
-// One CHECK per tensor; on failure the message names the worst element and how far past the
-// tolerance it is (err / (atol + rtol |want|)).
-void expect_close(const Tensor& got, const Tensor& want, Tol tol, const std::string& what) {
-  INFO(what);
-  if (!got.defined()) {
-    FAIL_CHECK("result/gradient is undefined");
-    return;
-  }
-  if (got.shape() != want.shape()) {
-    FAIL_CHECK("shape " << shape_str(got.shape()) << ", want " << shape_str(want.shape()));
-    return;
-  }
-  const std::vector<double> g = as_f64(got), w = as_f64(want);
-  double worst_ratio = 0, worst_abs = 0, worst_rel = 0;
-  size_t worst = 0;
-  bool finite = true;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!std::isfinite(g[i])) finite = false;
-    const double err = std::abs(g[i] - w[i]);
-    const double ratio = err / (tol.atol + tol.rtol * std::abs(w[i]));
-    worst_abs = std::max(worst_abs, err);
-    if (w[i] != 0) worst_rel = std::max(worst_rel, err / std::abs(w[i]));
-    if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = i;
-  }
-  if (verbose())
-    std::printf("  %-64s max abs %.2e  max rel %.2e  err/tol %.3f\n", what.c_str(), worst_abs, worst_rel, worst_ratio);
-  INFO("worst element " << worst << ": got " << (g.empty() ? 0 : g[worst]) << ", want " << (w.empty() ? 0 : w[worst])
-                        << "; max abs err " << worst_abs << ", max rel err " << worst_rel << ", err/tol "
-                        << worst_ratio << " (rtol " << tol.rtol << ", atol " << tol.atol << ")");
-  CHECK(finite);
-  CHECK(worst_ratio <= 1.0);
-}
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;

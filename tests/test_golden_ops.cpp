@@ -24,60 +24,17 @@
 #include "ops/norm.h"
 #include "ops/rope.h"
 #include "ops/softmax.h"
+#include "tests/golden_compare.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
+using namespace mg::test;
 
 namespace {
 
-struct Tol {
-  double rtol, atol;
-};
-struct Tols {
-  Tol f32, f64;
-};
 // The default of this suite: f32 rtol 1e-4 with atol 1e-5 for entries near 0; f64 1e-10 / 1e-12.
 constexpr Tols kDefault{{1e-4, 1e-5}, {1e-10, 1e-12}};
 
-bool verbose() {
-  static const bool v = std::getenv("MG_GOLDEN_VERBOSE") != nullptr;
-  return v;
-}
-
-std::vector<double> as_f64(const Tensor& t) { return t.detach().to(DType::f64).to_vector<double>(); }
-
-// One CHECK per tensor; on failure the message names the worst element and how far past the
-// tolerance it is (err / (atol + rtol |want|)).
-void expect_close(const Tensor& got, const Tensor& want, Tol tol, const std::string& what) {
-  INFO(what);
-  if (!got.defined()) {
-    FAIL_CHECK("result/gradient is undefined");
-    return;
-  }
-  if (got.shape() != want.shape()) {
-    FAIL_CHECK("shape " << shape_str(got.shape()) << ", want " << shape_str(want.shape()));
-    return;
-  }
-  const std::vector<double> g = as_f64(got), w = as_f64(want);
-  double worst_ratio = 0, worst_abs = 0, worst_rel = 0;
-  size_t worst = 0;
-  bool finite = true;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (!std::isfinite(g[i])) finite = false;
-    const double err = std::abs(g[i] - w[i]);
-    const double ratio = err / (tol.atol + tol.rtol * std::abs(w[i]));
-    worst_abs = std::max(worst_abs, err);
-    if (w[i] != 0) worst_rel = std::max(worst_rel, err / std::abs(w[i]));
-    if (!(ratio <= worst_ratio)) worst_ratio = ratio, worst = i;
-  }
-  if (verbose())
-    std::printf("  %-58s max abs %.2e  max rel %.2e  err/tol %.3f\n", what.c_str(), worst_abs, worst_rel, worst_ratio);
-  INFO("worst element " << worst << ": got " << (g.empty() ? 0 : g[worst]) << ", want " << (w.empty() ? 0 : w[worst])
-                        << "; max abs err " << worst_abs << ", max rel err " << worst_rel << ", err/tol "
-                        << worst_ratio << " (rtol " << tol.rtol << ", atol " << tol.atol << ")");
-  CHECK(finite);
-  CHECK(worst_ratio <= 1.0);
-}
 
 struct Golden {
   std::string op;
