@@ -2,15 +2,12 @@
 // Philox4x32-10 (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"), the counter-based
 // generator that cuRAND also uses. Element i of a random tensor is a pure function of
 // (seed, offset, i), so the CPU and CUDA kernels draw bit-identical numbers for the same seed.
-// This header compiles in both host and device code and includes no CUDA header.
-#include <cmath>
+// Normals too: Box-Muller is evaluated with core/repro_math.h, whose log/sin/cos give the same
+// bits on every host and device (libm's and CUDA's logf/sinf would differ in the last bit now and
+// then). This header compiles in both host and device code and includes no CUDA header.
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define MG_HD __host__ __device__ __forceinline__
-#else
-#define MG_HD inline
-#endif
+#include "core/repro_math.h"
 
 namespace mg::philox {
 
@@ -39,13 +36,28 @@ MG_HD U4 philox4x32_10(uint64_t counter, uint64_t subsequence, uint64_t seed) {
   return c;
 }
 
-// Uniform in (0, 1]: never 0, so log() in Box-Muller is finite. 24 random bits.
-MG_HD float u01(uint32_t v) { return float((v >> 8) + 1) * (1.0f / 16777216.0f); }
-// Uniform in (0, 1] with 53 random bits from two words.
-MG_HD double u01_f64(uint32_t a, uint32_t b) {
+// Uniform in (0, 1]: never 0, so log() in Box-Muller is finite. 24 random bits: the value is
+// q24(v) / 2^24 with the integer q24(v) in [1, 2^24].
+MG_HD uint32_t q24(uint32_t v) { return (v >> 8) + 1; }
+MG_HD float u01(uint32_t v) { return float(q24(v)) * (1.0f / 16777216.0f); }
+// Uniform in (0, 1] with 53 random bits from two words: q53(a, b) / 2^53, q53 in [1, 2^53].
+MG_HD uint64_t q53(uint32_t a, uint32_t b) {
   uint64_t v = (uint64_t(a) << 21) ^ uint64_t(b >> 11);
   v &= (uint64_t(1) << 53) - 1;
-  return double(v + 1) * (1.0 / 9007199254740992.0);
+  return v + 1;
+}
+MG_HD double u01_f64(uint32_t a, uint32_t b) { return double(q53(a, b)) * (1.0 / 9007199254740992.0); }
+
+// Box-Muller from the random words of one pair: sqrt(-2 log u1) times cos (first of the pair) or
+// sin (second) of 2 pi u2, with u1 = u01(a1), u2 = u01(a2) (f32), or u1 = u01_f64(a1, b1),
+// u2 = u01_f64(a2, b2) (f64). Identical bits on CPU and GPU; within a few ulp of the exact value.
+MG_HD float box_muller_f32(uint32_t a1, uint32_t a2, bool second) {
+  const float rad = repro::sqrt(repro::mul(-2.0f, repro::log(u01(a1))));
+  return repro::mul(rad, repro::sincos_2pi_q24(q24(a2), !second));
+}
+MG_HD double box_muller_f64(uint32_t a1, uint32_t b1, uint32_t a2, uint32_t b2, bool second) {
+  const double rad = repro::sqrt(repro::mul(-2.0, repro::log(u01_f64(a1, b1))));
+  return repro::mul(rad, repro::sincos_2pi_q53(q53(a2, b2), !second));
 }
 
 // The i-th uniform in [0,1) as float, the i-th standard normal (Box-Muller on the pair that
@@ -59,11 +71,8 @@ MG_HD float uniform_f32(uint64_t seed, uint64_t offset, uint64_t i) {
 
 MG_HD float normal_f32(uint64_t seed, uint64_t offset, uint64_t i) {
   U4 r = philox4x32_10(i >> 2, offset, seed);
-  bool second_pair = (i & 2) != 0;
-  float u1 = u01(second_pair ? r.z : r.x), u2 = u01(second_pair ? r.w : r.y);
-  float rad = sqrtf(-2.0f * logf(u1));
-  float ang = 6.2831853071795864f * u2;
-  return (i & 1) ? rad * sinf(ang) : rad * cosf(ang);
+  const bool second_pair = (i & 2) != 0;
+  return box_muller_f32(second_pair ? r.z : r.x, second_pair ? r.w : r.y, (i & 1) != 0);
 }
 
 MG_HD double uniform_f64(uint64_t seed, uint64_t offset, uint64_t i) {
@@ -73,10 +82,7 @@ MG_HD double uniform_f64(uint64_t seed, uint64_t offset, uint64_t i) {
 
 MG_HD double normal_f64(uint64_t seed, uint64_t offset, uint64_t i) {
   U4 r = philox4x32_10(i >> 1, offset ^ 0x8000000000000000ull, seed);
-  double u1 = u01_f64(r.x, r.y), u2 = u01_f64(r.z, r.w);
-  double rad = sqrt(-2.0 * log(u1));
-  double ang = 6.283185307179586476925 * u2;
-  return (i & 1) ? rad * sin(ang) : rad * cos(ang);
+  return box_muller_f64(r.x, r.y, r.z, r.w, (i & 1) != 0);
 }
 
 MG_HD int32_t randint(uint64_t seed, uint64_t offset, uint64_t i, int32_t lo, int32_t hi) {
