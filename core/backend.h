@@ -45,11 +45,13 @@ struct Backend {
   // out (contiguous, shape of x) = op(x); x any layout.
   virtual void unary(UnaryOp op, const Tensor& x, const Tensor& out, double alpha) = 0;
   // out (contiguous) = op(a, b); a and b are already broadcast views with out's shape.
+  // bf16 operands are computed in f32 and rounded once.
   virtual void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // x contiguous [rows, n] -> out contiguous [rows]
   virtual void reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) = 0;
   // Batched row-major GEMM on raw device pointers: C_i = alpha op(A_i) op(B_i) + beta C_i,
-  // stride 0 broadcasts an operand. dtype f32 or f64.
+  // stride 0 broadcasts an operand. dtype f32 or f64; bf16 means A and B bf16 and C f32 (f32
+  // accumulation: the autocast matmuls).
   virtual void gemm(DType dtype, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                     double alpha, const void* A, int64_t lda, int64_t stride_a, const void* B,
                     int64_t ldb, int64_t stride_b, double beta, void* C, int64_t ldc,

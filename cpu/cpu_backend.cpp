@@ -1,9 +1,11 @@
 // The CPU backend: OpenMP-threaded loops over strided memory, the library's own GEMM
 // (cpu/gemm.h), Philox random numbers identical to the CUDA backend's.
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/philox.h"
@@ -58,6 +60,39 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
                       for (int64_t i = 0; i < n; ++i) o[i * st[2]] = fn(x[i * st[0]], y[i * st[1]]);
                     }
                   });
+}
+
+// bf16 operands widened to f32 (exact), then our SGEMM: f32 accumulation, as cuBLAS's bf16 GEMM
+// with CUBLAS_COMPUTE_32F. Each distinct matrix of an operand (one when its batch stride is 0) is
+// converted once into a dense buffer. C is f32.
+struct WidenedOperand {
+  std::vector<float> buf;
+  int64_t ld = 0, stride = 0;
+  WidenedOperand(const void* p, int64_t rows, int64_t cols, int64_t ld_in, int64_t stride_in, int64_t batch) {
+    const int64_t count = stride_in == 0 ? 1 : batch;
+    ld = std::max<int64_t>(cols, 1);
+    stride = stride_in == 0 ? 0 : rows * ld;
+    buf.resize(size_t(count * rows * ld));
+    const uint16_t* src = static_cast<const uint16_t*>(p);
+#pragma omp parallel for collapse(2) if (count * rows * cols >= kParallelGrain)
+    for (int64_t b = 0; b < count; ++b)
+      for (int64_t r = 0; r < rows; ++r) {
+        const uint16_t* s = src + b * stride_in + r * ld_in;
+        float* d = buf.data() + b * rows * ld + r * ld;
+        for (int64_t c = 0; c < cols; ++c) d[c] = bf16::to_float(s[c]);
+      }
+  }
+};
+
+void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A, int64_t lda,
+               int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc, int64_t sc,
+               int64_t batch) {
+  if (M == 0 || N == 0 || batch == 0) return;
+  // A is stored [M, K] ([K, M] when ta), B [K, N] ([N, K] when tb).
+  const WidenedOperand a(A, ta ? K : M, ta ? M : K, lda, sa, batch);
+  const WidenedOperand b(B, tb ? N : K, tb ? K : N, ldb, sb, batch);
+  sgemm_batched(ta, tb, M, N, K, float(alpha), a.buf.data(), a.ld, a.stride, b.buf.data(), b.ld, b.stride,
+                float(beta), static_cast<float*>(C), ldc, sc, batch);
 }
 
 }  // namespace
@@ -151,6 +186,18 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double al
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (a.dtype() == DType::bf16) {
+    // No bf16 arithmetic: widen, compute in f32, round once (the CUDA kernel gives the same bits).
+    // Used for adding bf16 gradients under autocast, so speed is secondary.
+    const TensorOptions f32{DType::f32, kCPU, false};
+    Tensor af = Tensor::empty(out.shape(), f32), bf = Tensor::empty(out.shape(), f32);
+    Tensor of = Tensor::empty(out.shape(), f32);
+    copy(a, af);
+    copy(b, bf);
+    binary(op, af, bf, of);
+    copy(of, out);
+    return;
+  }
   dispatch_float(a.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
     switch (op) {
@@ -203,8 +250,10 @@ void CpuBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64
   else if (dtype == DType::f64)
     dgemm_batched(ta, tb, M, N, K, alpha, static_cast<const double*>(A), lda, sa, static_cast<const double*>(B),
                   ldb, sb, beta, static_cast<double*>(C), ldc, sc, batch);
+  else if (dtype == DType::bf16)
+    gemm_bf16(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
   else
-    throw Error(std::string("cpu gemm: dtype ") + dtype_name(dtype) + " not supported (f32 or f64 expected)");
+    throw Error(std::string("cpu gemm: dtype ") + dtype_name(dtype) + " not supported (f32, f64 or bf16 expected)");
 }
 
 void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& out) {

@@ -121,10 +121,11 @@ __device__ __forceinline__ T apply_binary(BinaryOp op, T x, T y) {
 
 template <class T>
 __global__ void binary_kernel(BinaryOp op, const T* a, const T* b, T* out, StridedIndexer<3> L, int64_t n) {
+  using C = compute_t<T>;
   MG_GRID_STRIDE(i, n) {
     int64_t off[3];
     L.offsets(i, off);
-    out[off[2]] = apply_binary(op, a[off[0]], b[off[1]]);
+    out[off[2]] = convert<T>(apply_binary<C>(op, convert<C>(a[off[0]]), convert<C>(b[off[1]])));
   }
 }
 
@@ -336,7 +337,7 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Te
   const int64_t n = out.numel();
   if (n == 0) return;
   const auto L = make_indexer<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
-  dispatch_float(a.dtype(), "binary", [&](auto tag) {
+  dispatch_float_bf16(a.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
     binary_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(op, ptr<const T>(a), ptr<const T>(b), ptr<T>(out),
                                                              L, n);

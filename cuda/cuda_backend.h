@@ -62,6 +62,14 @@ class CudaBackend final : public Backend {
                 double dampening, double weight_decay, bool nesterov) override;
 };
 
+// Which attention kernels run (cuda/attention_kernels.cu): automatic picks the tiled
+// (FlashAttention-2 style) kernels for f32 with head dim <= 128 and the row-wise ones otherwise;
+// tiled throws for a call it cannot take; rowwise always uses the row-wise kernels. Both give
+// results within f32 rounding of each other; neither uses atomics.
+enum class AttentionKernel { automatic, tiled, rowwise };
+void set_attention_kernel(AttentionKernel k);
+AttentionKernel attention_kernel();
+
 // f32 GEMMs may use TF32 tensor cores (faster, ~1e-3 relative error). Off by default, so CUDA
 // results match the CPU's within f32 rounding.
 void set_allow_tf32(bool allow);

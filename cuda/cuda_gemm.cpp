@@ -2,11 +2,15 @@
 // with row stride ld is the column-major [C, R] matrix with the same ld, so the row-major
 // C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: operands swapped, the
 // same transpose flags, M and N exchanged.
+// dtype bf16 means bf16 A and B with an f32 C and f32 accumulation (CUBLAS_COMPUTE_32F on the
+// tensor cores), the CPU backend's contract too; the op rounds C to bf16 when it wants bf16.
+// Deterministic mode (core/determinism.h) forbids cuBLAS's atomics-based reductions.
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <string>
 
+#include "core/determinism.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_errors.h"
@@ -29,8 +33,8 @@ bool allow_tf32() { return g_allow_tf32; }
 void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
                        int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C,
                        int64_t ldc, int64_t sc, int64_t batch) {
-  MG_CHECK(dtype == DType::f32 || dtype == DType::f64, "cuda gemm: dtype ", dtype_name(dtype),
-           " not supported (f32 or f64 expected)");
+  MG_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, "cuda gemm: dtype ",
+           dtype_name(dtype), " not supported (f32, f64 or bf16 expected)");
   if (M == 0 || N == 0 || batch == 0) return;
   const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
   // cuBLAS insists on ld >= max(1, rows) even for operands it will not read (K == 0).
@@ -39,7 +43,8 @@ void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int6
   const int ld_c = to_int(std::max<int64_t>(ldc, 1), "ldc");
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasHandle_t h = cublas_handle();
-  const size_t esize = dtype_size(dtype);
+  CUBLAS_CHECK(cublasSetAtomicsMode(h, deterministic() ? CUBLAS_ATOMICS_NOT_ALLOWED : CUBLAS_ATOMICS_ALLOWED), "gemm");
+  const size_t esize = dtype_size(dtype), esize_c = dtype == DType::bf16 ? sizeof(float) : esize;
 
   // cuBLAS runs batch entries concurrently; a shared output (stride 0) gets them one at a time
   // instead, so the last entry's result is what remains, as on the CPU.
@@ -48,11 +53,17 @@ void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int6
     const int count = to_int(std::min(per_call, batch - b0), "batch");
     const char* a_ptr = static_cast<const char*>(A) + b0 * sa * int64_t(esize);
     const char* b_ptr = static_cast<const char*>(B) + b0 * sb * int64_t(esize);
-    char* c_ptr = static_cast<char*>(C) + b0 * sc * int64_t(esize);
+    char* c_ptr = static_cast<char*>(C) + b0 * sc * int64_t(esize_c);
     if (dtype == DType::f64) {
       CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha, reinterpret_cast<const double*>(b_ptr),
                                              ld_b, sb, reinterpret_cast<const double*>(a_ptr), ld_a, sa, &beta,
                                              reinterpret_cast<double*>(c_ptr), ld_c, sc, count),
+                   "gemm");
+    } else if (dtype == DType::bf16) {
+      const float alpha_f = float(alpha), beta_f = float(beta);
+      CUBLAS_CHECK(cublasGemmStridedBatchedEx(h, op_b, op_a, m, n, k, &alpha_f, b_ptr, CUDA_R_16BF, ld_b, sb, a_ptr,
+                                              CUDA_R_16BF, ld_a, sa, &beta_f, c_ptr, CUDA_R_32F, ld_c, sc, count,
+                                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                    "gemm");
     } else if (g_allow_tf32) {
       const float alpha_f = float(alpha), beta_f = float(beta);

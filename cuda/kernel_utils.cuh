@@ -60,6 +60,18 @@ inline void dispatch_float(DType dt, const char* op, F&& f) {
   throw Error(std::string("cuda ") + op + ": dtype " + dtype_name(dt) + " not supported (f32 or f64 expected)");
 }
 
+// f32, f64, or bf16 (whose arithmetic runs in float: see compute_t).
+template <class F>
+inline void dispatch_float_bf16(DType dt, const char* op, F&& f) {
+  if (dt == DType::bf16) return f(bf16_t{});
+  dispatch_float(dt, op, static_cast<F&&>(f));
+}
+
+// The type arithmetic on T runs in: float for bf16 (widened exactly, rounded once on the way out,
+// as the CPU backend does), T itself otherwise.
+template <class T>
+using compute_t = std::conditional_t<std::is_same_v<T, bf16_t>, float, T>;
+
 // float -> bf16 exactly as core/dtype.h: round to nearest even, NaN stays a quiet NaN.
 __device__ __forceinline__ bf16_t float_to_bf16(float f) {
   const uint32_t u = __float_as_uint(f);
