@@ -1,0 +1,216 @@
+// `mixgrad autoencode train|eval|retrieve|plot`: the paper's autoencoders (PAPER.md F) --
+// training, the test (validation-split) reconstruction loss, their encoders' bottleneck z as a
+// retrieval embedding scored on the same pools as `mixgrad retrieve eval`, and a figure of
+// several runs' test-loss curves.
+#include <omp.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "experiments/args.h"
+#include "experiments/autoencode.h"
+#include "experiments/commands.h"
+#include "experiments/data_prep.h"
+#include "experiments/retrieval.h"
+#include "report/csv.h"
+#include "report/plot.h"
+
+namespace mg {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void set_threads(const Args& a) {
+  const int64_t t = a.get_int("threads", 0);
+  if (t > 0) omp_set_num_threads(int(t));
+}
+
+std::vector<int64_t> parse_pools(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    try {
+      size_t used = 0;
+      long long v = std::stoll(part, &used);
+      MG_CHECK(used == part.size() && v >= 2, "");
+      out.push_back(v);
+    } catch (...) {
+      throw Error("--pools: expected comma-separated integers >= 2, got '" + s + "'");
+    }
+  }
+  MG_CHECK(!out.empty(), "--pools: empty");
+  return out;
+}
+
+int autoencode_train(const std::vector<std::string>& argv) {
+  Args a("autoencode train", argv, {"steps", "out-dir", "stop-after"}, {"resume"});
+  RunConfig rc = load_run_config(a.positional("CONFIG.yaml"));
+  rc.train.steps = a.get_int("steps", rc.train.steps);
+  rc.out_dir = a.get("out-dir", rc.out_dir);
+  TrainOptions o;
+  o.resume = a.flag("resume");
+  o.stop_after = a.get_int("stop-after", -1);
+  TrainSummary s = train_autoencoder(rc, o);
+  std::printf("%s: %lld parameters, %lld steps in %.1fs, %.0f tokens/s, last train loss %.4f", rc.name.c_str(),
+              (long long)s.num_parameters, (long long)s.steps_done, s.seconds, s.tokens_per_second, s.last_train_loss);
+  if (!s.validation.empty()) std::printf(", test loss %.4f", s.validation.back().loss);
+  std::printf(" (unigram baseline %.4f)\nsample:\n%s\noutputs in %s\n", s.unigram_entropy, s.sample.c_str(),
+              rc.out_dir.c_str());
+  return s.interrupted ? 130 : 0;
+}
+
+int autoencode_eval(const std::vector<std::string>& argv) {
+  Args a("autoencode eval", argv, {"run", "batches", "threads"}, {});
+  set_threads(a);
+  MG_CHECK(a.has("run"), "autoencode eval: --run DIR is required");
+  AutoencoderRun r = load_autoencoder_run(a.get("run", ""));
+  PreparedData d = prepare_data(r.rc.data);
+  MG_CHECK(tokenizer_fingerprint(*d.tokenizer) == tokenizer_fingerprint(r.tok),
+           "autoencode eval: the data cache's tokenizer differs from the run's tokenizer.bpe");
+  BatcherOptions bo = run_batcher_options(r.rc, r.tok);
+  bo.shuffle = false;
+  ValidationBatches vb(d.validation, bo);
+  AutoencoderEval e = evaluate_autoencoder(*r.model, vb, a.get_int("batches", 0));
+  std::printf("%s (%s): test reconstruction loss %.4f nats, token accuracy %.4f, over %lld tokens (%lld batches)\n"
+              "  unigram baseline %.4f; bag-of-tokens bound %.4f (best loss of a position-blind decoder)\n",
+              r.rc.name.c_str(), r.checkpoint.c_str(), e.loss, e.token_accuracy, (long long)e.tokens,
+              (long long)e.batches, unigram_entropy(*d.train), e.bag_of_tokens);
+  return 0;
+}
+
+// Scored exactly as `mixgrad retrieve eval` (experiments/cmd_retrieve.cpp): the same pair split
+// (--test-fraction, default 0.125, 1 for manpages; --split-seed 0) and pools (make_pools(n, c,
+// --seed 0)), cosine similarity of the embeddings; TF-IDF alongside unless --no-tfidf.
+int autoencode_retrieve(const std::vector<std::string>& argv) {
+  Args a("autoencode retrieve", argv,
+         {"run", "pairs", "pools", "seed", "test-fraction", "split-seed", "max-queries", "batch", "threads", "out"},
+         {"no-tfidf"});
+  set_threads(a);
+  MG_CHECK(a.has("run"), "autoencode retrieve: --run DIR is required");
+  MG_CHECK(a.has("pairs"), "autoencode retrieve: --pairs reuters|manpages|PATH.jsonl is required");
+  AutoencoderRun r = load_autoencoder_run(a.get("run", ""));
+  const std::string pairs_name = a.get("pairs", "");
+  std::vector<RetrievalPair> pairs = load_pairs(pairs_name);
+  const double frac = a.get_double("test-fraction", pairs_name == "manpages" ? 1.0 : 0.125);
+  MG_CHECK(frac > 0 && frac <= 1, "--test-fraction must be in (0, 1], got ", frac);
+  std::vector<RetrievalPair> test =
+      frac >= 1 ? std::move(pairs) : split_pairs(pairs, frac, uint64_t(a.get_int("split-seed", 0))).test;
+  const int64_t maxq = a.get_int("max-queries", 0);
+  if (maxq > 0 && int64_t(test.size()) > maxq) test.resize(size_t(maxq));
+  std::vector<std::string> q, d;
+  for (const auto& p : test) {
+    q.push_back(p.query);
+    d.push_back(p.document);
+  }
+  const int64_t n = int64_t(q.size()), n_ctx = r.rc.model.n_ctx, batch = a.get_int("batch", 16);
+  const int32_t pad = r.tok.pad_id();
+  std::fprintf(stderr, "pairs %s: %lld test queries; encoder of %s (z, left-padded to %lld tokens)\n",
+               pairs_name.c_str(), (long long)n, r.checkpoint.c_str(), (long long)n_ctx);
+  Tensor qe = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, q, n_ctx), pad, batch, "embed queries");
+  Tensor de = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, d, n_ctx), pad, batch, "embed documents");
+  std::vector<std::pair<std::string, PoolScorer>> scorers;
+  scorers.emplace_back(r.rc.name + " (autoencoder z)", cosine_scorer(qe, de));
+  if (!a.flag("no-tfidf")) scorers.emplace_back("tfidf", tfidf_scorer(q, d));
+
+  const uint64_t seed = uint64_t(a.get_int("seed", 0));
+  std::vector<std::vector<RetrievalScore>> scores(scorers.size());
+  for (int64_t c : parse_pools(a.get("pools", "32,128,1024"))) {
+    if (c - 1 > n) {
+      std::fprintf(stderr, "pool size %lld skipped: only %lld test documents\n", (long long)c, (long long)n);
+      continue;
+    }
+    const auto pools = make_pools(n, c, seed);
+    for (size_t m = 0; m < scorers.size(); ++m) scores[m].push_back(score_pools(pools, c, scorers[m].second));
+  }
+  MG_CHECK(!scores[0].empty(), "autoencode retrieve: no pool size fits ", n, " test queries");
+  std::printf("retrieval on %s: %lld test queries, pool seed %llu (pool c = query + c-1 candidates)\n",
+              pairs_name.c_str(), (long long)n, (unsigned long long)seed);
+  std::printf("%-36s", "method");
+  for (const auto& s : scores[0]) std::printf("  top1@%-5lld MRR@%-5lld", (long long)s.pool_size, (long long)s.pool_size);
+  std::printf("\n");
+  for (size_t m = 0; m < scorers.size(); ++m) {
+    std::printf("%-36s", scorers[m].first.c_str());
+    for (const auto& s : scores[m]) std::printf("  %-10.4f %-10.4f", s.top1, s.mrr);
+    std::printf("\n");
+  }
+  if (a.has("out")) {
+    const std::string out_dir = a.get("out", "");
+    fs::create_directories(out_dir);
+    const std::string csv = out_dir + "/retrieval.csv";
+    report::CsvWriter w(csv, {"method", "pairs", "pool_size", "queries", "top1", "mrr", "seed"});
+    for (size_t m = 0; m < scorers.size(); ++m)
+      for (const auto& s : scores[m])
+        w.row({scorers[m].first, pairs_name, std::to_string(s.pool_size), std::to_string(s.queries),
+               report::csv_num(s.top1), report::csv_num(s.mrr), std::to_string(seed)});
+    std::printf("wrote %s\n", csv.c_str());
+  }
+  return 0;
+}
+
+// Test-loss curves of several runs in one figure (their metrics.csv val_loss column), with the
+// numbers in a CSV beside it.
+int autoencode_plot(const std::vector<std::string>& argv) {
+  Args a("autoencode plot", argv, {"runs", "out", "title"}, {});
+  MG_CHECK(a.has("runs") && a.has("out"), "autoencode plot: --runs DIR[,DIR...] and --out FILE.png are required");
+  const std::string out = a.get("out", "");
+  report::LinePlot plot;
+  plot.title = a.get("title", "Autoencoder test (validation) reconstruction loss");
+  plot.xlabel = "step";
+  plot.ylabel = "cross-entropy (nats)";
+  const std::string csv_path = fs::path(out).replace_extension(".csv").string();
+  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
+  report::CsvWriter csv(csv_path, {"run", "step", "test_loss"});
+  std::stringstream ss(a.get("runs", ""));
+  std::string dir;
+  while (std::getline(ss, dir, ',')) {
+    const std::string metrics = (fs::path(dir) / "metrics.csv").string();
+    MG_CHECK(fs::exists(metrics), "autoencode plot: no ", metrics);
+    report::CsvTable t = report::read_csv(metrics);
+    const int step = t.column("step"), val = t.column("val_loss");
+    MG_CHECK(step >= 0 && val >= 0, "autoencode plot: ", metrics, " has no step / val_loss columns");
+    std::string name = fs::path(dir).filename().string();
+    const std::string cfg = (fs::path(dir) / "config.yaml").string();
+    if (fs::exists(cfg)) name = load_run_config(cfg).name;
+    report::Series s{name, {}, {}};
+    for (const auto& row : t.rows) {
+      if (row[size_t(val)].empty()) continue;
+      s.x.push_back(std::stod(row[size_t(step)]));
+      s.y.push_back(std::stod(row[size_t(val)]));
+      csv.row({name, row[size_t(step)], row[size_t(val)]});
+    }
+    plot.series.push_back(std::move(s));
+  }
+  report::save_line_plot(out, plot);
+  std::printf("wrote %s and %s\n", out.c_str(), csv_path.c_str());
+  return 0;
+}
+
+}  // namespace
+
+int run_autoencode(const std::vector<std::string>& args) {
+  const char* usage =
+      "usage: mixgrad autoencode train|eval|retrieve|plot [options]   (PAPER.md F)\n"
+      "  train CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]\n"
+      "        (a run config with `autoencoder: true`, model.kind masked_mixer or llama, data.pad_side: left)\n"
+      "  eval --run DIR [--batches N]: test reconstruction loss and token accuracy\n"
+      "  retrieve --run DIR --pairs reuters|manpages|PATH.jsonl [--pools 32,128,1024 --seed S --test-fraction F\n"
+      "           --split-seed S --max-queries N --batch B --out DIR --no-tfidf]: the encoder's z as embedding\n"
+      "  plot --runs DIR[,DIR...] --out FILE.png [--title T]: test-loss curves of runs (+ FILE.csv)";
+  MG_CHECK(!args.empty(), usage);
+  const std::string sub = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (sub == "train") return autoencode_train(rest);
+  if (sub == "eval") return autoencode_eval(rest);
+  if (sub == "retrieve") return autoencode_retrieve(rest);
+  if (sub == "plot") return autoencode_plot(rest);
+  if (sub == "--help" || sub == "-h") {
+    std::printf("%s\n", usage);
+    return 0;
+  }
+  throw Error("autoencode: unknown subcommand '" + sub + "'\n" + usage);
+}
+
+}  // namespace mg
