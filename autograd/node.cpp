@@ -8,6 +8,25 @@ namespace mg {
 
 namespace {
 std::atomic<uint64_t> g_sequence{0};
+// The node whose closure is running on this thread (for needs_input_grad); restored on exit so
+// that an apply() reached from inside another stays correct.
+thread_local const Node* t_running = nullptr;
+
+class RunningNode {
+ public:
+  explicit RunningNode(const Node* n) : saved_(t_running) { t_running = n; }
+  ~RunningNode() { t_running = saved_; }
+  RunningNode(const RunningNode&) = delete;
+  RunningNode& operator=(const RunningNode&) = delete;
+
+ private:
+  const Node* saved_;
+};
+}  // namespace
+
+bool needs_input_grad(size_t i) {
+  const Node* n = t_running;
+  return n == nullptr || i >= n->next.size() || n->next[i] != nullptr;
 }
 
 Node::Node(std::string n) : name(std::move(n)), sequence(g_sequence++) {}
@@ -18,6 +37,7 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
   MG_CHECK(fn != nullptr, "backward through a freed graph: node '", name,
            "' already released its saved tensors. Pass retain_graph=true to the first backward() "
            "to go through the graph twice.");
+  RunningNode running(this);
   return fn(grad_output);
 }
 

@@ -50,6 +50,13 @@ struct FunctionNode : Node {
 // The node that feeds gradients into `t`: its grad_fn, its leaf accumulator, or null.
 std::shared_ptr<Node> gradient_edge(const Tensor& t);
 
+// Inside a backward closure run by the engine: whether the op's i-th input (in record()'s order)
+// needs a gradient, i.e. its edge is non-null because it requires grad (a frozen weight, integer
+// ids or a constant does not). A closure returns an undefined Tensor for such an input and should
+// skip the work of computing it, as PyTorch's needs_input_grad. Outside a running closure, or for
+// i out of range, it returns true (computing a gradient is then always safe).
+bool needs_input_grad(size_t i);
+
 // Attaches a backward node to `out` when grad mode is on and any input requires grad.
 // `backward` gets dL/d(out) and returns one gradient per input (same order, undefined allowed).
 // Returns `out`.

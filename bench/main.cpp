@@ -7,6 +7,7 @@ int bench_gemm(int argc, char** argv);
 int bench_ops(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_attention_memory(int argc, char** argv);
+int bench_represent(int argc, char** argv);
 
 namespace {
 
@@ -23,6 +24,9 @@ constexpr Command kCommands[] = {
     {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train, "[--threads N] [--reps R] [--only NAME]  training-step tokens/s (see bench/compare_train.sh)"},
+    {"represent", &bench_represent,
+     "[--threads N] [--reps R] [--steps S] [--batch B] [--d D] [--layers L] [--kind mixer|llama|all]  "
+     "input-gradient steps/s (see bench/compare_represent.sh)"},
 };
 
 void usage(const char* prog) {

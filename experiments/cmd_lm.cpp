@@ -55,6 +55,7 @@ LoadedRun load_run(const std::string& ckpt) {
   auto it = meta.find("config");
   MG_CHECK(it != meta.end(), "checkpoint '", ckpt, "' carries no config");
   LoadedRun r{parse_run_config(it->second, ckpt + " [config]"), nullptr, BpeTokenizer()};
+  require_language_model(r.rc, ckpt, "generate/eval");
   std::string tok_path = (fs::path(ckpt).parent_path() / "tokenizer.bpe").string();
   r.tok = BpeTokenizer::load(tok_path);
   Generator gen(0);

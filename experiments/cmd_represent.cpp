@@ -13,6 +13,7 @@
 #include "experiments/args.h"
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
+#include "experiments/represent_experiment.h"
 #include "experiments/representation.h"
 #include "experiments/run_config.h"
 #include "nn/checkpoint.h"
@@ -146,6 +147,7 @@ std::vector<Entry> load_models(const Args& a) {
     auto it = meta.find("config");
     MG_CHECK(it != meta.end(), "represent: checkpoint '", path, "' carries no config");
     RunConfig rc = parse_run_config(it->second, path + " [config]");
+    require_language_model(rc, path, "represent");
     Entry e;
     auto step = meta.find("step");
     e.name = rc.name + "@" + (step != meta.end() ? step->second : fs::path(path).stem().string());
@@ -160,6 +162,7 @@ std::vector<Entry> load_models(const Args& a) {
   }
   for (const std::string& path : split(a.get("config", ""), ',')) {
     RunConfig rc = load_run_config(path);
+    require_language_model(rc, path, "represent");
     Entry e;
     e.name = rc.name + "_untrained";
     if (!random) {
@@ -220,16 +223,13 @@ std::vector<int> layers_for(const std::string& spec, int64_t L, const std::strin
 
 }  // namespace
 
-int run_represent(const std::vector<std::string>& argv) {
+std::vector<RepresentRow> represent_experiment(const std::vector<std::string>& argv) {
+  std::vector<RepresentRow> rows;
   Args a("represent", argv,
          {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed", "text",
           "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio", "loss", "decode", "top-k",
           "seed", "init-std", "out"},
          {"random-tokens", "tune-lr", "help"});
-  if (a.flag("help")) {
-    std::fputs(kUsage, stdout);
-    return 0;
-  }
   MG_CHECK(a.positionals().empty(), "represent: unexpected argument '", a.positionals().front(), "'\n", kUsage);
   RepresentationOptions base;
   base.steps = a.get_int("steps", 500);
@@ -293,6 +293,7 @@ int run_represent(const std::vector<std::string>& argv) {
                report::csv_num(r.loss.back()), report::csv_num(r.final_l1), report::csv_num(r.perturbation_l1),
                report::csv_num(o.lr), std::to_string(o.steps), representation_loss_name(o.loss),
                representation_decode_name(o.decode), report::csv_num(r.seconds)});
+      rows.push_back({m.name, layer, r.hamming, r.top1_accuracy, r.seconds});
       hs.x.push_back(layer);
       hs.y.push_back(r.hamming);
       ts.x.push_back(layer);
@@ -344,6 +345,16 @@ int run_represent(const std::vector<std::string>& argv) {
   report::save_line_plot(out_dir + "/top1.png", tplot);
   std::printf("outputs in %s (representation.csv/png, top1.png, positions.csv, recovery_*.png, loss_*.png, samples.txt)\n",
               out_dir.c_str());
+  return rows;
+}
+
+int run_represent(const std::vector<std::string>& argv) {
+  for (const std::string& s : argv)
+    if (s == "--help" || s == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  represent_experiment(argv);
   return 0;
 }
 

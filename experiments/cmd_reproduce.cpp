@@ -1,6 +1,9 @@
 // `mixgrad reproduce`: the paper's comparison, scaled to the machine at hand. Trains a masked
 // mixer and a Llama-style transformer on the same data with the same budget (steps, batch,
-// n_ctx, optimizer), then writes report.md with both loss curves (PNG + CSV) and samples.
+// n_ctx, optimizer), then runs the input-representation test (PAPER D) and the retrieval
+// comparison (PAPER E) on both, and writes report.md with loss curves, samples and both
+// experiments' tables and figures.
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -8,6 +11,8 @@
 
 #include "experiments/args.h"
 #include "experiments/commands.h"
+#include "experiments/represent_experiment.h"
+#include "experiments/retrieval_comparison.h"
 #include "experiments/trainer.h"
 #include "report/csv.h"
 #include "report/plot.h"
@@ -29,7 +34,81 @@ std::string fmt(const char* f, double v) {
   return b;
 }
 
-void write_report(const std::string& dir, const std::vector<RunResult>& runs, bool quick) {
+// What the representation and retrieval sections measured (empty when skipped).
+struct Sections {
+  std::vector<RepresentRow> representation;
+  std::string representation_args;
+  std::vector<RetrievalComparisonRow> retrieval;
+  RetrievalComparisonOptions retrieval_options;
+};
+
+void write_representation(std::ofstream& md, const Sections& sec) {
+  if (sec.representation.empty()) return;
+  std::vector<int> layers;
+  for (const auto& r : sec.representation)
+    if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
+  std::sort(layers.begin(), layers.end());
+  md << "## Input representation (PAPER.md D, Fig. 3)\n\n"
+     << "Random Gaussian input embeddings optimised by gradient descent (500 steps, L1, linearly decaying\n"
+     << "step) until the model's activations after `layer` blocks match those of a validation text; the\n"
+     << "recovered embeddings decoded through the pseudo-inverse of the embedding matrix. Metric: the\n"
+     << "paper's modified Hamming distance (fraction of tokens NOT among the top 5; 0 = exact recovery),\n"
+     << "top-1 accuracy in brackets. The untrained models are the same configs at initialisation.\n"
+     << "Command: `mixgrad represent " << sec.representation_args << "`\n\n| model |";
+  for (int l : layers) md << " layer " << l << " |";
+  md << "\n|---|";
+  for (size_t i = 0; i < layers.size(); ++i) md << "---|";
+  md << "\n";
+  std::vector<std::string> models;
+  for (const auto& r : sec.representation)
+    if (std::find(models.begin(), models.end(), r.model) == models.end()) models.push_back(r.model);
+  for (const auto& m : models) {
+    md << "| " << m << " |";
+    for (int l : layers) {
+      auto it = std::find_if(sec.representation.begin(), sec.representation.end(),
+                             [&](const RepresentRow& r) { return r.model == m && r.layer == l; });
+      if (it == sec.representation.end()) md << " - |";
+      else md << " " << fmt("%.3f", it->hamming) << " (" << fmt("%.3f", it->top1) << ") |";
+    }
+    md << "\n";
+  }
+  md << "\n![recovery vs depth](representation/representation.png)\n\n(per-position heatmaps: "
+        "representation/recovery_*.png; recovered texts: representation/samples.txt)\n\n";
+}
+
+void write_retrieval(std::ofstream& md, const Sections& sec) {
+  if (sec.retrieval.empty()) return;
+  const auto& o = sec.retrieval_options;
+  md << "## Retrieval (PAPER.md E)\n\n"
+     << o.pairs << " query -> document pairs, top-1 accuracy (MRR in brackets) among pools of c (the query's\n"
+     << "document and c - 2 distractors, identical pools for every method). Embeddings: "
+     << embed_position_name(o.position) << " of the last block's\n"
+     << "outputs. `embeddings`: the pretrained model as it is; `frozen`: a " << o.frozen_depth
+     << "-block bidirectional mixer trained\n"
+     << "for " << o.frozen_steps << " steps over the frozen embeddings (c = " << o.frozen_pool
+     << " only; E.2); `infonce`: the whole model fine-tuned " << o.infonce_steps << " steps\n"
+     << "with InfoNCE (groups of " << o.group << ", tau " << fmt("%g", o.temperature) << ", lr " << fmt("%g", o.infonce_lr)
+     << "; E.3). TF-IDF word overlap is the reference.\n\n| model | method |";
+  for (const auto& s : sec.retrieval[0].scores) md << " c = " << s.pool_size << " |";
+  md << " train loss | time |\n|---|---|";
+  for (size_t i = 0; i < sec.retrieval[0].scores.size(); ++i) md << "---|";
+  md << "---|---|\n";
+  for (const auto& r : sec.retrieval) {
+    md << "| " << (r.model.empty() ? "-" : r.model) << " | " << r.method << " |";
+    for (const auto& s : r.scores) {
+      if (std::isnan(s.top1)) md << " - |";
+      else md << " " << fmt("%.3f", s.top1) << " (" << fmt("%.3f", s.mrr) << ") |";
+    }
+    if (r.method == "frozen" || r.method == "infonce")
+      md << " " << fmt("%.3f", r.train_loss_start) << " -> " << fmt("%.3f", r.train_loss_end) << " |";
+    else
+      md << " - |";
+    md << " " << fmt("%.0f s", r.seconds) << " |\n";
+  }
+  md << "\n![retrieval](retrieval/retrieval_top1.png)\n\n(numbers: retrieval/retrieval.csv)\n\n";
+}
+
+void write_report(const std::string& dir, const std::vector<RunResult>& runs, bool quick, const Sections& sec) {
   // Validation curves of every run in one figure, with its numbers in CSV beside it.
   report::LinePlot p{"Validation loss, same data and budget", "step", "cross-entropy (nats)", {}, false};
   report::CsvWriter csv(dir + "/validation_loss.csv", {"model", "step", "val_loss"});
@@ -64,12 +143,15 @@ void write_report(const std::string& dir, const std::vector<RunResult>& runs, bo
   md << "\n![validation loss](validation_loss.png)\n\n(numbers: validation_loss.csv; per-step logs: "
         "<run>/metrics.csv, <run>/loss.png)\n\n## Samples (greedy, continuing a validation document)\n\n";
   for (const auto& r : runs) md << "**" << r.rc.name << "**: " << r.s.sample << "\n\n";
+  write_representation(md, sec);
+  write_retrieval(md, sec);
 }
 
 }  // namespace
 
 int run_reproduce(const std::vector<std::string>& argv) {
-  Args a("reproduce", argv, {"out", "configs", "steps"}, {"quick", "resume"});
+  Args a("reproduce", argv, {"out", "configs", "steps", "infonce-steps"},
+         {"quick", "resume", "skip-represent", "skip-retrieval"});
   const bool quick = a.flag("quick");
   const std::string out = a.get("out", quick ? "runs/quick" : "runs/full");
   const std::string cfg_dir = a.get("configs", std::string(MG_CONFIG_DIR));
@@ -90,7 +172,31 @@ int run_reproduce(const std::vector<std::string>& argv) {
       return 130;
     }
   }
-  write_report(out, runs, quick);
+  Sections sec;
+  if (!a.flag("skip-represent")) {
+    // Trained checkpoints beside the same configs at initialisation (the training seed).
+    std::string ckpts, cfgs;
+    for (const auto& r : runs) {
+      ckpts += (ckpts.empty() ? "" : ",") + r.rc.out_dir + "/checkpoint.safetensors";
+      cfgs += (cfgs.empty() ? "" : ",") + r.rc.out_dir + "/config.yaml";
+    }
+    const int64_t L = runs[0].rc.model.n_layers;
+    std::vector<std::string> rargs = {"--checkpoint", ckpts, "--config", cfgs, "--model-seed",
+                                      std::to_string(runs[0].rc.train.seed), "--texts", quick ? "4" : "10",
+                                      "--layers", quick ? "1," + std::to_string(L) : "all", "--out",
+                                      out + "/representation"};
+    for (size_t i = 0; i + 1 < rargs.size(); i += 2) sec.representation_args += rargs[i] + " " + rargs[i + 1] + " ";
+    std::fprintf(stderr, "== input representation ==\n");
+    sec.representation = represent_experiment(rargs);
+  }
+  if (!a.flag("skip-retrieval")) {
+    std::fprintf(stderr, "== retrieval ==\n");
+    std::vector<PretrainedModel> models;
+    for (const auto& r : runs) models.push_back({r.rc.name, r.rc.out_dir + "/checkpoint.safetensors"});
+    sec.retrieval_options.infonce_steps = a.get_int("infonce-steps", quick ? 500 : 5000);
+    sec.retrieval = run_retrieval_comparison(models, sec.retrieval_options, out + "/retrieval");
+  }
+  write_report(out, runs, quick, sec);
   std::printf("report: %s/report.md\n", out.c_str());
   for (const auto& r : runs)
     std::printf("%-14s val loss %.4f (unigram %.4f), %.0f tokens/s\n", r.rc.name.c_str(),

@@ -53,6 +53,7 @@ std::unique_ptr<Model> load_model(const Args& a) {
     auto it = meta.find("config");
     MG_CHECK(it != meta.end(), "checkpoint '", ckpt, "' carries no config");
     m->rc = parse_run_config(it->second, ckpt + " [config]");
+    require_language_model(m->rc, ckpt, "retrieve");
     m->tok_path = a.get("tokenizer", (fs::path(ckpt).parent_path() / "tokenizer.bpe").string());
     Generator gen(0);
     m->lm = make_model(m->rc.model, gen);
@@ -60,6 +61,7 @@ std::unique_ptr<Model> load_model(const Args& a) {
     m->source = ckpt;
   } else if (a.has("config")) {
     m->rc = load_run_config(a.get("config", ""));
+    require_language_model(m->rc, a.get("config", ""), "retrieve");
     m->tok_path = a.get("tokenizer", data_cache_dir(m->rc.data) + "/tokenizer.bpe");
     MG_CHECK(fs::exists(m->tok_path), "tokenizer ", m->tok_path,
              " does not exist: run `mixgrad tokenize CONFIG` or pass --tokenizer PATH");

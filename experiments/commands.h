@@ -14,5 +14,6 @@ int run_eval(const std::vector<std::string>& args);
 int run_reproduce(const std::vector<std::string>& args);
 int run_retrieve(const std::vector<std::string>& args);
 int run_represent(const std::vector<std::string>& args);
+int run_autoencode(const std::vector<std::string>& args);
 
 }  // namespace mg

@@ -22,12 +22,14 @@ const Command kCommands[] = {
     {"tokenize", mg::run_tokenize, "CONFIG.yaml: train the tokenizer and write the token shards"},
     {"train", mg::run_train, "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model"},
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
-    {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume]: mixer vs transformer, with a report"},
+    {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
      "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (PAPER E), TF-IDF baseline"},
     {"represent", mg::run_represent,
      "[--kinds K,..|--checkpoint P,..|--config Y,..] [--layers all|1,4,8] [--out DIR]: input-representation test (Fig. 3)"},
     {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
+    {"autoencode", mg::run_autoencode,
+     "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | plot: autoencoders (PAPER F)"},
 };
 
 void usage(FILE* out) {

@@ -93,7 +93,8 @@ void read_train(YamlSection s, TrainSettings& t) {
   t.seed = uint64_t(seed);
   s.get("threads", t.threads);
   s.get("device", t.device);
-  s.get_choice("dtype", t.dtype, {"f32", "bf16"});
+  s.get_choice("precision", t.precision, {"f32", "bf16"});
+  s.get("deterministic", t.deterministic);
   s.get("time_limit_minutes", t.time_limit_minutes);
   s.finish();
   MG_CHECK(t.batch_size > 0, "train.batch_size must be positive, got ", t.batch_size);
@@ -123,6 +124,7 @@ RunConfig parse_run_config(const std::string& text, const std::string& label) {
   top.get("name", rc.name);
   top.get("out_dir", rc.out_dir);
   if (rc.out_dir.empty()) rc.out_dir = "runs/" + rc.name;
+  top.get("autoencoder", rc.autoencoder);
   read_model(top.section("model"), rc.model);
   read_data(top.section("data"), rc.data);
   read_train(top.section("train"), rc.train);
@@ -147,6 +149,11 @@ RunConfig load_run_config(const std::string& path) {
   ss << in.rdbuf();
   MG_CHECK(in.good() || in.eof(), "config file '", path, "' cannot be read");
   return parse_run_config(ss.str(), path);
+}
+
+void require_language_model(const RunConfig& rc, const std::string& source, const std::string& command) {
+  MG_CHECK(!rc.autoencoder, command, ": ", source, " is an autoencoder run (autoencoder: true), not a language model; "
+           "use `mixgrad autoencode`");
 }
 
 }  // namespace mg

@@ -4,13 +4,18 @@
 //
 //   name: mixer_quick          # run name (default: the config file's stem)
 //   out_dir: runs/mixer_quick  # where logs, figures and checkpoints go
+//   autoencoder: false         # true: the model is the autoencoder of model.kind (PAPER.md F),
+//                              # trained by `mixgrad autoencode train`, not `mixgrad train`
 //   model:  {kind, vocab_size, d_model, n_layers, n_ctx, n_heads, ffn_mult, mixer_form,
 //            mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta, init_std}
 //   data:   {format, path, field, separator, max_document_bytes, max_documents, vocab_size,
 //            cache_dir, validation: {mode, fraction, count}, batching, pad_side}
 //   train:  {batch_size, steps, lr, warmup_steps, decay, min_lr, weight_decay, beta1, beta2,
 //            eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every, seed,
-//            threads, device, dtype, time_limit_minutes}
+//            threads, device, precision, deterministic, time_limit_minutes}
+//            precision: f32 (default) or bf16 (autocast, core/autocast.h: bf16 matmuls with f32
+//            accumulation, f32 master weights and AdamW state); deterministic: true makes the run
+//            bitwise reproducible on one GPU (core/determinism.h; CPU runs always are)
 #include <cstdint>
 #include <string>
 
@@ -49,13 +54,15 @@ struct TrainSettings {
   std::uint64_t seed = 42;
   int threads = 0;  // 0 = OpenMP's default
   std::string device = "cpu";
-  std::string dtype = "f32";
+  std::string precision = "f32";  // f32 | bf16
+  bool deterministic = false;
   double time_limit_minutes = 0;  // 0 = none; stops (with a checkpoint) when exceeded
 };
 
 struct RunConfig {
   std::string name;
   std::string out_dir;
+  bool autoencoder = false;  // model is nn/autoencoder.h's autoencoder of model.kind
   ModelConfig model;
   DataConfig data;
   TrainSettings train;
@@ -65,5 +72,9 @@ struct RunConfig {
 RunConfig load_run_config(const std::string& path);
 // Parses YAML text (file_label names it in errors).
 RunConfig parse_run_config(const std::string& yaml_text, const std::string& file_label);
+// Throws mg::Error naming `source` and `command` when rc describes an autoencoder: commands that
+// need a language model call it right after reading a config, so an autoencoder run gets one clear
+// message instead of "tensor missing from the checkpoint".
+void require_language_model(const RunConfig& rc, const std::string& source, const std::string& command);
 
 }  // namespace mg

@@ -10,6 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "core/autocast.h"
+#include "core/determinism.h"
 #include "data/batcher.h"
 #include "experiments/data_prep.h"
 #include "experiments/generate.h"
@@ -99,10 +101,65 @@ int64_t count_scored(const Tensor& labels) {
   return n;
 }
 
+BatcherOptions run_batcher_options(const RunConfig& rc, const BpeTokenizer& tok) {
+  BatcherOptions bo;
+  bo.batch_size = rc.train.batch_size;
+  bo.n_ctx = rc.model.n_ctx;
+  bo.mode = rc.data.batching;
+  bo.pad_side = rc.data.pad_side;
+  bo.pad_id = tok.pad_id();
+  bo.eos_id = tok.eos_id();
+  bo.seed = rc.train.seed;
+  return bo;
+}
+
+double mean_validation_loss(const TrainObjective& obj, ValidationBatches& batches, Device dev, int64_t max_batches) {
+  NoGradGuard no_grad;
+  batches.reset();
+  Batch b;
+  double total = 0;
+  int64_t count = 0, nb = 0;
+  while ((max_batches == 0 || nb < max_batches) && batches.next(b)) {
+    total += obj.loss(b.inputs.to(dev), b.labels.to(dev), true).item();
+    count += obj.count_scored(b.labels);
+    ++nb;
+  }
+  return count ? total / double(count) : NAN;
+}
+
 TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
+  MG_CHECK(!rc.autoencoder, "'", rc.name, "' is an autoencoder config (autoencoder: true): train it with ",
+           "`mixgrad autoencode train`");
+  return train_objective(rc, opts, [&](Generator& gen, Device dev) {
+    std::shared_ptr<LanguageModel> model = make_model(rc.model, gen, TensorOptions{DType::f32, dev, false});
+    LanguageModel* m = model.get();
+    TrainObjective obj;
+    obj.model = model;
+    obj.summary = rc.model.summary();
+    obj.loss = [m](const Tensor& inputs, const Tensor& labels, bool sum) {
+      return shifted_lm_loss(m->forward(inputs), labels, sum);
+    };
+    obj.count_scored = count_scored;
+    // A sample: the model continues the first 16 tokens of the first validation document.
+    obj.sample = [m](const PreparedData& data) {
+      auto doc = data.validation->document(0);
+      std::vector<int32_t> prompt(doc.begin(), doc.begin() + long(std::min<size_t>(16, doc.size())));
+      GenerateOptions go;
+      go.max_new_tokens = 40;
+      const BpeTokenizer& tok = *data.tokenizer;
+      return tok.decode(prompt) + " >>> " + tok.decode(generate_ids(*m, prompt, go, tok.eos_id()));
+    };
+    return obj;
+  });
+}
+
+TrainSummary train_objective(const RunConfig& rc, const TrainOptions& opts,
+                             const std::function<TrainObjective(Generator&, Device)>& build) {
   const TrainSettings& ts = rc.train;
   if (ts.threads > 0) omp_set_num_threads(ts.threads);
-  MG_CHECK(ts.dtype == "f32", "train.dtype '", ts.dtype, "' needs the CUDA mixed-precision path, not available here");
+  // bf16: forward and loss under autocast; backward, clipping and AdamW outside it, on f32.
+  const bool bf16 = ts.precision == "bf16";
+  if (ts.deterministic) set_deterministic(true);  // process-wide; a config never turns it off
   const Device dev = parse_device(ts.device);
   const auto t_start = std::chrono::steady_clock::now();
 
@@ -120,30 +177,25 @@ TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
   }
 
   Generator gen(ts.seed);
-  auto model = make_model(rc.model, gen, TensorOptions{DType::f32, dev, false});
-  std::vector<Tensor> params = model->parameters();
+  const TrainObjective obj = build(gen, dev);
+  MG_CHECK(obj.model && obj.loss && obj.count_scored, "train: incomplete training objective");
+  Module& model = *obj.model;
+  std::vector<Tensor> params = model.parameters();
   AdamW opt(params, AdamWOptions{ts.lr, ts.beta1, ts.beta2, ts.eps, ts.weight_decay});
   LRSchedule sched{ts.lr, ts.warmup_steps, ts.steps, ts.decay, ts.min_lr};
 
-  BatcherOptions bo;
-  bo.batch_size = ts.batch_size;
-  bo.n_ctx = rc.model.n_ctx;
-  bo.mode = rc.data.batching;
-  bo.pad_side = rc.data.pad_side;
-  bo.pad_id = tok.pad_id();
-  bo.eos_id = tok.eos_id();
-  bo.seed = ts.seed;
+  BatcherOptions bo = run_batcher_options(rc, tok);
   Batcher batcher(data.train, bo);
   BatcherOptions vo = bo;
   vo.shuffle = false;
   ValidationBatches val_batches(data.validation, vo);
 
   TrainSummary sum;
-  sum.num_parameters = model->num_parameters();
+  sum.num_parameters = model.num_parameters();
   sum.unigram_entropy = unigram_entropy(*data.train);
   int64_t step = 0;
   if (opts.resume) {
-    auto meta = load_checkpoint(ckpt, *model, &opt);
+    auto meta = load_checkpoint(ckpt, model, &opt);
     step = std::stoll(meta.at("step"));
     batcher.set_position({std::stoull(meta.at("data.epoch")), std::stoull(meta.at("data.cursor")),
                           std::stoull(meta.at("data.seed"))});
@@ -151,31 +203,22 @@ TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
     std::fprintf(stderr, "train: resumed %s at step %lld\n", ckpt.c_str(), (long long)step);
   }
   std::fprintf(stderr, "train: %s, %lld parameters, %llu train / %llu validation samples, unigram baseline %.3f nats\n",
-               rc.model.summary().c_str(), (long long)sum.num_parameters,
+               obj.summary.c_str(), (long long)sum.num_parameters,
                (unsigned long long)batcher.samples_per_epoch(), (unsigned long long)val_batches.num_samples(),
                sum.unigram_entropy);
 
   auto evaluate = [&]() {
-    NoGradGuard no_grad;
-    val_batches.reset();
-    Batch b;
-    double total = 0;
-    int64_t count = 0, nb = 0;
-    while ((ts.eval_batches == 0 || nb < ts.eval_batches) && val_batches.next(b)) {
-      total += shifted_lm_loss(model->forward(b.inputs.to(dev)), b.labels.to(dev), true).item();
-      count += count_scored(b.labels);
-      ++nb;
-    }
-    return count ? total / double(count) : NAN;
+    AutocastGuard autocast(bf16);
+    return mean_validation_loss(obj, val_batches, dev, ts.eval_batches);
   };
   auto save = [&](int64_t at_step) {
     BatchPosition p = batcher.position();
-    save_checkpoint(ckpt, *model, &opt,
+    save_checkpoint(ckpt, model, &opt,
                     {{"step", std::to_string(at_step)},
                      {"data.epoch", std::to_string(p.epoch)},
                      {"data.cursor", std::to_string(p.cursor)},
                      {"data.seed", std::to_string(p.seed)},
-                     {"model", rc.model.summary()},
+                     {"model", obj.summary},
                      {"config", rc.source_yaml}});
   };
 
@@ -189,7 +232,11 @@ TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
     const double lr = sched.at(step);
     opt.set_lr(lr);
     Batch b = batcher.next();
-    Tensor loss = shifted_lm_loss(model->forward(b.inputs.to(dev)), b.labels.to(dev));
+    Tensor loss;
+    {
+      AutocastGuard autocast(bf16);
+      loss = obj.loss(b.inputs.to(dev), b.labels.to(dev), false);
+    }
     loss.backward();
     double gnorm = ts.grad_clip > 0 ? clip_grad_norm(params, ts.grad_clip) : NAN;
     opt.step();
@@ -230,16 +277,12 @@ TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   sum.tokens_per_second = tokens_run / sum.seconds;
   bar.finish("");
-  plot_losses(csv_path, rc.out_dir + "/loss.png", rc.name + ": " + rc.model.summary(), sum.unigram_entropy);
+  plot_losses(csv_path, rc.out_dir + "/loss.png", rc.name + ": " + obj.summary, sum.unigram_entropy);
 
-  // A sample: the model continues the first 16 tokens of the first validation document.
-  auto doc = data.validation->document(0);
-  std::vector<int32_t> prompt(doc.begin(), doc.begin() + long(std::min<size_t>(16, doc.size())));
-  GenerateOptions go;
-  go.max_new_tokens = 40;
-  std::string text = tok.decode(prompt) + " >>> " + tok.decode(generate_ids(*model, prompt, go, tok.eos_id()));
-  sum.sample = text;
-  std::ofstream(rc.out_dir + "/samples.txt") << text << "\n";
+  if (obj.sample) {
+    sum.sample = obj.sample(data);
+    std::ofstream(rc.out_dir + "/samples.txt") << sum.sample << "\n";
+  }
   return sum;
 }
 

@@ -5,12 +5,20 @@
 // Files in out_dir: config.yaml (the run's config), tokenizer.bpe (a copy, so the run is
 // self-contained), metrics.csv (step, lr, train_loss, grad_norm, val_loss, tokens, seconds),
 // loss.png, checkpoint.safetensors (latest; see nn/checkpoint.h), samples.txt.
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/factories.h"
+#include "data/batcher.h"
+#include "data/bpe_tokenizer.h"
 #include "experiments/run_config.h"
+#include "nn/module.h"
 
 namespace mg {
+
+struct PreparedData;  // experiments/data_prep.h
 
 struct TrainOptions {
   bool resume = false;        // continue from out_dir/checkpoint.safetensors
@@ -34,7 +42,39 @@ struct TrainSummary {
   std::string sample;         // greedy continuation of a validation prompt
 };
 
+// Trains the causal language model rc.model describes (rc.autoencoder must be false).
 TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts);
+
+// What train_objective trains: a model and its loss. train_run's is the causal LM with the
+// shifted loss; experiments/autoencode.cpp's the autoencoder with the reconstruction loss.
+struct TrainObjective {
+  std::shared_ptr<Module> model;  // its parameters are trained and checkpointed
+  std::string summary;            // the model in one line, for logs, the plot and checkpoints
+  // Loss of a batch whose inputs and labels (kIgnoreIndex at padding) are on the training
+  // device: the mean over the scored positions, or with `sum` their sum.
+  std::function<Tensor(const Tensor& inputs, const Tensor& labels, bool sum)> loss;
+  // How many positions `loss` scores in a batch's labels (the divisor of a summed loss).
+  std::function<int64_t(const Tensor& labels)> count_scored;
+  // Optional: a short text showing the trained model at work (written to samples.txt).
+  std::function<std::string(const PreparedData& data)> sample;
+};
+
+// train_run for any objective: the same data preparation, batches, AdamW and LR schedule,
+// progress, metrics.csv, loss.png, atomic checkpoints, resume and Ctrl-C. build(gen, device) is
+// called once, after the data are prepared, with a generator seeded by rc.train.seed; it must
+// place the model's f32 parameters on `device`.
+TrainSummary train_objective(const RunConfig& rc, const TrainOptions& opts,
+                             const std::function<TrainObjective(Generator& gen, Device device)>& build);
+
+// The batcher options of a run (rc.data, rc.model.n_ctx, rc.train.batch_size and seed; pad and
+// eos ids from tok).
+BatcherOptions run_batcher_options(const RunConfig& rc, const BpeTokenizer& tok);
+
+// Mean of obj.loss over the positions obj.count_scored counts, over the first max_batches
+// batches (0: all) of `batches` from its start, without gradients; inputs moved to `device`.
+// NaN when nothing is scored.
+double mean_validation_loss(const TrainObjective& obj, ValidationBatches& batches, Device device,
+                            int64_t max_batches);
 
 // Shifted causal-LM cross-entropy (PAPER A.8): logits [B,T,V] against labels [B,T] (kIgnoreIndex
 // at padding), predicting labels[:, 1:] from logits[:, :-1]. Reduction sum or mean.

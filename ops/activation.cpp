@@ -1,5 +1,6 @@
 #include "ops/activation.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -8,6 +9,7 @@ using namespace detail;
 namespace {
 
 Tensor activation(Activation act, const char* name, const Tensor& x) {
+  if (autocast_widens(x)) return activation(act, name, autocast_widen(x));
   check_floating(name, x);
   Tensor xc = contiguous_raw(x).detach();
   Tensor y = empty_as(x.shape(), x);
@@ -28,6 +30,7 @@ Tensor silu(const Tensor& x) { return activation(Activation::silu, "silu", x); }
 Tensor relu(const Tensor& x) { return activation(Activation::relu, "relu", x); }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  if (autocast_widens(gate, up)) return swiglu(autocast_widen(gate), autocast_widen(up));
   check_floating("swiglu", gate);
   check_same("swiglu", gate, up);
   MG_CHECK(gate.shape() == up.shape(), "swiglu: gate and up must have the same shape, got gate ", gate.desc(),

@@ -2,12 +2,15 @@
 
 #include <cmath>
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
 using namespace detail;
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  if (autocast_widens(q, k, v))
+    return scaled_dot_product_attention(autocast_widen(q), autocast_widen(k), autocast_widen(v), causal, scale);
   check_same("scaled_dot_product_attention", q, k);
   check_same("scaled_dot_product_attention", q, v);
   MG_CHECK(q.dtype() == DType::f32 || q.dtype() == DType::f64,

@@ -1,5 +1,6 @@
 #include "ops/elementwise.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -26,23 +27,27 @@ Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double alpha = 0
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  if (autocast_widens(a, b)) return add(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::add, "add", a, b);
   Shape sa = a.shape(), sb = b.shape();
+  // A broadcast operand (a bias) costs a reduction: skip it when frozen.
   return record("add", out, {a, b}, [sa, sb](const Tensor& g) -> std::vector<Tensor> {
-    return {sum_to(g, sa), sum_to(g, sb)};
+    return {needs_input_grad(0) ? sum_to(g, sa) : Tensor(), needs_input_grad(1) ? sum_to(g, sb) : Tensor()};
   });
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  if (autocast_widens(a, b)) return sub(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::sub, "sub", a, b);
   Shape sa = a.shape(), sb = b.shape();
   bool need_b = b.requires_grad();
   return record("sub", out, {a, b}, [sa, sb, need_b](const Tensor& g) -> std::vector<Tensor> {
-    return {sum_to(g, sa), need_b ? sum_to(neg(g), sb) : Tensor()};
+    return {needs_input_grad(0) ? sum_to(g, sa) : Tensor(), need_b ? sum_to(neg(g), sb) : Tensor()};
   });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  if (autocast_widens(a, b)) return mul(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::mul, "mul", a, b);
   bool need_a = a.requires_grad(), need_b = b.requires_grad();
   // Save only what each gradient needs.
@@ -54,6 +59,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  if (autocast_widens(a, b)) return div(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::div, "div", a, b);
   bool need_b = b.requires_grad();
   Tensor sb = b.detach(), so = need_b ? out.detach() : Tensor();
@@ -61,7 +67,7 @@ Tensor div(const Tensor& a, const Tensor& b) {
   return record("div", out, {a, b}, [sb, so, sha, shb](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga = div(g, sb);
     // d(a/b)/db = -(a/b)/b = -out/b
-    return {sum_to(ga, sha), so.defined() ? sum_to(neg(mul(ga, so)), shb) : Tensor()};
+    return {needs_input_grad(0) ? sum_to(ga, sha) : Tensor(), so.defined() ? sum_to(neg(mul(ga, so)), shb) : Tensor()};
   });
 }
 

@@ -3,11 +3,13 @@
 // visit only rectangles of it that touch the lower triangle (see row_cover), so the zero half costs
 // almost no multiply-adds. Everything goes through Backend::gemm on raw pointers (stride-0
 // broadcast of the weight over the batch), so the op runs on any backend.
+// bf16 inputs (autocast) accumulate in f32: every GEMM writes an f32 result, rounded to bf16 once.
 #include "ops/masked_mix.h"
 
 #include <algorithm>
 #include <vector>
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 #include "ops/reduce.h"
 
@@ -52,14 +54,27 @@ std::vector<Rect> row_cover(int64_t R, int64_t C) {
   return out;
 }
 
+// The dtype GEMM results accumulate in: f32 for bf16 operands.
+DType acc_dtype(DType dt) { return dt == DType::bf16 ? DType::f32 : dt; }
+TensorOptions acc_opts(const Tensor& t) { return TensorOptions{acc_dtype(t.dtype()), t.device(), false}; }
+
+// sum over dims; a bf16 tensor is summed in f32 and the result rounded to bf16.
+Tensor sum_any(const Tensor& t, const std::vector<int64_t>& dims) {
+  if (t.dtype() != DType::bf16) return sum(t, dims);
+  return cast_raw(sum(cast_raw(t, DType::f32), dims), DType::bf16);
+}
+
 struct Mixer {
   Backend& be;
-  DType dt;
+  DType dt;  // of x, the weight, the bias and dy (GEMM operands); results are acc_dtype(dt)
   int64_t B, R, C, D;  // x [B, C, D] -> y [B, R, D], weight [R, C]
 
   void* at(void* p, int64_t elems) const { return static_cast<char*>(p) + elems * int64_t(dtype_size(dt)); }
   const void* at(const void* p, int64_t elems) const {
     return static_cast<const char*>(p) + elems * int64_t(dtype_size(dt));
+  }
+  void* at_out(void* p, int64_t elems) const {
+    return static_cast<char*>(p) + elems * int64_t(dtype_size(acc_dtype(dt)));
   }
 
   // y = tril(W) x (+ bias[r] on row r). wm is the masked weight, row stride wld.
@@ -71,7 +86,7 @@ struct Mixer {
       // A rectangle starting at column 0 is the first to write its rows.
       const double beta = bias || q.c0 > 0 ? 1.0 : 0.0;
       be.gemm(dt, false, false, q.r1 - q.r0, D, q.c1 - q.c0, 1.0, at(wm, q.r0 * wld + q.c0), wld, 0,
-              at(x.p, q.c0 * x.ld), x.ld, x.bs, beta, at(y.p, q.r0 * y.ld), y.ld, y.bs, B);
+              at(x.p, q.c0 * x.ld), x.ld, x.bs, beta, at_out(y.p, q.r0 * y.ld), y.ld, y.bs, B);
     }
   }
 
@@ -83,7 +98,7 @@ struct Mixer {
       const bool below = R > c1;
       if (below) {
         be.gemm(dt, true, false, c1 - c0, D, R - c1, 1.0, at(wm, c1 * wld + c0), wld, 0, at(dy.p, c1 * dy.ld), dy.ld,
-                dy.bs, 0.0, at(dx.p, c0 * dx.ld), dx.ld, dx.bs, B);
+                dy.bs, 0.0, at_out(dx.p, c0 * dx.ld), dx.ld, dx.bs, B);
       }
       for (int64_t s0 = c0; s0 < c1; s0 += kStrip) {
         const int64_t s1 = std::min(s0 + kStrip, c1), k = std::max<int64_t>(std::min(c1, R) - s0, 0);
@@ -91,7 +106,7 @@ struct Mixer {
         // k == 0 (columns past the last output row, R < C) writes zeros without reading A or B.
         const int64_t r = std::min(s0, R - 1);
         be.gemm(dt, true, false, s1 - s0, D, k, 1.0, at(wm, r * wld + s0), wld, 0, at(dy.p, r * dy.ld), dy.ld, dy.bs,
-                below ? 1.0 : 0.0, at(dx.p, s0 * dx.ld), dx.ld, dx.bs, B);
+                below ? 1.0 : 0.0, at_out(dx.p, s0 * dx.ld), dx.ld, dx.bs, B);
       }
     }
   }
@@ -105,7 +120,7 @@ struct Mixer {
       if (q.strip && q.r0 / kBand < whole) continue;
       for (int64_t b = 0; b < B; ++b) {
         be.gemm(dt, false, true, q.r1 - q.r0, q.c1 - q.c0, D, 1.0, at(dy.p, b * dy.bs + q.r0 * dy.ld), dy.ld, 0,
-                at(x.p, b * x.bs + q.c0 * x.ld), x.ld, 0, 1.0, at(dw, q.r0 * dwld + q.c0), dwld, 0, 1);
+                at(x.p, b * x.bs + q.c0 * x.ld), x.ld, 0, 1.0, at_out(dw, q.r0 * dwld + q.c0), dwld, 0, 1);
       }
     }
     if (whole == 0) return;
@@ -113,7 +128,7 @@ struct Mixer {
     for (int64_t s0 = 0; s0 < kBand; s0 += kStrip) {
       for (int64_t b = 0; b < B; ++b) {
         be.gemm(dt, false, true, kStrip, s0 + kStrip, D, 1.0, at(dy.p, b * dy.bs + s0 * dy.ld), dy.ld, kBand * dy.ld,
-                at(x.p, b * x.bs), x.ld, kBand * x.ld, 1.0, at(dw, s0 * dwld), dwld, kBand * dwld + kBand, whole);
+                at(x.p, b * x.bs), x.ld, kBand * x.ld, 1.0, at_out(dw, s0 * dwld), dwld, kBand * dwld + kBand, whole);
       }
     }
   }
@@ -121,7 +136,8 @@ struct Mixer {
 
 void check_float_args(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_same(op, x, weight);
-  MG_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64, op, ": f32 or f64 expected, got ", x.desc());
+  MG_CHECK(x.dtype() == DType::f32 || x.dtype() == DType::f64 || x.dtype() == DType::bf16, op,
+           ": f32, f64 or bf16 expected, got ", x.desc());
   if (bias.defined()) check_same(op, x, bias);
 }
 
@@ -134,6 +150,8 @@ Tensor masked(const Tensor& w) {  // tril(w) without autograd, contiguous
 }  // namespace
 
 Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (autocast_lowers(x, weight, bias))
+    return masked_token_mix(autocast_lower(x), autocast_lower(weight), autocast_lower(bias));
   check_float_args("masked_token_mix", x, weight, bias);
   MG_CHECK(x.dim() == 3 && weight.dim() == 2 && weight.size(1) == x.size(1),
            "masked_token_mix: expected x [B, C, D] and weight [R, C], got x ", x.desc(), ", weight ", weight.desc());
@@ -144,13 +162,14 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
 
   Tensor xc = contiguous_raw(x), wm = masked(weight);
   Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
-  Tensor y = empty_as({B, R, D}, x);
+  Tensor y = Tensor::empty({B, R, D}, acc_opts(x));
   const Mixer mix{be(x), x.dtype(), B, R, C, D};
   if (y.numel()) {
     Tensor ones = bias.defined() ? mg::ones({D}, opts_of(x)) : Tensor();
     mix.forward({xc.raw_data(), C * D, D}, wm.raw_data(), C, bc.defined() ? bc.raw_data() : nullptr,
                 ones.defined() ? ones.raw_data() : nullptr, {y.raw_data(), R * D, D});
   }
+  y = cast_raw(y, x.dtype());
 
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
@@ -164,20 +183,23 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
     }
     const Mats dy{gc.raw_data(), R * D, D};
     if (ws.defined()) {
-      dx = empty_as({B, C, D}, g);
+      dx = Tensor::empty({B, C, D}, acc_opts(g));
       mix.backward_x(dy, ws.raw_data(), C, {dx.raw_data(), C * D, D});
+      dx = cast_raw(dx, g.dtype());
     }
     if (xs.defined()) {
-      Tensor full = zeros({R, C}, opts_of(g));
+      Tensor full = zeros({R, C}, acc_opts(g));
       mix.backward_w(dy, {xs.raw_data(), C * D, D}, full.raw_data(), C);
-      dw = masked(full);
+      dw = cast_raw(masked(full), g.dtype());
     }
-    if (has_bias) db = sum(gc, {0, 2});
+    if (has_bias && needs_input_grad(2)) db = sum_any(gc, {0, 2});
     return {dx, dw, db};
   });
 }
 
 Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if (autocast_lowers(x, weight, bias))
+    return masked_token_mix_heads(autocast_lower(x), autocast_lower(weight), autocast_lower(bias));
   check_float_args("masked_token_mix_heads", x, weight, bias);
   MG_CHECK(x.dim() == 3 && weight.dim() == 3 && weight.size(1) == x.size(1) && weight.size(2) == x.size(1) &&
                weight.size(0) > 0 && x.size(2) % weight.size(0) == 0,
@@ -190,17 +212,19 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
 
   Tensor xc = contiguous_raw(x), wm = masked(weight);
   Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
-  Tensor y = empty_as({B, T, HD}, x);
+  Tensor y = Tensor::empty({B, T, HD}, acc_opts(x));
   // Head h: x and y are [B, T, Dh] matrices at channel offset h*Dh with row stride H*Dh.
   const Mixer mix{be(x), x.dtype(), B, T, T, Dh};
   auto head = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
+  auto head_out = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at_out(t.raw_data(), h * Dh), T * HD, HD}; };
   if (y.numel()) {
     Tensor ones = bias.defined() ? mg::ones({Dh}, opts_of(x)) : Tensor();
     for (int64_t h = 0; h < H; ++h) {
       mix.forward(head(xc, h), mix.at(wm.raw_data(), h * T * T), T, bc.defined() ? mix.at(bc.raw_data(), h * T) : nullptr,
-                  ones.defined() ? ones.raw_data() : nullptr, head(y, h));
+                  ones.defined() ? ones.raw_data() : nullptr, head_out(y, h));
     }
   }
+  y = cast_raw(y, x.dtype());
 
   const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
@@ -213,17 +237,20 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
               xs.defined() ? zeros({H, T, T}, opts_of(g)) : Tensor(), has_bias ? zeros({H, T}, opts_of(g)) : Tensor()};
     }
     auto head_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
+    auto head_out_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at_out(t.raw_data(), h * Dh), T * HD, HD}; };
     if (ws.defined()) {
-      dx = empty_as({B, T, HD}, g);
-      for (int64_t h = 0; h < H; ++h) mix.backward_x(head_of(gc, h), mix.at(ws.raw_data(), h * T * T), T, head_of(dx, h));
+      dx = Tensor::empty({B, T, HD}, acc_opts(g));
+      for (int64_t h = 0; h < H; ++h)
+        mix.backward_x(head_of(gc, h), mix.at(ws.raw_data(), h * T * T), T, head_out_of(dx, h));
+      dx = cast_raw(dx, g.dtype());
     }
     if (xs.defined()) {
-      Tensor full = zeros({H, T, T}, opts_of(g));
+      Tensor full = zeros({H, T, T}, acc_opts(g));
       for (int64_t h = 0; h < H; ++h)
-        mix.backward_w(head_of(gc, h), head_of(xs, h), mix.at(full.raw_data(), h * T * T), T);
-      dw = masked(full);
+        mix.backward_w(head_of(gc, h), head_of(xs, h), mix.at_out(full.raw_data(), h * T * T), T);
+      dw = cast_raw(masked(full), g.dtype());
     }
-    if (has_bias) db = sum(gc.view({B, T, H, Dh}), {0, 3}).transpose(0, 1).contiguous();
+    if (has_bias && needs_input_grad(2)) db = sum_any(gc.view({B, T, H, Dh}), {0, 3}).transpose(0, 1).contiguous();
     return {dx, dw, db};
   });
 }

@@ -1,5 +1,6 @@
 #include "ops/matmul.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -77,17 +78,29 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
     be(a).fill(out, 0.0);
     return out;
   }
+  // bf16 operands: the GEMM accumulates in f32 into an f32 result, rounded to bf16 once.
+  const bool low = a.dtype() == DType::bf16;
+  Tensor acc = low ? Tensor::empty(so, TensorOptions{DType::f32, a.device(), false}) : out;
   GemmOperand A = as_operand(broadcast_to_raw(a, sa)), B = as_operand(broadcast_to_raw(b, sb));
   be(a).gemm(a.dtype(), A.trans, B.trans, M, N, K, 1.0, A.t.raw_data(), A.ld, A.batch_stride, B.t.raw_data(), B.ld,
-             B.batch_stride, 0.0, out.raw_data(), N, M * N, numel(batch));
+             B.batch_stride, 0.0, acc.raw_data(), N, M * N, numel(batch));
+  if (low) be(a).copy(acc, out);
   return out;
+}
+
+// sum_to for gradients of any dtype: bf16 sums run in f32 (no bf16 reduction kernels).
+Tensor reduce_to(const Tensor& g, const Shape& shape) {
+  if (g.dtype() != DType::bf16 || g.shape() == shape) return sum_to(g, shape);
+  return cast_raw(sum_to(cast_raw(g, DType::f32), shape), DType::bf16);
 }
 
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  if (autocast_lowers(a, b)) return matmul(autocast_lower(a), autocast_lower(b));
   check_same("matmul", a, b);
-  MG_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64, "matmul: f32 or f64 expected, got ", a.desc());
+  MG_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64 || a.dtype() == DType::bf16,
+           "matmul: f32, f64 or bf16 expected, got ", a.desc());
   MG_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both operands need at least 1 dim, got ", a.desc(), " x ", b.desc());
   if (a.dim() == 1 || b.dim() == 1) {
     Tensor r = matmul(a.dim() == 1 ? a.unsqueeze(0) : a, b.dim() == 1 ? b.unsqueeze(-1) : b);
@@ -100,8 +113,8 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
   Shape sha = a.shape(), shb = b.shape();
   return record("matmul", out, {a, b}, [sa, sb, sha, shb](const Tensor& g) -> std::vector<Tensor> {
-    Tensor ga = sb.defined() ? sum_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
-    Tensor gb = sa.defined() ? sum_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
+    Tensor ga = sb.defined() ? reduce_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
+    Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
     return {ga, gb};
   });
 }

@@ -1,5 +1,6 @@
 #include "ops/norm.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -32,6 +33,8 @@ Tensor maybe_contiguous(const Tensor& t) { return t.defined() ? contiguous_raw(t
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  if (autocast_widens(x, weight, bias))
+    return layer_norm(autocast_widen(x), autocast_widen(weight), autocast_widen(bias), eps);
   check_input("layer_norm", x);
   check_param("layer_norm", "weight", weight, x);
   check_param("layer_norm", "bias", bias, x);
@@ -54,6 +57,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  if (autocast_widens(x, weight)) return rms_norm(autocast_widen(x), autocast_widen(weight), eps);
   check_input("rms_norm", x);
   check_param("rms_norm", "weight", weight, x);
   Tensor xc = contiguous_raw(x).detach(), wc = maybe_contiguous(weight);

@@ -1,5 +1,6 @@
 #include "ops/rope.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -17,6 +18,7 @@ Tensor rope_raw(const Tensor& x, double theta, int64_t pos_offset, bool inverse)
 }  // namespace
 
 Tensor rope(const Tensor& x, double theta, int64_t pos_offset) {
+  if (autocast_widens(x)) return rope(autocast_widen(x), theta, pos_offset);
   check_floating("rope", x);
   MG_CHECK(x.dtype() != DType::bf16, "rope: f32 or f64 expected, got ", x.desc());
   MG_CHECK(x.dim() >= 2, "rope: expected [B, H, T, Dh], got ", x.desc());

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "ops/autocast_policy.h"
 #include "ops/common.h"
 #include "ops/elementwise.h"
 #include "ops/reduce.h"
@@ -29,6 +30,7 @@ std::string index_str(int64_t flat, const Shape& s) {
 }
 
 Tensor softmax_impl(const char* name, const Tensor& x, int64_t dim, bool log) {
+  if (autocast_widens(x)) return softmax_impl(name, autocast_widen(x), dim, log);
   check_floating(name, x);
   MG_CHECK(x.dim() >= 1, name, ": input must have at least 1 dim, got ", x.desc());
   const int d = normalize_dim(dim, x.dim(), name);
@@ -51,6 +53,7 @@ Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl("softmax", x,
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl("log_softmax", x, dim, true); }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction) {
+  if (autocast_widens(logits)) return cross_entropy(autocast_widen(logits), targets, ignore_index, reduction);
   check_floating("cross_entropy", logits);
   MG_CHECK(logits.dim() >= 1, "cross_entropy: logits must be [..., V], got ", logits.desc());
   MG_CHECK(targets.defined() && targets.dtype() == DType::i32, "cross_entropy: targets must be an i32 tensor, got ",

@@ -145,3 +145,60 @@ TEST_CASE("gradcheck reports the worst element of a wrong gradient") {
   auto right_cube = [](const std::vector<Tensor>& in) { return pow(in[0], 3.0); };
   CHECK(gradcheck(right_cube, {x}).ok);
 }
+
+TEST_CASE("needs_input_grad tells a backward which inputs need a gradient") {
+  // A three-input op whose middle input is frozen: the closure sees exactly the live edges and
+  // leaves the frozen input's gradient undefined.
+  Tensor a = leaf64({3}, 21), c = leaf64({3}, 23);
+  Tensor frozen = randn({3}, 22, TensorOptions{DType::f64});
+  std::vector<bool> seen;
+  Tensor out;
+  {
+    NoGradGuard g;
+    out = add(add(a, frozen), c);
+  }
+  out = record("sum3", out, {a, frozen, c}, [&seen](const Tensor& g) -> std::vector<Tensor> {
+    seen = {needs_input_grad(0), needs_input_grad(1), needs_input_grad(2)};
+    return {g, needs_input_grad(1) ? g : Tensor(), g};
+  });
+  CHECK(needs_input_grad(1));  // outside any backward: always true
+  sum(out).backward();
+  REQUIRE(seen.size() == 3);
+  CHECK(seen[0]);
+  CHECK_FALSE(seen[1]);
+  CHECK(seen[2]);
+  CHECK_FALSE(frozen.grad().defined());
+  check_close(a.grad(), {1, 1, 1});
+  check_close(c.grad(), {1, 1, 1});
+}
+
+TEST_CASE("frozen weights get no gradient and leave the input gradient unchanged") {
+  // Linear (matmul + broadcast bias add) and masked token mixing, as in the input-representation
+  // test: the same input gradient with the weights frozen as with them trainable.
+  auto input_grad = [](bool train_weights, Tensor& w_grad, Tensor& b_grad, Tensor& m_grad, Tensor& mb_grad) {
+    Tensor x = leaf64({2, 5, 4}, 31);
+    Tensor w = randn({4, 4}, 32, TensorOptions{DType::f64}), b = randn({4}, 33, TensorOptions{DType::f64});
+    Tensor m = randn({5, 5}, 34, TensorOptions{DType::f64}), mb = randn({5}, 35, TensorOptions{DType::f64});
+    for (Tensor* p : {&w, &b, &m, &mb}) p->set_requires_grad(train_weights);
+    Tensor y = add(matmul(x, w.t()), b);
+    Tensor z = masked_token_mix(tanh(y), m, mb);
+    sum(mul(z, z)).backward();
+    w_grad = w.grad();
+    b_grad = b.grad();
+    m_grad = m.grad();
+    mb_grad = mb.grad();
+    return x.grad();
+  };
+  Tensor wg, bg, mg_, mbg;
+  Tensor trained = input_grad(true, wg, bg, mg_, mbg);
+  CHECK(wg.defined());
+  CHECK(bg.defined());
+  CHECK(mg_.defined());
+  CHECK(mbg.defined());
+  Tensor frozen = input_grad(false, wg, bg, mg_, mbg);
+  CHECK_FALSE(wg.defined());
+  CHECK_FALSE(bg.defined());
+  CHECK_FALSE(mg_.defined());
+  CHECK_FALSE(mbg.defined());
+  check_close(frozen, trained.to_vector<double>(), 1e-12);
+}
