@@ -1,16 +1,25 @@
-// mixgrad-bench train: tokens/s of a full training step (forward, backward, AdamW) for the
-// paper's masked mixer and the Llama-style transformer at B=8, n_ctx=512, vocab 4096, 8 layers,
-// d = 256 and 512, and the fraction of this machine's measured SGEMM peak each reaches.
-// bench/torch_train.py runs the same models in PyTorch; bench/compare_train.sh prints ratios.
+// mixgrad-bench train: tokens/s of a full training step (forward, backward, grad-norm clip, AdamW)
+// for the paper's masked mixer and the Llama-style transformer at B=8, n_ctx=512, vocab 4096,
+// 8 layers, d = 256 and 512, and the fraction of a peak each reaches: on the CPU this machine's
+// measured SGEMM peak, on CUDA a nominal peak (--peak-tflops, default H100 SXM dense bf16).
+// --precision bf16 runs forward and loss under AutocastGuard and backward, clip and AdamW outside
+// it on the f32 master weights, exactly as experiments/trainer.cpp does for train.precision bf16.
+// bench/torch_train.py runs the same models in PyTorch; bench/compare_train.sh (CPU) and
+// bench/compare_train_gpu.sh (CUDA) print ratios.
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <exception>
+#include <sstream>
 #include <string>
 #include <vector>
 
+#include "core/autocast.h"
+#include "core/backend.h"
 #include "cpu/gemm.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
@@ -19,6 +28,9 @@
 using namespace mg;
 
 namespace {
+
+// H100 SXM5 dense (no sparsity) bf16 tensor-core peak, NVIDIA's datasheet figure.
+constexpr double kDefaultCudaPeakTflops = 989.0;
 
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -54,31 +66,80 @@ double sgemm_peak_gflops() {
   return 2.0 * double(n) * double(n) * double(n) / t[1] / 1e9;
 }
 
-}  // namespace
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
 
-int bench_train(int argc, char** argv) {
-  int threads = 2, reps = 3;
-  std::string only;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--reps") && i + 1 < argc) reps = std::atoi(argv[++i]);
-    else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) only = argv[++i];
-    else {
-      std::fprintf(stderr, "bench train: unknown argument '%s'\n", argv[i]);
-      return 2;
+std::vector<int64_t> parse_widths(const std::string& s) {
+  std::vector<int64_t> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const int64_t d = std::atoll(item.c_str());
+    MG_CHECK(d > 0, "--d expects a comma-separated list of positive widths, got '", s, "'");
+    out.push_back(d);
+  }
+  MG_CHECK(!out.empty(), "--d is empty");
+  return out;
+}
+
+struct Options {
+  int threads = 2, reps = 3, warmup = -1;  // warmup -1: 1 step on the CPU, 3 on CUDA
+  int64_t batch = 8;
+  std::string only, device = "cpu", precision = "f32", widths = "256,512";
+  double peak_tflops = 0;  // 0: measured SGEMM peak on the CPU, kDefaultCudaPeakTflops on CUDA
+  bool phases = false;
+};
+
+int run(const Options& o) {
+  const Device dev = parse_device(o.device);
+  MG_CHECK(o.precision == "f32" || o.precision == "bf16", "--precision must be f32 or bf16, got '",
+           o.precision, "'");
+  MG_CHECK(o.reps >= 1 && o.batch >= 1, "--reps and --batch must be >= 1");
+  const std::vector<int64_t> widths = parse_widths(o.widths);
+  Backend& backend = backend_for(dev);  // throws naming the reason when the device is not usable
+  const bool bf16 = o.precision == "bf16";
+  const int warmup = o.warmup >= 0 ? o.warmup : dev.is_cuda() ? 3 : 1;
+  omp_set_num_threads(o.threads);
+  const int64_t B = o.batch;
+  // Kernels are queued asynchronously on CUDA: a time is read only after the device has drained.
+  auto synced_now = [&] {
+    backend.synchronize();
+    return now_s();
+  };
+
+  // The peak in GFLOP/s, and the unit rates are printed in (GFLOP/s on the CPU, TFLOP/s on CUDA).
+  double peak_gflops;
+  const double unit = dev.is_cuda() ? 1e12 : 1e9;
+  const char* unit_name = dev.is_cuda() ? "TFLOP/s" : "GFLOP/s";
+  const std::string prec = bf16 ? ", bf16 autocast" : "";
+  if (dev.is_cuda()) {
+    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=512 V=4096 L=8, %s%s, median of %d "
+                "(synchronised, after %d warm-up steps)\n",
+                (long long)B, dev.str().c_str(), bf16 ? " bf16 autocast" : " f32 (no TF32)", o.reps, warmup);
+    const double p = o.peak_tflops > 0 ? o.peak_tflops : kDefaultCudaPeakTflops;
+    std::printf("# peak: %.1f TFLOP/s (%s)\n", p,
+                o.peak_tflops > 0 ? "--peak-tflops" : "default: H100 SXM dense bf16; set --peak-tflops for another GPU");
+    peak_gflops = p * 1e3;
+  } else {
+    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=512 V=4096 L=8, %d threads%s, median of %d\n",
+                (long long)B, o.threads, prec.c_str(), o.reps);
+    if (o.peak_tflops > 0) {
+      peak_gflops = o.peak_tflops * 1e3;
+      std::printf("# peak: %.1f GFLOP/s (--peak-tflops)\n", peak_gflops);
+    } else {
+      peak_gflops = sgemm_peak_gflops();
+      std::printf("# measured SGEMM peak (2048^3): %.1f GFLOP/s\n", peak_gflops);
     }
   }
-  omp_set_num_threads(threads);
-  const int64_t B = 8;
-  const double peak = sgemm_peak_gflops();
-  std::printf("# mixgrad train step (fwd+bwd+AdamW), B=8 n_ctx=512 V=4096 L=8, %d threads, median of %d\n", threads,
-              reps);
-  std::printf("# measured SGEMM peak (2048^3): %.1f GFLOP/s\n", peak);
-  std::printf("# %-16s %12s %10s %12s %10s\n", "model", "step_s", "tokens/s", "GFLOP/s", "of_peak");
+  std::printf("# %-16s %12s %10s %12s %10s\n", "model", "step_s", "tokens/s", unit_name, "of_peak");
+  std::fflush(stdout);
+
   for (const char* kind : {"masked_mixer", "llama"}) {
-    for (int64_t d : {256, 512}) {
+    for (int64_t d : widths) {
       std::string name = std::string(kind == std::string("llama") ? "llama" : "mixer") + "_d" + std::to_string(d);
-      if (!only.empty() && name.find(only) == std::string::npos) continue;
+      if (!o.only.empty() && name.find(o.only) == std::string::npos) continue;
       ModelConfig c;
       c.kind = parse_model_kind(kind);
       c.d_model = d;
@@ -87,30 +148,90 @@ int bench_train(int argc, char** argv) {
       c.vocab_size = 4096;
       c.n_heads = 4;
       Generator gen(0);
-      auto model = make_model(c, gen);
+      auto model = make_model(c, gen, TensorOptions{DType::f32, dev, false});
       AdamW opt(model->parameters(), AdamWOptions{1e-4, 0.9, 0.999, 1e-8, 0.0});
-      Tensor ids = randint(0, int32_t(c.vocab_size), {B, c.n_ctx}, 1);
-      auto step = [&] {
-        Tensor loss = lm_loss(model->forward(ids), ids, -1);
+      Tensor ids = randint(0, int32_t(c.vocab_size), {B, c.n_ctx}, 1, TensorOptions{DType::i32, dev});
+      // One step; with `marks`, the device is drained after each phase and the clock read into it
+      // (forward+loss, backward, clip, AdamW+zero_grad).
+      auto step = [&](double* marks) {
+        Tensor loss;
+        {
+          AutocastGuard autocast(bf16);
+          loss = lm_loss(model->forward(ids), ids, -1);
+        }
+        if (marks) marks[0] = synced_now();
         loss.backward();
+        if (marks) marks[1] = synced_now();
         clip_grad_norm(model->parameters(), 1.0);
+        if (marks) marks[2] = synced_now();
         opt.step();
         opt.zero_grad();
+        if (marks) marks[3] = synced_now();
       };
-      step();
+      for (int w = 0; w < warmup; ++w) step(nullptr);
       std::vector<double> t;
-      for (int r = 0; r < reps; ++r) {
-        double s = now_s();
-        step();
-        t.push_back(now_s() - s);
+      for (int r = 0; r < o.reps; ++r) {
+        const double s = synced_now();
+        step(nullptr);
+        t.push_back(synced_now() - s);
       }
-      std::sort(t.begin(), t.end());
-      const double med = t[t.size() / 2];
-      const double gflops = 3.0 * forward_flops(c, B) / med / 1e9;
-      std::printf("%-18s %12.3f %10.0f %12.1f %9.1f%%\n", name.c_str(), med, double(B * c.n_ctx) / med, gflops,
-                  100.0 * gflops / peak);
+      const double med = median(t);
+      const double rate = 3.0 * forward_flops(c, B) / med;
+      std::printf(dev.is_cuda() ? "%-18s %12.5f %10.0f %12.1f %9.1f%%\n" : "%-18s %12.3f %10.0f %12.1f %9.1f%%\n",
+                  name.c_str(), med, double(B * c.n_ctx) / med, rate / unit, 100.0 * rate / (peak_gflops * 1e9));
       std::fflush(stdout);
+      if (o.phases) {
+        // Separate reps, so the extra synchronisation does not touch the figures above.
+        std::vector<double> ph[4];
+        for (int r = 0; r < o.reps; ++r) {
+          double m[4];
+          const double s = synced_now();
+          step(m);
+          for (int i = 0; i < 4; ++i) ph[i].push_back(m[i] - (i ? m[i - 1] : s));
+        }
+        std::printf("#   %s phases (ms, median, device drained after each): fwd+loss %.3f  bwd %.3f  clip %.3f  "
+                    "adamw %.3f\n",
+                    name.c_str(), 1e3 * median(ph[0]), 1e3 * median(ph[1]), 1e3 * median(ph[2]), 1e3 * median(ph[3]));
+        std::fflush(stdout);
+      }
     }
   }
   return 0;
+}
+
+}  // namespace
+
+int bench_train(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    auto value = [&]() -> const char* { return i + 1 < argc ? argv[++i] : nullptr; };
+    const char* a = argv[i];
+    const char* v = nullptr;
+    if (!std::strcmp(a, "--phases")) {
+      o.phases = true;
+      continue;
+    }
+    const bool known = !std::strcmp(a, "--threads") || !std::strcmp(a, "--reps") || !std::strcmp(a, "--only") ||
+                       !std::strcmp(a, "--device") || !std::strcmp(a, "--precision") || !std::strcmp(a, "--batch") ||
+                       !std::strcmp(a, "--d") || !std::strcmp(a, "--warmup") || !std::strcmp(a, "--peak-tflops");
+    if (!known || !(v = value())) {
+      std::fprintf(stderr, "bench train: %s '%s'\n", known ? "missing value for" : "unknown argument", a);
+      return 2;
+    }
+    if (!std::strcmp(a, "--threads")) o.threads = std::atoi(v);
+    else if (!std::strcmp(a, "--reps")) o.reps = std::atoi(v);
+    else if (!std::strcmp(a, "--only")) o.only = v;
+    else if (!std::strcmp(a, "--device")) o.device = v;
+    else if (!std::strcmp(a, "--precision")) o.precision = v;
+    else if (!std::strcmp(a, "--batch")) o.batch = std::atoll(v);
+    else if (!std::strcmp(a, "--d")) o.widths = v;
+    else if (!std::strcmp(a, "--warmup")) o.warmup = std::atoi(v);
+    else o.peak_tflops = std::atof(v);
+  }
+  try {
+    return run(o);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench train: %s\n", e.what());
+    return 1;
+  }
 }

@@ -23,7 +23,10 @@ constexpr Command kCommands[] = {
      "masked-mixer training shapes"},
     {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
-    {"train", &bench_train, "[--threads N] [--reps R] [--only NAME]  training-step tokens/s (see bench/compare_train.sh)"},
+    {"train", &bench_train,
+     "[--threads N] [--reps R] [--only NAME] [--device cpu|cuda] [--precision f32|bf16] [--batch B] [--d 256,512] "
+     "[--warmup W] [--peak-tflops X] [--phases]  training-step tokens/s and fraction of peak (see "
+     "bench/compare_train.sh, bench/compare_train_gpu.sh)"},
     {"represent", &bench_represent,
      "[--threads N] [--reps R] [--steps S] [--batch B] [--d D] [--layers L] [--kind mixer|llama|all]  "
      "input-gradient steps/s (see bench/compare_represent.sh)"},

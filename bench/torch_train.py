@@ -4,9 +4,15 @@ tril-masked kernel-1 Conv1d token mixing re-masked before each forward as the pa
 LayerNorm, GELU feed-forward, untied lm_head) and Llama-style transformer (RMSNorm, RoPE, causal
 attention, SwiGLU) at B=8, n_ctx=512, V=4096, L=8, d=256/512; one step = forward, backward,
 grad-norm clip and AdamW. Debian's torch 1.13 has no F.scaled_dot_product_attention, so attention
-is the eager softmax(QK^T/sqrt(d) + mask)V that HF Llama used before SDPA.
-    /usr/bin/python3 bench/torch_train.py --threads 2 --reps 3"""
-import argparse, math, statistics, time
+is the eager softmax(QK^T/sqrt(d) + mask)V that HF Llama used before SDPA (also on CUDA with a
+recent torch, so both sides run the same graph: no FlashAttention, no torch.compile).
+--device cuda times each step between torch.cuda.synchronize() calls; --bf16 runs forward and
+loss under torch.autocast(bfloat16) with f32 master weights, backward/clip/AdamW outside it, as
+mixgrad's train.precision bf16 does. TF32 is switched off (matmul and cuDNN) so the f32 rows
+compare with mixgrad's f32 cuBLAS GEMMs; AdamW is the eager (non-fused) one.
+    /usr/bin/python3 bench/torch_train.py --threads 2 --reps 3
+    python3 bench/torch_train.py --device cuda --bf16 --reps 20 --only _d512"""
+import argparse, math, statistics, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -107,40 +113,81 @@ class Llama(nn.Module):
         return s.lm_head(s.norm(x))
 
 
+def make_adamw(params):
+    # fused= appeared in torch 2.0; 1.13's AdamW has no such argument (and no fused kernel).
+    try:
+        return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0, fused=False)
+    except TypeError:
+        return torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
+
+
 def main():
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description="PyTorch side of `mixgrad-bench train`")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--only", default="")
+    ap.add_argument("--only", default="", help="run only models whose name contains this (e.g. mixer_d512)")
+    ap.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+    ap.add_argument("--bf16", action="store_true", help="forward+loss under torch.autocast(dtype=torch.bfloat16)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--d", default="256,512", help="comma-separated widths (default 256,512)")
+    ap.add_argument("--warmup", type=int, default=-1, help="untimed steps first (default 1 on cpu, 3 on cuda)")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda and not torch.cuda.is_available():
+        sys.exit(f"torch_train.py: --device {a.device} but torch.cuda.is_available() is False "
+                 f"(torch {torch.__version__}, built with CUDA {torch.version.cuda})")
+    warmup = a.warmup if a.warmup >= 0 else (3 if cuda else 1)
+    widths = [int(x) for x in a.d.split(",") if x]
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    B, n, V, L = 8, 512, 4096, 8
-    print(f"# torch {torch.__version__} train step (fwd+bwd+AdamW), {torch.get_num_threads()} threads, median of {a.reps}")
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+
+    def sync():
+        if cuda:
+            torch.cuda.synchronize(dev)
+
+    B, n, V, L = a.batch, 512, 4096, 8
+    if cuda:
+        print(f"# torch {torch.__version__} train step (fwd+bwd+AdamW), B={B}, {torch.cuda.get_device_name(dev)}"
+              f"{' bf16 autocast' if a.bf16 else ' f32 (no TF32)'}, median of {a.reps} "
+              f"(synchronised, after {warmup} warm-up steps)")
+    else:
+        print(f"# torch {torch.__version__} train step (fwd+bwd+AdamW), {torch.get_num_threads()} threads"
+              f"{', bf16 autocast' if a.bf16 else ''}, median of {a.reps}")
     for kind in ("mixer", "llama"):
-        for d in (256, 512):
+        for d in widths:
             name = f"{kind}_d{d}"
             if a.only and a.only not in name:
                 continue
-            model = Mixer(V, d, L, n) if kind == "mixer" else Llama(V, d, L, n)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
-            ids = torch.randint(0, V, (B, n))
+            model = (Mixer(V, d, L, n) if kind == "mixer" else Llama(V, d, L, n)).to(dev)
+            opt = make_adamw(model.parameters())
+            ids = torch.randint(0, V, (B, n), device=dev)
 
             def step():
-                logits = model(ids)
-                loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
+                with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=a.bf16):
+                    logits = model(ids)
+                    loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
-            step()
+            for _ in range(warmup):
+                step()
             t = []
             for _ in range(a.reps):
+                sync()
                 s = time.perf_counter()
                 step()
+                sync()
                 t.append(time.perf_counter() - s)
             med = statistics.median(t)
-            print(f"{name:<18} {med:12.3f} {B * n / med:10.0f}", flush=True)
+            print(f"{name:<18} {med:12.{5 if cuda else 3}f} {B * n / med:10.0f}", flush=True)
+            del model, opt
+            if cuda:
+                torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

@@ -157,6 +157,16 @@ int run_reproduce(const std::vector<std::string>& argv) {
   const std::string cfg_dir = a.get("configs", std::string(MG_CONFIG_DIR));
   std::vector<std::string> names = quick ? std::vector<std::string>{"quick_mixer.yaml", "quick_llama.yaml"}
                                          : std::vector<std::string>{"tinystories_mixer.yaml", "tinystories_llama.yaml"};
+  // Fail before minutes of training, not after, when the retrieval pairs are not installed.
+  if (!a.flag("skip-retrieval")) {
+    try {
+      (void)load_pairs(RetrievalComparisonOptions{}.pairs);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) +
+                  "\nreproduce: the retrieval section needs these pairs: install them with "
+                  "scripts/install_corpus.sh reuters, or pass --skip-retrieval");
+    }
+  }
   fs::create_directories(out);
   std::vector<RunResult> runs;
   for (const auto& n : names) {

@@ -138,18 +138,26 @@ std::vector<std::pair<std::string, Tensor>> SGD::state_tensors() {
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
   NoGradGuard no_grad;
   std::vector<Tensor> with_grad;
-  double total_sq = 0;
+  // sum() accumulates each tensor in f64 and rounds to the gradient's dtype; those per-tensor
+  // totals are added in f64 on the gradients' device, so a GPU step syncs with the host once
+  // (one .item() per parameter would stall the stream ~80 times per step).
+  double host_sq = 0;
+  Tensor device_sq;
   for (const Tensor& p : params) {
     Tensor g = p.grad();
     if (!g.defined() || g.numel() == 0) continue;
     MG_CHECK(g.dtype() == DType::f32 || g.dtype() == DType::f64, "clip_grad_norm: gradient ", g.desc(),
              " is not f32 or f64");
-    // sum() accumulates each tensor in f64; the per-tensor totals are added in f64 here.
     Tensor flat = g.reshape({g.numel()});
-    total_sq += sum(mul(flat, flat)).item();
+    Tensor sq = sum(mul(flat, flat)).to(DType::f64);
+    if (device_sq.defined() && device_sq.device() != sq.device()) {  // parameters on several devices
+      host_sq += device_sq.item();
+      device_sq = Tensor();
+    }
+    device_sq = device_sq.defined() ? add(device_sq, sq) : sq;
     with_grad.push_back(p);
   }
-  const double total = std::sqrt(total_sq);
+  const double total = std::sqrt(host_sq + (device_sq.defined() ? device_sq.item() : 0.0));
   const double coef = max_norm / (total + 1e-6);
   if (coef >= 1.0) return total;  // torch clamps the factor to 1: nothing changes
   for (Tensor p : with_grad) {
