@@ -13,6 +13,7 @@
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
 #include "experiments/retrieval.h"
+#include "experiments/retrieval_eval.h"
 #include "report/csv.h"
 #include "report/plot.h"
 
@@ -25,24 +26,6 @@ namespace {
 void set_threads(const Args& a) {
   const int64_t t = a.get_int("threads", 0);
   if (t > 0) omp_set_num_threads(int(t));
-}
-
-std::vector<int64_t> parse_pools(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    try {
-      size_t used = 0;
-      long long v = std::stoll(part, &used);
-      MG_CHECK(used == part.size() && v >= 2, "");
-      out.push_back(v);
-    } catch (...) {
-      throw Error("--pools: expected comma-separated integers >= 2, got '" + s + "'");
-    }
-  }
-  MG_CHECK(!out.empty(), "--pools: empty");
-  return out;
 }
 
 int autoencode_train(const std::vector<std::string>& argv) {
@@ -111,42 +94,11 @@ int autoencode_retrieve(const std::vector<std::string>& argv) {
                pairs_name.c_str(), (long long)n, r.checkpoint.c_str(), (long long)n_ctx);
   Tensor qe = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, q, n_ctx), pad, batch, "embed queries");
   Tensor de = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, d, n_ctx), pad, batch, "embed documents");
-  std::vector<std::pair<std::string, PoolScorer>> scorers;
-  scorers.emplace_back(r.rc.name + " (autoencoder z)", cosine_scorer(qe, de));
-  if (!a.flag("no-tfidf")) scorers.emplace_back("tfidf", tfidf_scorer(q, d));
-
-  const uint64_t seed = uint64_t(a.get_int("seed", 0));
-  std::vector<std::vector<RetrievalScore>> scores(scorers.size());
-  for (int64_t c : parse_pools(a.get("pools", "32,128,1024"))) {
-    if (c - 1 > n) {
-      std::fprintf(stderr, "pool size %lld skipped: only %lld test documents\n", (long long)c, (long long)n);
-      continue;
-    }
-    const auto pools = make_pools(n, c, seed);
-    for (size_t m = 0; m < scorers.size(); ++m) scores[m].push_back(score_pools(pools, c, scorers[m].second));
-  }
-  MG_CHECK(!scores[0].empty(), "autoencode retrieve: no pool size fits ", n, " test queries");
-  std::printf("retrieval on %s: %lld test queries, pool seed %llu (pool c = query + c-1 candidates)\n",
-              pairs_name.c_str(), (long long)n, (unsigned long long)seed);
-  std::printf("%-36s", "method");
-  for (const auto& s : scores[0]) std::printf("  top1@%-5lld MRR@%-5lld", (long long)s.pool_size, (long long)s.pool_size);
-  std::printf("\n");
-  for (size_t m = 0; m < scorers.size(); ++m) {
-    std::printf("%-36s", scorers[m].first.c_str());
-    for (const auto& s : scores[m]) std::printf("  %-10.4f %-10.4f", s.top1, s.mrr);
-    std::printf("\n");
-  }
-  if (a.has("out")) {
-    const std::string out_dir = a.get("out", "");
-    fs::create_directories(out_dir);
-    const std::string csv = out_dir + "/retrieval.csv";
-    report::CsvWriter w(csv, {"method", "pairs", "pool_size", "queries", "top1", "mrr", "seed"});
-    for (size_t m = 0; m < scorers.size(); ++m)
-      for (const auto& s : scores[m])
-        w.row({scorers[m].first, pairs_name, std::to_string(s.pool_size), std::to_string(s.queries),
-               report::csv_num(s.top1), report::csv_num(s.mrr), std::to_string(seed)});
-    std::printf("wrote %s\n", csv.c_str());
-  }
+  std::vector<NamedScorer> methods;
+  methods.push_back({r.rc.name + " (autoencoder z)", cosine_scorer(qe, de)});
+  if (!a.flag("no-tfidf")) methods.push_back({"tfidf", tfidf_scorer(q, d)});
+  evaluate_methods(methods, n, parse_pools(a.get("pools", "32,128,1024")), uint64_t(a.get_int("seed", 0)), pairs_name,
+                   a.get("out", ""), false);
   return 0;
 }
 

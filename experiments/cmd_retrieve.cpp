@@ -14,6 +14,7 @@
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
 #include "experiments/retrieval.h"
+#include "experiments/retrieval_eval.h"
 #include "experiments/run_config.h"
 #include "nn/checkpoint.h"
 #include "report/csv.h"
@@ -92,24 +93,6 @@ EmbedOptions embed_options(const Args& a) {
   return o;
 }
 
-std::vector<int64_t> parse_pools(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    try {
-      size_t used = 0;
-      long long v = std::stoll(part, &used);
-      MG_CHECK(used == part.size() && v >= 2, "");
-      out.push_back(v);
-    } catch (...) {
-      throw Error("--pools: expected comma-separated integers >= 2, got '" + s + "'");
-    }
-  }
-  MG_CHECK(!out.empty(), "--pools: empty");
-  return out;
-}
-
 struct Data {
   std::string name;
   PairSplit split;
@@ -141,73 +124,22 @@ void texts_of(const std::vector<RetrievalPair>& pairs, std::vector<std::string>&
   }
 }
 
-struct MethodResult {
-  std::string method;
-  std::vector<RetrievalScore> scores;
-};
-
 // Scores TF-IDF and (when given) the model on identical pools; prints, writes CSV and a plot.
 int evaluate(const Args& a, const Data& data, Model* model, const std::string& out_dir, bool tfidf) {
-  const auto pool_sizes = parse_pools(a.get("pools", "32,128,1024"));
-  const uint64_t seed = uint64_t(a.get_int("seed", 0));
   std::vector<std::string> q, d;
   texts_of(data.split.test, q, d);
-  const int64_t n = int64_t(q.size());
-  std::vector<MethodResult> results;
-  std::vector<std::pair<std::string, PoolScorer>> scorers;
-  if (tfidf) scorers.emplace_back("tfidf", tfidf_scorer(q, d));
+  std::vector<NamedScorer> methods;
+  if (tfidf) methods.push_back({"tfidf", tfidf_scorer(q, d)});
   if (model) {
     EmbedOptions eo = embed_options(a);
     const int64_t n_ctx = model->rc.model.n_ctx;
     const int32_t pad = model->tok->pad_id();
     Tensor qe = embed_sequences(*model->lm, tokenize_texts(*model->tok, q, n_ctx), pad, eo, "embed queries");
     Tensor de = embed_sequences(*model->lm, tokenize_texts(*model->tok, d, n_ctx), pad, eo, "embed documents");
-    scorers.emplace_back(model->rc.name + " (" + embed_position_name(eo.position) + ")", cosine_scorer(qe, de));
+    methods.push_back({model->rc.name + " (" + embed_position_name(eo.position) + ")", cosine_scorer(qe, de)});
   }
-  for (auto& [name, scorer] : scorers) results.push_back({name, {}});
-  for (int64_t c : pool_sizes) {
-    if (c - 1 > n) {
-      std::fprintf(stderr, "pool size %lld skipped: only %lld test documents\n", (long long)c, (long long)n);
-      continue;
-    }
-    const auto pools = make_pools(n, c, seed);
-    for (size_t m = 0; m < scorers.size(); ++m) results[m].scores.push_back(score_pools(pools, c, scorers[m].second));
-  }
-  MG_CHECK(!results.empty() && !results[0].scores.empty(), "retrieve: nothing to evaluate");
-
-  std::printf("retrieval on %s: %lld test queries, pool seed %llu (pool c = query + c-1 candidates)\n",
-              data.name.c_str(), (long long)n, (unsigned long long)seed);
-  std::printf("%-36s", "method");
-  for (const auto& s : results[0].scores) std::printf("  top1@%-5lld MRR@%-5lld", (long long)s.pool_size, (long long)s.pool_size);
-  std::printf("\n");
-  for (const auto& r : results) {
-    std::printf("%-36s", r.method.c_str());
-    for (const auto& s : r.scores) std::printf("  %-10.4f %-10.4f", s.top1, s.mrr);
-    std::printf("\n");
-  }
-  if (!out_dir.empty()) {
-    fs::create_directories(out_dir);
-    const std::string csv = out_dir + "/retrieval.csv", png = out_dir + "/retrieval_top1.png";
-    {
-      report::CsvWriter w(csv, {"method", "pairs", "pool_size", "queries", "top1", "mrr", "seed"});
-      for (const auto& r : results)
-        for (const auto& s : r.scores)
-          w.row({r.method, data.name, std::to_string(s.pool_size), std::to_string(s.queries), report::csv_num(s.top1),
-                 report::csv_num(s.mrr), std::to_string(seed)});
-    }
-    report::BarPlot bp;
-    bp.title = "Top-1 retrieval accuracy, " + data.name + " (" + std::to_string(n) + " test queries)";
-    bp.ylabel = "top-1 accuracy";
-    for (const auto& s : results[0].scores) bp.categories.push_back("c = " + std::to_string(s.pool_size));
-    for (const auto& r : results) {
-      bp.series_names.push_back(r.method);
-      std::vector<double> v;
-      for (const auto& s : r.scores) v.push_back(s.top1);
-      bp.values.push_back(v);
-    }
-    report::save_bar_plot(png, bp);
-    std::printf("wrote %s and %s\n", csv.c_str(), png.c_str());
-  }
+  evaluate_methods(methods, int64_t(q.size()), parse_pools(a.get("pools", "32,128,1024")),
+                   uint64_t(a.get_int("seed", 0)), data.name, out_dir, true);
   return 0;
 }
 
