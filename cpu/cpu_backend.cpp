@@ -62,7 +62,8 @@ void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
                   });
 }
 
-// bf16 operands widened to f32 (exact), then our SGEMM: f32 accumulation, as cuBLAS's bf16 GEMM
+// The native bf16 kernel where the CPU has AVX512_BF16 (cpu/gemm.h). Elsewhere the bf16 operands
+// are widened to f32 (exact), then our SGEMM: f32 accumulation either way, as cuBLAS's bf16 GEMM
 // with CUBLAS_COMPUTE_32F. Each distinct matrix of an operand (one when its batch stride is 0) is
 // converted once into a dense buffer. C is f32.
 struct WidenedOperand {
@@ -88,6 +89,11 @@ void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, 
                int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc, int64_t sc,
                int64_t batch) {
   if (M == 0 || N == 0 || batch == 0) return;
+  if (bf16gemm_native()) {
+    bf16gemm_batched(ta, tb, M, N, K, float(alpha), static_cast<const uint16_t*>(A), lda, sa,
+                     static_cast<const uint16_t*>(B), ldb, sb, float(beta), static_cast<float*>(C), ldc, sc, batch);
+    return;
+  }
   // A is stored [M, K] ([K, M] when ta), B [K, N] ([N, K] when tb).
   const WidenedOperand a(A, ta ? K : M, ta ? M : K, lda, sa, batch);
   const WidenedOperand b(B, tb ? N : K, tb ? K : N, ldb, sb, batch);

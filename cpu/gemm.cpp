@@ -38,6 +38,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/error.h"
 #include "cpu/gemm_kernels.h"
 
 namespace mg::cpu {
@@ -128,6 +129,29 @@ void pack_rows_portable(const T* src, int64_t ld, int64_t rows, int64_t kc, int 
     for (int64_t r = rows; r < w; ++r) dst[k * w + r] = T(0);
 }
 
+// How the driver packs each kernel type. kPack: K steps per packed unit. copy: the copy-type
+// packer for panel width w; gather(kern): the gather-type packer.
+template <class In, class U, class O>
+struct Packing;
+template <class T>
+struct Packing<T, T, T> {
+  static constexpr int64_t kPack = 1;
+  static void copy(int w, const T* src, int64_t ld, int64_t ncols, int64_t kc, T* dst) {
+    pick_pack_copy<T>(w)(src, ld, ncols, kc, dst);
+  }
+  static detail::gemm_pack_rows_fn<T, T> gather(const detail::GemmKernel<T>& k) {
+    return k.pack_rows ? k.pack_rows : &pack_rows_portable<T>;
+  }
+};
+template <>
+struct Packing<uint16_t, uint32_t, float> {
+  static constexpr int64_t kPack = 2;
+  static void copy(int w, const uint16_t* src, int64_t ld, int64_t ncols, int64_t kc, uint32_t* dst) {
+    detail::gemm_pack_copy_bf16(src, ld, ncols, kc, w, dst);
+  }
+  static detail::gemm_pack_rows_fn<uint16_t, uint32_t> gather(const detail::GemmKernelBf16& k) { return k.pack_rows; }
+};
+
 template <class T>
 const GemmKernel<T>& active_kernel();
 template <>
@@ -138,6 +162,7 @@ template <>
 const GemmKernel<double>& active_kernel<double>() {
   return detail::gemm_active_kernels().f64;
 }
+std::atomic<bool> g_native_bf16{true};
 
 // C = beta * C on the M x N window (beta == 0 writes zeros).
 template <class T>
@@ -317,13 +342,16 @@ void choose_task_grid(int64_t mpanels, int64_t npanels, int MR, int NR, int nc, 
 // One band of rows of C (its op(A) band fits kMaxPackedABytes when packed). See the top of the file.
 // bpack: shared packed op(B) (all K blocks, all columns) or nullptr to pack B privately per task;
 // pack_b: whether this call packs bpack (the first band) or finds it ready (later bands).
-template <class T>
-void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
-               const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc, int nth, T* bpack,
-               bool pack_b) {
+// In, U, O: see GemmKernelOf. K, KC and kc count elements of In; packed panels hold ceil(kc/kPack)
+// units per row or column (KC is a multiple of kPack, so only the last K block can be ragged).
+template <class In, class U, class O>
+void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, bool tb, int64_t M, int64_t N,
+               int64_t K, O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
+               int nth, U* bpack, bool pack_b) {
+  using P = Packing<In, U, O>;
   const int MR = kern.mr, NR = kern.nr;
-  const pack_copy_fn<T> copy_a = pick_pack_copy<T>(MR), copy_b = pick_pack_copy<T>(NR);
-  const detail::gemm_pack_rows_fn<T> gather = kern.pack_rows ? kern.pack_rows : &pack_rows_portable<T>;
+  const auto gather = P::gather(kern);
+  const int64_t KCu = ceil_div(KC, P::kPack);  // units per row of a full K block
 
   const int64_t kblocks = ceil_div(K, KC);
   const int64_t mpanels = ceil_div(M, MR), npanels = ceil_div(N, NR);
@@ -345,9 +373,9 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   const int64_t max_task_cols = ceil_div(npanels, ncb) * NR;
 
   // All buffers come from the calling thread's scratch (nothing is allocated inside the region).
-  T* apack = static_cast<T*>(tl_scratch_a.get(sizeof(T) * size_t(Mp * K)));
-  const int64_t bpriv_elems = shared_b ? 0 : max_task_cols * KC;  // per-thread op(B) slice
-  T* bpriv = shared_b ? nullptr : static_cast<T*>(tl_scratch_b.get(sizeof(T) * size_t(bpriv_elems * nth)));
+  U* apack = static_cast<U*>(tl_scratch_a.get(sizeof(U) * size_t(Mp * KCu * kblocks)));
+  const int64_t bpriv_elems = shared_b ? 0 : max_task_cols * KCu;  // per-thread op(B) slice
+  U* bpriv = shared_b ? nullptr : static_cast<U*>(tl_scratch_b.get(sizeof(U) * size_t(bpriv_elems * nth)));
   const int64_t total_items = tasks * kblocks;
   std::atomic<int64_t> next_unit{0}, next_item{0};
   std::unique_ptr<std::atomic<int>[]> kdone(new std::atomic<int>[size_t(kblocks)]);
@@ -356,15 +384,16 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   for (int64_t i = 0; i < tasks; ++i) tprog[i].store(0, std::memory_order_relaxed);
 
   // K block kb of a packed operand: its panels (MR x kc or NR x kc) one after another.
-  auto a_block = [&](int64_t kb) { return apack + kb * KC * Mp; };
-  auto b_block = [&](int64_t kb) { return bpack + kb * KC * Np; };
+  auto a_block = [&](int64_t kb) { return apack + kb * KCu * Mp; };
+  auto b_block = [&](int64_t kb) { return bpack + kb * KCu * Np; };
   // Packs columns [c0, c0+ncols) of op(B)'s K block at pc into NR-wide panels at dst.
-  auto pack_b_panels = [&](int64_t pc, int64_t kc, int64_t c0, int64_t ncols, T* dst) {
+  auto pack_b_panels = [&](int64_t pc, int64_t kc, int64_t c0, int64_t ncols, U* dst) {
+    const int64_t kcu = ceil_div(kc, P::kPack);
     if (!tb) {
-      copy_b(B + pc * ldb + c0, ldb, ncols, kc, dst);
+      P::copy(NR, B + pc * ldb + c0, ldb, ncols, kc, dst);
     } else {
       for (int64_t p = 0; p * NR < ncols; ++p) {
-        gather(B + (c0 + p * NR) * ldb + pc, ldb, std::min<int64_t>(NR, ncols - p * NR), kc, NR, dst + p * NR * kc);
+        gather(B + (c0 + p * NR) * ldb + pc, ldb, std::min<int64_t>(NR, ncols - p * NR), kc, NR, dst + p * NR * kcu);
       }
     }
   };
@@ -372,20 +401,20 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   // Packs unit u (K block u / units_per_k): a group of op(A) panels or of shared op(B) panels.
   auto pack_unit = [&](int64_t u) {
     const int64_t kb = u / units_per_k, g = u % units_per_k;
-    const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
+    const int64_t pc = kb * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
     if (g < a_units) {
-      T* dst = a_block(kb);
+      U* dst = a_block(kb);
       const int64_t p0 = g * a_ppu, p1 = std::min(mpanels, p0 + a_ppu);
       if (ta) {
-        copy_a(A + pc * lda + p0 * MR, lda, std::min(M, p1 * MR) - p0 * MR, kc, dst + p0 * MR * kc);
+        P::copy(MR, A + pc * lda + p0 * MR, lda, std::min(M, p1 * MR) - p0 * MR, kc, dst + p0 * MR * kcu);
       } else {
         for (int64_t p = p0; p < p1; ++p) {
-          gather(A + p * MR * lda + pc, lda, std::min<int64_t>(MR, M - p * MR), kc, MR, dst + p * MR * kc);
+          gather(A + p * MR * lda + pc, lda, std::min<int64_t>(MR, M - p * MR), kc, MR, dst + p * MR * kcu);
         }
       }
     } else {
       const int64_t p0 = (g - a_units) * b_ppu, p1 = std::min(npanels, p0 + b_ppu);
-      pack_b_panels(pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kc);
+      pack_b_panels(pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kcu);
     }
     kdone[kb].fetch_add(1, std::memory_order_release);
     if (nth > 1) kdone[kb].notify_all();
@@ -398,8 +427,8 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   // tid: thread number in the team; team: the region's Team for its master (polled between
   // items), else nullptr.
   auto body = [&](int tid, Team* team) {
-    T* bbuf = shared_b ? nullptr : bpriv + tid * bpriv_elems;
-    alignas(64) T ctile[kMaxTile];
+    U* bbuf = shared_b ? nullptr : bpriv + tid * bpriv_elems;
+    alignas(64) O ctile[kMaxTile];
     for (int64_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < total_items;
          i = next_item.fetch_add(1, std::memory_order_relaxed)) {
       if (team) team->master_poll();
@@ -419,26 +448,26 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
       const int64_t r0 = (mpanels * tr / mcb) * MR, r1 = std::min(M, (mpanels * (tr + 1) / mcb) * MR);
       const int64_t c0 = (npanels * tc / ncb) * NR, c1 = std::min(N, (npanels * (tc + 1) / ncb) * NR);
       const int64_t nc = c1 - c0;
-      const int64_t pc = kb * KC, kc = std::min(KC, K - pc);
-      const T beta_eff = kb == 0 ? beta : T(1);
+      const int64_t pc = kb * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
+      const O beta_eff = kb == 0 ? beta : O(1);
       if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
-      const T* ablk = a_block(kb);
-      const T* bblk = shared_b ? b_block(kb) + c0 * kc : bbuf;
+      const U* ablk = a_block(kb);
+      const U* bblk = shared_b ? b_block(kb) + c0 * kcu : bbuf;
       for (int64_t ir = r0; ir < r1; ir += MR) {
         const int64_t mr = std::min<int64_t>(MR, M - ir);
-        const T* ap = ablk + ir * kc;
+        const U* ap = ablk + ir * kcu;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
-          const T* bp = bblk + jr * kc;
-          T* c = C + ir * ldc + c0 + jr;
+          const U* bp = bblk + jr * kcu;
+          O* c = C + ir * ldc + c0 + jr;
           if (mr == MR && nr == NR) {
-            kern.fn(kc, ap, bp, c, ldc, alpha, beta_eff);
+            kern.fn(kcu, ap, bp, c, ldc, alpha, beta_eff);
           } else {
-            kern.fn(kc, ap, bp, ctile, NR, T(1), T(0));
+            kern.fn(kcu, ap, bp, ctile, NR, O(1), O(0));
             for (int64_t i2 = 0; i2 < mr; ++i2) {
-              T* ci = c + i2 * ldc;
-              const T* ti = ctile + i2 * NR;
-              if (beta_eff == T(0)) {
+              O* ci = c + i2 * ldc;
+              const O* ti = ctile + i2 * NR;
+              if (beta_eff == O(0)) {
                 for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j];
               } else {
                 for (int64_t j = 0; j < nr; ++j) ci[j] = alpha * ti[j] + beta_eff * ci[j];
@@ -467,15 +496,16 @@ void gemm_band(const GemmKernel<T>& kern, int64_t KC, bool ta, bool tb, int64_t 
   }
 }
 
-template <class T>
-void gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
-                 int64_t ldb, T beta, T* C, int64_t ldc, int max_threads) {
+template <class In, class U, class O>
+void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                      O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
+                      int max_threads) {
+  using P = Packing<In, U, O>;
   if (M <= 0 || N <= 0) return;
-  if (K <= 0 || alpha == T(0)) {
+  if (K <= 0 || alpha == O(0)) {
     scale_c(M, N, beta, C, ldc);
     return;
   }
-  GemmKernel<T> kern = active_kernel<T>();
   if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
   if (const int v = g_force_kc.load(std::memory_order_relaxed)) kern.kc = v;
   if (const int v = g_force_mc.load(std::memory_order_relaxed)) kern.mc = v;
@@ -487,30 +517,43 @@ void gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
     nth = static_cast<int>(std::min<double>(nth, std::max(1.0, flops / kMinFlopsPerThread)));
     if (flops < kSmallGemmFlops && contended_now()) nth = 1;
   }
-  // Balanced K blocks: ceil(K/kc) near-equal blocks, no tiny remainder block.
-  const int64_t KC = ceil_div(K, ceil_div(K, kern.kc));
+  // Balanced K blocks: ceil(K/kc) near-equal blocks, no tiny remainder block; whole packed units.
+  const int64_t KC = round_up(ceil_div(K, ceil_div(K, kern.kc)), P::kPack);
+  const int64_t kblocks = ceil_div(K, KC);
   // Row bands so the packed copy of op(A) stays bounded (kern.mc caps it further when forced).
+  const int64_t packed_k = kblocks * ceil_div(KC, P::kPack);  // packed units per row of op(A)
   const int64_t max_rows = std::max<int64_t>(
-      kern.mr, std::min<int64_t>(kern.mc, kMaxPackedABytes / int64_t(sizeof(T) * size_t(K))) / kern.mr * kern.mr);
+      kern.mr, std::min<int64_t>(kern.mc, kMaxPackedABytes / int64_t(sizeof(U) * size_t(packed_k))) / kern.mr * kern.mr);
   const int64_t bands = ceil_div(M, max_rows);
   const int64_t band_rows = round_up(ceil_div(M, bands), kern.mr);
   // op(B) is packed once and shared when it is not too big, else per task.
-  const int64_t b_bytes = int64_t(sizeof(T)) * round_up(N, kern.nr) * K;
+  const int64_t b_bytes = int64_t(sizeof(U)) * round_up(N, kern.nr) * packed_k;
   const bool share_b = b_bytes <= kMaxPackedBBytes && !g_force_private_b.load(std::memory_order_relaxed);
-  T* bpack = share_b ? static_cast<T*>(tl_scratch_bshared.get(size_t(b_bytes))) : nullptr;
+  U* bpack = share_b ? static_cast<U*>(tl_scratch_bshared.get(size_t(b_bytes))) : nullptr;
   for (int64_t i0 = 0; i0 < M; i0 += band_rows) {
     const int64_t mb = std::min(band_rows, M - i0);
-    const T* Ab = ta ? A + i0 : A + i0 * lda;
-    gemm_band<T>(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0);
+    const In* Ab = ta ? A + i0 : A + i0 * lda;
+    gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0);
   }
+}
+
+template <class T>
+void gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, T beta, T* C, int64_t ldc, int max_threads) {
+  gemm_driver_with(active_kernel<T>(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
+}
+
+void bf16_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
+                 const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc, int max_threads) {
+  gemm_driver_with(detail::gemm_active_kernels().bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                   max_threads);
 }
 
 int default_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
-template <class T>
-void gemm_batched_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
-                       int64_t sa, const T* B, int64_t ldb, int64_t sb, T beta, T* C, int64_t ldc, int64_t sc,
-                       int64_t batch) {
+// one(b, threads) runs GEMM number b of the batch (on its A, B and C) with at most that many threads.
+template <class F>
+void gemm_batched_impl(int64_t M, int64_t N, int64_t K, int64_t sc, int64_t batch, const F& one) {
   if (batch <= 0 || M <= 0 || N <= 0) return;
   const int nth = default_threads();
   const double flops = 2.0 * double(M) * double(N) * double(std::max<int64_t>(K, 1));
@@ -519,7 +562,7 @@ void gemm_batched_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alph
                           (batch % nth == 0 || batch >= 4 * nth || flops < 8.0 * kMinFlopsPerThread * nth);
   if (over_batch && flops * double(batch) < kSmallGemmFlops && contended_now()) {
     for (int64_t b = 0; b < batch; ++b) {
-      gemm_driver<T>(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc, 1);
+      one(b, 1);
     }
   } else if (over_batch) {
     // Dynamic: a descheduled worker leaves its share to the others.
@@ -530,7 +573,7 @@ void gemm_batched_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alph
       team.enter(tid);
 #pragma omp for schedule(dynamic, 1) nowait
       for (int64_t b = 0; b < batch; ++b) {
-        gemm_driver<T>(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc, 1);
+        one(b, 1);
         if (tid == 0) team.master_poll();
       }
       if (tid == 0) team.master_done();
@@ -538,7 +581,7 @@ void gemm_batched_impl(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alph
     team.region_done();
   } else {
     for (int64_t b = 0; b < batch; ++b) {
-      gemm_driver<T>(ta, tb, M, N, K, alpha, A + b * sa, lda, B + b * sb, ldb, beta, C + b * sc, ldc, nth);
+      one(b, nth);
     }
   }
 }
@@ -558,18 +601,37 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
                    float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
-  gemm_batched_impl<float>(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
-                           stride_c, batch);
+  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+    gemm_driver<float>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                    C + b * stride_c, ldc, nth);
+  });
 }
 
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                    int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b, double beta,
                    double* C, int64_t ldc, int64_t stride_c, int64_t batch) {
-  gemm_batched_impl<double>(trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc,
-                            stride_c, batch);
+  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+    gemm_driver<double>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                    C + b * stride_c, ldc, nth);
+  });
+}
+
+bool bf16gemm_native() {
+  return g_native_bf16.load(std::memory_order_relaxed) && detail::gemm_active_kernels().bf16.fn != nullptr;
+}
+
+void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                      int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+  MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
+  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+    bf16_driver(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                C + b * stride_c, ldc, nth);
+  });
 }
 
 namespace detail {
+void gemm_set_native_bf16(bool enabled) { g_native_bf16.store(enabled); }
 void gemm_force_blocking(int kc, int mc, int nc, bool private_b) {
   g_force_kc.store(kc > 0 ? kc : 0);
   g_force_mc.store(mc > 0 ? mc : 0);

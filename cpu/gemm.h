@@ -50,6 +50,18 @@ void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    const double* A, int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b,
                    double beta, double* C, int64_t ldc, int64_t stride_c, int64_t batch);
 
+// bf16 operands (raw bfloat16 bits), f32 C, with sgemm_batched's layout, strides and threading.
+// Each product of two bf16 values is exact in f32; they are accumulated in f32, two K steps per
+// instruction (AVX512_BF16 vdpbf16ps, which flushes subnormal inputs and outputs to zero), so
+// every element is within gamma_{K+3}(2^-24) * (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) of the
+// exact result, bitwise identical for any thread count but not to sgemm of the widened operands.
+// Expects bf16gemm_native() (throws mg::Error otherwise; callers widen to f32 and call
+// sgemm_batched where it is false).
+bool bf16gemm_native();
+void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
+                      int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch);
+
 // What the runtime dispatch picked for sgemm, e.g. "avx512f 14x32" (dgemm uses the same ISA).
 const char* gemm_kernel_name();
 

@@ -151,6 +151,118 @@ MG_AVX512 void dgemm_avx512_kernel(int64_t kc, const double* a, const double* b,
   }
 }
 
+
+// bf16 pairs: MR rows x 32 columns, 2*MR f32 accumulators as in the f32 kernel; each unit of a
+// and b holds two consecutive K steps, and one vdpbf16ps does both (two exact products added into
+// the f32 accumulator), so a K step costs half an f32 one.
+#define MG_AVX512BF16 __attribute__((target("avx512f,avx512bf16")))
+template <int MR>
+MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
+                                          float alpha, float beta) {
+  __m512 c0[MR], c1[MR];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    c0[i] = _mm512_setzero_ps();
+    c1[i] = _mm512_setzero_ps();
+  }
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
+  }
+  for (int64_t k = 0; k < kcu; ++k) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 16);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh ai = (__m512bh)_mm512_set1_epi32(int(a[i]));
+      c0[i] = _mm512_dpbf16_ps(c0[i], ai, b0);
+      c1[i] = _mm512_dpbf16_ps(c1[i], ai, b1);
+    }
+    a += MR;
+    b += 32;
+  }
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
+    }
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc,
+                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
+      _mm512_storeu_ps(c + i * ldc + 16,
+                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
+    }
+  }
+}
+
+// Gather-type bf16 packing (GemmKernelBf16::pack_rows): unit (k pair p, row r) =
+// src[r*ld + 2p] | src[r*ld + 2p + 1] << 16. When the pairs are 32-bit aligned in memory they
+// are exactly f32-sized elements, so the AVX2 f32 transposing packer moves them (bit copies).
+void bf16_pack_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t kc, int w, uint32_t* dst) {
+  const int64_t kcu = (kc + 1) / 2, kc2 = kc / 2;
+  int64_t done = 0;  // units per row handled by the fast path
+  if (((reinterpret_cast<uintptr_t>(src) | uintptr_t(ld)) & 1) == 0 && kc2 > 0 && gemm_isa_supported("avx2")) {
+    gemm_pack_rows_avx2_f32(reinterpret_cast<const float*>(src), ld / 2, rows, kc2, w, reinterpret_cast<float*>(dst));
+    done = kc2;
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint16_t* s = src + r * ld;
+    for (int64_t p = done; p < kcu; ++p) {
+      const uint32_t hi = 2 * p + 1 < kc ? s[2 * p + 1] : 0;
+      dst[p * w + r] = uint32_t(s[2 * p]) | hi << 16;
+    }
+  }
+  for (int64_t p = done; p < kcu; ++p)
+    for (int64_t r = rows; r < w; ++r) dst[p * w + r] = 0;
+}
+
+}  // namespace
+
+// Copy-type bf16 packing (op(A) with trans_a, op(B) without trans_b): rows 2p and 2p+1 of the
+// kc x ncols source interleave into unit row p of W-wide panels:
+//   dst[q*W*kcu + p*W + j] = src[2p*ld + q*W + j] | src[(2p+1)*ld + q*W + j] << 16.
+MG_AVX512 void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncols, int64_t kc, int w,
+                                   uint32_t* dst) {
+  const int64_t kcu = (kc + 1) / 2;
+  for (int64_t p = 0; p < kcu; ++p) {
+    const uint16_t* r0 = src + 2 * p * ld;
+    const bool has1 = 2 * p + 1 < kc;
+    const uint16_t* r1 = has1 ? r0 + ld : nullptr;
+    uint32_t* d = dst + p * w;
+    int64_t j0 = 0;
+    for (int64_t q = 0; j0 + w <= ncols; ++q, j0 += w) {
+      uint32_t* dq = d + q * w * kcu;
+      int64_t j = 0;
+      for (; j + 16 <= w; j += 16) {
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r0 + j0 + j));
+        const __m256i x1 = has1 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(r1 + j0 + j))
+                                : _mm256_setzero_si256();
+        // Interleave the two rows' 16-bit values (within 128-bit lanes), then put the lanes in order.
+        const __m256i lo = _mm256_unpacklo_epi16(x0, x1), hi = _mm256_unpackhi_epi16(x0, x1);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dq + j), _mm256_permute2x128_si256(lo, hi, 0x20));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(dq + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
+      }
+      for (; j < w; ++j) dq[j] = uint32_t(r0[j0 + j]) | (has1 ? uint32_t(r1[j0 + j]) << 16 : 0u);
+    }
+    if (j0 < ncols) {  // last, partial panel: zero columns past ncols
+      uint32_t* dq = d + (j0 / w) * w * kcu;
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t c = j0 + j;
+        dq[j] = c < ncols ? uint32_t(r0[c]) | (has1 ? uint32_t(r1[c]) << 16 : 0u) : 0u;
+      }
+    }
+  }
+}
+
+namespace {
+
 #ifndef MG_GEMM_AVX512_MR_F32
 #define MG_GEMM_AVX512_MR_F32 12
 #endif
@@ -196,6 +308,18 @@ GemmKernelSet gemm_kernels_avx512() {
   s.f64.mc = 1 << 20;
   s.f64.nc = MG_GEMM_AVX512_NC_F64;
   s.f64.name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F64) "x16";
+  if (gemm_isa_supported("avx512bf16")) {
+    // kc = 512 K steps = 256 units: the 12 x 256 A micro-panel is 12 KiB (L1), a 32-column B
+    // micro-panel 32 KiB, a task's 256 x 384 unit slice of B 384 KiB (L2).
+    s.bf16.fn = &bf16gemm_avx512_kernel<12>;
+    s.bf16.mr = 12;
+    s.bf16.nr = 32;
+    s.bf16.kc = 512;
+    s.bf16.mc = 1 << 20;
+    s.bf16.nc = 384;
+    s.bf16.name = "avx512bf16 12x32";
+    s.bf16.pack_rows = &bf16_pack_rows;
+  }
   if (gemm_isa_supported("avx2")) {  // every AVX-512 CPU has it, but do not assume
     s.f32.pack_rows = &gemm_pack_rows_avx2_f32;
     s.f64.pack_rows = &gemm_pack_rows_avx2_f64;
@@ -210,6 +334,7 @@ GemmKernelSet gemm_kernels_avx512() {
 
 namespace mg::cpu::detail {
 GemmKernelSet gemm_kernels_avx512() { return {}; }
+void gemm_pack_copy_bf16(const uint16_t*, int64_t, int64_t, int64_t, int, uint32_t*) {}
 }  // namespace mg::cpu::detail
 
 #endif

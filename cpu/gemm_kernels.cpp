@@ -72,6 +72,8 @@ bool gemm_isa_supported(const char* isa) {
   if (std::strcmp(isa, "avx2") == 0) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (std::strcmp(isa, "avx512") == 0 || std::strcmp(isa, "avx512f") == 0)
     return __builtin_cpu_supports("avx512f");
+  if (std::strcmp(isa, "avx512bf16") == 0)
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bf16");
 #endif
   return false;
 }

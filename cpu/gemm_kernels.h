@@ -10,31 +10,42 @@
 
 namespace mg::cpu::detail {
 
-template <class T>
-using gemm_ukernel_fn = void (*)(int64_t kc, const T* a, const T* b, T* c, int64_t ldc, T alpha, T beta);
+// In: the element type of A and B in memory; U: the packed unit the kernel reads; O: C's type.
+// For f32/f64 all three are the same. For bf16, U packs two bf16 values adjacent in K into 32
+// bits (low half k even, high half k odd; a missing odd k is zero), so `kc` of a bf16 kernel
+// counts K pairs, and C is f32.
+template <class U, class O>
+using gemm_ukernel_fn = void (*)(int64_t kc, const U* a, const U* b, O* c, int64_t ldc, O alpha, O beta);
 
 // Packs `rows` (<= w) rows of a row-major matrix into a k-major panel of width w:
 //   dst[k*w + r] = src[r*ld + k] for r < rows, k < kc; zero for rows <= r < w.
-// (op(A) panels when A is not transposed, op(B) panels when B is transposed.) nullptr: portable code.
-template <class T>
-using gemm_pack_rows_fn = void (*)(const T* src, int64_t ld, int64_t rows, int64_t kc, int w, T* dst);
+// (op(A) panels when A is not transposed, op(B) panels when B is transposed.) nullptr: portable
+// code. kc counts elements of In; for bf16 the panel holds ceil(kc/2) units per row.
+template <class In, class U>
+using gemm_pack_rows_fn = void (*)(const In* src, int64_t ld, int64_t rows, int64_t kc, int w, U* dst);
 
-template <class T>
-struct GemmKernel {
-  gemm_ukernel_fn<T> fn = nullptr;
+template <class In, class U, class O>
+struct GemmKernelOf {
+  gemm_ukernel_fn<U, O> fn = nullptr;
   int mr = 0, nr = 0;          // register tile
-  // Blocking. kc: K block depth (the MR x kc A micro-panel stays in L1). mc: most rows of op(A)
-  // packed at once (a row band; normally unlimited, gemm.cpp also caps the packed bytes). nc:
-  // widest column block of a task (its kc x nc slice of packed op(B) stays in L2).
+  // Blocking. kc: K block depth in elements of In (the MR x kc A micro-panel stays in L1). mc:
+  // most rows of op(A) packed at once (a row band; normally unlimited, gemm.cpp also caps the
+  // packed bytes). nc: widest column block of a task (its kc x nc slice of packed op(B) stays in L2).
   int kc = 0, mc = 0, nc = 0;
   const char* name = "";
-  gemm_pack_rows_fn<T> pack_rows = nullptr;
+  gemm_pack_rows_fn<In, U> pack_rows = nullptr;
 };
+template <class T>
+using GemmKernel = GemmKernelOf<T, T, T>;
+// bf16 A and B (raw bits), f32 C: products of bf16 values are exact in f32 and are accumulated in
+// f32, two K steps per instruction (AVX512_BF16's vdpbf16ps).
+using GemmKernelBf16 = GemmKernelOf<uint16_t, uint32_t, float>;
 
 // Kernel sets per ISA; `ok` is false when the ISA is not compiled in.
 struct GemmKernelSet {
   GemmKernel<float> f32;
   GemmKernel<double> f64;
+  GemmKernelBf16 bf16;  // fn == nullptr: this ISA (or CPU) has no native bf16 kernel
   bool ok = false;
 };
 GemmKernelSet gemm_kernels_avx2();    // requires avx2+fma at run time
@@ -43,6 +54,9 @@ GemmKernelSet gemm_kernels_avx512();  // requires avx512f at run time
 // AVX2 transposing packers (4x4 register transposes); need avx2 at run time.
 void gemm_pack_rows_avx2_f32(const float* src, int64_t ld, int64_t rows, int64_t kc, int w, float* dst);
 void gemm_pack_rows_avx2_f64(const double* src, int64_t ld, int64_t rows, int64_t kc, int w, double* dst);
+
+// Copy-type bf16 packer (see gemm_kernel_avx512.cpp); needs avx512f, used only with its kernel.
+void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncols, int64_t kc, int w, uint32_t* dst);
 
 // The kernels the public entry points use. Chosen on first use from __builtin_cpu_supports, or
 // from the environment variable MG_GEMM_ISA=scalar|avx2|avx512 when set (for testing).
@@ -53,7 +67,11 @@ const GemmKernelSet& gemm_active_kernels();
 // for tests and benchmarks.
 bool gemm_force_isa(const char* isa);
 
-// True when the running CPU supports the ISA ("scalar" always).
+// Enables/disables the native bf16 kernel (on by default where the CPU has AVX512_BF16); when off,
+// or absent, cpu::bf16gemm_batched widens the operands to f32 and runs sgemm. For tests.
+void gemm_set_native_bf16(bool enabled);
+
+// True when the running CPU supports the ISA ("scalar" always; also "avx512bf16").
 bool gemm_isa_supported(const char* isa);
 
 // Override the kernel's cache blocking (0 keeps the kernel's value for that parameter) and, with

@@ -10,6 +10,8 @@
 #include "core/autocast.h"
 #include "core/backend.h"
 #include "core/determinism.h"
+#include "cpu/gemm.h"
+#include "cpu/gemm_kernels.h"
 #include "experiments/run_config.h"
 #include "experiments/trainer.h"
 #include "nn/lm.h"
@@ -79,24 +81,52 @@ TEST_CASE("AutocastGuard: off by default, nests, restores, bf16 only") {
   CHECK_FALSE(autocast_enabled());
 }
 
-TEST_CASE("bf16 GEMM kernel: f32 accumulation of exactly widened operands, every layout and batch stride") {
-  // C = A B from the backend directly, against the f32 GEMM of the widened operands (the same
-  // products, so the same bits), for transposes and a stride-0 (broadcast) operand.
-  for (bool ta : {false, true})
-    for (bool tb : {false, true}) {
-      const int64_t M = 7, N = 9, K = 13, batch = 3;
-      Tensor a = randn({batch, ta ? K : M, ta ? M : K}, 1).to(DType::bf16);
-      Tensor b = randn({tb ? N : K, tb ? K : N}, 2).to(DType::bf16);  // shared by the batch
-      Tensor c = zeros({batch, M, N}), want = zeros({batch, M, N});
-      Tensor af = a.to(DType::f32), bfl = b.to(DType::f32);
-      Backend& be = backend_for(kCPU);
-      be.gemm(DType::bf16, ta, tb, M, N, K, 1.5, a.raw_data(), ta ? M : K, M * K, b.raw_data(), tb ? K : N, 0, 0.0,
-              c.raw_data(), N, M * N, batch);
-      be.gemm(DType::f32, ta, tb, M, N, K, 1.5, af.raw_data(), ta ? M : K, M * K, bfl.raw_data(), tb ? K : N, 0, 0.0,
-              want.raw_data(), N, M * N, batch);
-      INFO("ta " << ta << " tb " << tb);
-      CHECK(c.to_vector<float>() == want.to_vector<float>());
-    }
+TEST_CASE("bf16 GEMM kernel: f32 accumulation of exact bf16 products, every layout and batch stride") {
+  // C = A B from the backend directly, for transposes and a stride-0 (broadcast) operand, on both
+  // CPU paths: the native AVX512_BF16 kernel (where the CPU has it: within the f32 accumulation
+  // bound of the exact result, as cpu/gemm.h states) and the widening fallback (exactly the f32
+  // GEMM of the widened operands: the same products, summed in the same order).
+  for (bool native : {true, false})
+    for (bool ta : {false, true})
+      for (bool tb : {false, true}) {
+        if (native && !cpu::bf16gemm_native()) {
+          MESSAGE("native bf16 GEMM skipped: this CPU has no AVX512_BF16");
+          continue;
+        }
+        cpu::detail::gemm_set_native_bf16(native);
+        const int64_t M = 7, N = 9, K = 13, batch = 3;
+        Tensor a = randn({batch, ta ? K : M, ta ? M : K}, 1).to(DType::bf16);
+        Tensor b = randn({tb ? N : K, tb ? K : N}, 2).to(DType::bf16);  // shared by the batch
+        Tensor c = zeros({batch, M, N}), want = zeros({batch, M, N});
+        Tensor af = a.to(DType::f32), bfl = b.to(DType::f32);
+        Backend& be = backend_for(kCPU);
+        be.gemm(DType::bf16, ta, tb, M, N, K, 1.5, a.raw_data(), ta ? M : K, M * K, b.raw_data(), tb ? K : N, 0,
+                0.0, c.raw_data(), N, M * N, batch);
+        be.gemm(DType::f32, ta, tb, M, N, K, 1.5, af.raw_data(), ta ? M : K, M * K, bfl.raw_data(), tb ? K : N, 0,
+                0.0, want.raw_data(), N, M * N, batch);
+        cpu::detail::gemm_set_native_bf16(true);
+        INFO("native " << native << " ta " << ta << " tb " << tb);
+        if (!native) {
+          CHECK(c.to_vector<float>() == want.to_vector<float>());
+          continue;
+        }
+        // |c - exact| <= gamma_{2K+3}(2^-24) * 1.5 * sum_k |a_ik b_kj| (tests/test_gemm.cpp), exact in f64.
+        const std::vector<float> cv = c.to_vector<float>(), av = af.to_vector<float>(), bv = bfl.to_vector<float>();
+        const double u = std::ldexp(1.0, -24), g = (2 * K + 3) * u / (1 - (2 * K + 3) * u);
+        int64_t bad = 0;
+        for (int64_t n = 0; n < batch; ++n)
+          for (int64_t i = 0; i < M; ++i)
+            for (int64_t j = 0; j < N; ++j) {
+              double exact = 0, mag = 0;
+              for (int64_t k = 0; k < K; ++k) {
+                const double x = av[n * M * K + (ta ? k * M + i : i * K + k)], y = bv[tb ? j * K + k : k * N + j];
+                exact += x * y;
+                mag += std::fabs(x * y);
+              }
+              bad += !(std::fabs(cv[(n * M + i) * N + j] - 1.5 * exact) <= g * 1.5 * mag + 1e-300);
+            }
+        CHECK(bad == 0);
+      }
 }
 
 TEST_CASE("bf16 elementwise add (the engine's gradient accumulation): f32 sum rounded once") {
@@ -116,8 +146,9 @@ TEST_CASE("autocast matmul: bf16 result of the bf16-rounded operands, f32 gradie
     y = matmul(a, b);
   }
   CHECK(y.dtype() == DType::bf16);
-  // Exactly the bf16 rounding of the f32-accumulated product of bf16 operands.
-  Tensor want = matmul(round_bf16(a), round_bf16(b)).to(DType::bf16);
+  // Exactly the bf16 GEMM (f32 accumulation, one rounding to bf16) of the bf16-rounded operands.
+  Tensor want = matmul(a.detach().to(DType::bf16), b.detach().to(DType::bf16));
+  REQUIRE(want.dtype() == DType::bf16);
   CHECK(y.to_vector<bf16>().size() == want.to_vector<bf16>().size());
   const std::vector<bf16> yv = y.to_vector<bf16>(), wv = want.to_vector<bf16>();
   for (size_t i = 0; i < yv.size(); ++i) CHECK(yv[i].bits == wv[i].bits);

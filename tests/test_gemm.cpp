@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
@@ -58,6 +59,7 @@ struct DispatchGuard {
     gemm_set_contention_guard(true);
     gemm_force_isa("auto");
     gemm_force_blocking(0, 0, 0, false);
+    mg::cpu::detail::gemm_set_native_bf16(true);
   }
 };
 
@@ -400,4 +402,148 @@ TEST_CASE("gemm_batched: strides, stride-0 broadcast, small and large matrices")
   // Large entries with an odd batch: threaded GEMM per entry.
   batched_case<float>(false, false, 200, 300, 256, 3, true, false, 1.0f, 0.0f, rng);
   batched_case<float>(true, false, 256, 192, 128, 4, true, false, 1.0f, 0.0f, rng);
+}
+
+// ---- bf16 operands, f32 C (cpu::bf16gemm_batched; AVX512_BF16 only) ----
+// The problems are f32 problems whose A and B values are bf16 numbers, so the reference and the
+// bound above apply unchanged: each bf16 product is exact in f32 and is then added with one
+// rounding, as in sgemm.
+
+namespace {
+
+uint16_t bf16_bits(float f) {  // f is a bf16 value or NaN: the high half is exact
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return uint16_t(u >> 16);
+}
+
+float round_to_bf16(float f) {  // round to nearest even, as core/dtype.h
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+Problem<float> bf16_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta, int64_t pad,
+                            bool nan_c, std::mt19937& rng) {
+  Problem<float> p(ta, tb, M, N, K, alpha, beta, pad, nan_c, rng);
+  for (float& v : p.A)
+    if (!std::isnan(v)) v = round_to_bf16(v);
+  for (float& v : p.B)
+    if (!std::isnan(v)) v = round_to_bf16(v);
+  p.compute_reference();
+  return p;
+}
+
+std::vector<uint16_t> bits_of(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) out[i] = bf16_bits(v[i]);
+  return out;
+}
+
+std::vector<float> run_bf16(const Problem<float>& p) {
+  const std::vector<uint16_t> a = bits_of(p.A), b = bits_of(p.B);
+  std::vector<float> C = p.C0;
+  mg::cpu::bf16gemm_batched(p.ta, p.tb, p.M, p.N, p.K, p.alpha, a.data(), p.lda, 0, b.data(), p.ldb, 0, p.beta,
+                            C.data(), p.ldc, 0, 1);
+  return C;
+}
+
+void run_bf16_and_check(const Problem<float>& p, const std::string& what) { p.check(run_bf16(p).data(), what); }
+
+bool skip_without_bf16() {
+  if (mg::cpu::bf16gemm_native()) return false;
+  MESSAGE("skipped: this CPU has no AVX512_BF16 (bf16 GEMMs widen to f32 and run sgemm)");
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("bf16gemm: all transposes x sizes, odd K, alpha/beta, odd and padded strides") {
+  if (skip_without_bf16()) return;
+  DispatchGuard guard;
+  std::mt19937 rng(17);
+  const int64_t sizes[] = {1, 7, 33, 129};
+  const int64_t ksizes[] = {1, 2, 7, 33, 255};
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    for (int64_t M : sizes)
+      for (int64_t N : sizes)
+        for (int64_t K : ksizes) {
+          // pad 0: even or odd row strides with K; pad 1: odd lda (unaligned K pairs: portable packer).
+          run_bf16_and_check(bf16_problem(ta, tb, M, N, K, 1.0f, 0.0f, (M + N + K) % 2, false, rng), "sizes");
+        }
+    run_bf16_and_check(bf16_problem(ta, tb, 64, 130, 513, 0.75f, -1.5f, 5, false, rng), "alpha/beta");
+    run_bf16_and_check(bf16_problem(ta, tb, 33, 7, 129, -2.0f, 1.0f, 2, false, rng), "beta=1");
+    run_bf16_and_check(bf16_problem(ta, tb, 200, 3, 50, 1.25f, 0.0f, 4, true, rng), "beta=0 NaN C");
+  }
+}
+
+TEST_CASE("bf16gemm: forced blocking (odd K blocks round to whole pairs), private B, 1/2/3 threads bitwise") {
+  if (skip_without_bf16()) return;
+  DispatchGuard guard;
+  std::mt19937 rng(19);
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    const Problem<float> p = bf16_problem(ta, tb, 101, 93, 77, 0.5f, 2.0f, 1, false, rng);
+    gemm_force_blocking(15, 20, 40);  // K blocks of 16 (15 rounded up to whole pairs)
+    run_bf16_and_check(p, "small blocks");
+    gemm_force_blocking(15, 20, 40, true);
+    run_bf16_and_check(p, "small blocks, private B");
+    gemm_force_blocking(1, 1, 1);
+    run_bf16_and_check(p, "unit blocks");
+    gemm_force_blocking(0, 0, 0);
+
+    const Problem<float> big = bf16_problem(ta, tb, 333, 517, 1201, 0.5f, 0.25f, 0, false, rng);
+    std::vector<std::vector<float>> out;
+    const int saved = omp_get_max_threads();
+    for (int th : {1, 2, 3}) {
+      omp_set_num_threads(th);
+      out.push_back(run_bf16(big));
+    }
+    omp_set_num_threads(saved);
+    big.check(out[0].data(), "1 thread");
+    CHECK(out[1] == out[0]);
+    CHECK(out[2] == out[0]);
+  }
+}
+
+TEST_CASE("bf16gemm_batched: stride-0 broadcast operands") {
+  if (skip_without_bf16()) return;
+  DispatchGuard guard;
+  std::mt19937 rng(23);
+  for (int t = 0; t < 4; ++t) {
+    const bool ta = t & 1, tb = t & 2;
+    const int64_t batch = 3;
+    std::vector<Problem<float>> ps;
+    for (int64_t b = 0; b < batch; ++b) ps.push_back(bf16_problem(ta, tb, 20, 37, 64, 1.0f, 0.0f, 0, false, rng));
+    for (int64_t b = 1; b < batch; ++b) {  // B shared (a weight)
+      ps[b].B = ps[0].B;
+      ps[b].compute_reference();
+    }
+    const int64_t sa = int64_t(ps[0].A.size()), sc = int64_t(ps[0].C0.size());
+    std::vector<uint16_t> A;
+    std::vector<float> C;
+    for (const auto& p : ps) {
+      const std::vector<uint16_t> a = bits_of(p.A);
+      A.insert(A.end(), a.begin(), a.end());
+      C.insert(C.end(), p.C0.begin(), p.C0.end());
+    }
+    const std::vector<uint16_t> B = bits_of(ps[0].B);
+    const auto& p = ps[0];
+    mg::cpu::bf16gemm_batched(ta, tb, p.M, p.N, p.K, 1.0f, A.data(), p.lda, sa, B.data(), p.ldb, 0, 0.0f, C.data(),
+                              p.ldc, sc, batch);
+    for (int64_t b = 0; b < batch; ++b) ps[b].check(C.data() + b * sc, "batched entry " + std::to_string(b));
+  }
+}
+
+TEST_CASE("bf16gemm: without the native kernel the call is refused, not silently wrong") {
+  DispatchGuard guard;
+  mg::cpu::detail::gemm_set_native_bf16(false);
+  CHECK_FALSE(mg::cpu::bf16gemm_native());
+  uint16_t a = 0x3f80, b = 0x3f80;
+  float c = 0;
+  CHECK_THROWS(mg::cpu::bf16gemm_batched(false, false, 1, 1, 1, 1.0f, &a, 1, 0, &b, 1, 0, 0.0f, &c, 1, 0, 1));
+  mg::cpu::detail::gemm_set_native_bf16(true);
 }
