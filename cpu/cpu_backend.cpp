@@ -13,10 +13,33 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/gemm.h"
+#include "cpu/isa_dispatch.h"
 #include "cpu/strided.h"
 
 namespace mg::cpu {
 namespace {
+
+using u32_alias = uint32_t __attribute__((may_alias));
+using u16_alias = uint16_t __attribute__((may_alias));
+
+// Round to nearest even with NaN kept quiet: bf16::from_float without the branch, so it vectorises.
+inline void cast_f32_bf16(const float* s, bf16* d, int64_t b, int64_t e) {
+  const u32_alias* su = reinterpret_cast<const u32_alias*>(s);
+  u16_alias* du = reinterpret_cast<u16_alias*>(d);
+#pragma omp simd
+  for (int64_t i = b; i < e; ++i) {
+    const uint32_t u = su[i];
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    du[i] = uint16_t((u & 0x7fffffffu) > 0x7f800000u ? ((u >> 16) | 0x40u) : rounded);
+  }
+}
+
+inline void cast_bf16_f32(const bf16* s, float* d, int64_t b, int64_t e) {
+  const u16_alias* su = reinterpret_cast<const u16_alias*>(s);
+  u32_alias* du = reinterpret_cast<u32_alias*>(d);
+#pragma omp simd
+  for (int64_t i = b; i < e; ++i) du[i] = uint32_t(su[i]) << 16;
+}
 
 template <class T, class Fn>
 void unary_loop(const Tensor& x, const Tensor& out, Fn fn) {
@@ -135,6 +158,19 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
                         if constexpr (std::is_same_v<S, D>) {
                           if (st[0] == 1 && st[1] == 1) {
                             std::memcpy(d, s, size_t(n) * sizeof(S));
+                            return;
+                          }
+                        }
+                        // The autocast casts: vectorised bit manipulation, same bits as bf16(float).
+                        if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bf16>) {
+                          if (st[0] == 1 && st[1] == 1) {
+                            run_isa([&](int64_t b, int64_t e) { cast_f32_bf16(s, d, b, e); }, 0, n);
+                            return;
+                          }
+                        }
+                        if constexpr (std::is_same_v<S, bf16> && std::is_same_v<D, float>) {
+                          if (st[0] == 1 && st[1] == 1) {
+                            run_isa([&](int64_t b, int64_t e) { cast_bf16_f32(s, d, b, e); }, 0, n);
                             return;
                           }
                         }

@@ -249,6 +249,17 @@ MG_AVX512 void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncol
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dq + j), _mm256_permute2x128_si256(lo, hi, 0x20));
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(dq + j + 8), _mm256_permute2x128_si256(lo, hi, 0x31));
       }
+      for (; j + 8 <= w; j += 8) {  // 12-wide A panels: 8 + 4
+        const __m128i x0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(r0 + j0 + j));
+        const __m128i x1 = has1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(r1 + j0 + j)) : _mm_setzero_si128();
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dq + j), _mm_unpacklo_epi16(x0, x1));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dq + j + 4), _mm_unpackhi_epi16(x0, x1));
+      }
+      for (; j + 4 <= w; j += 4) {
+        const __m128i x0 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r0 + j0 + j));
+        const __m128i x1 = has1 ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(r1 + j0 + j)) : _mm_setzero_si128();
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(dq + j), _mm_unpacklo_epi16(x0, x1));
+      }
       for (; j < w; ++j) dq[j] = uint32_t(r0[j0 + j]) | (has1 ? uint32_t(r1[j0 + j]) << 16 : 0u);
     }
     if (j0 < ncols) {  // last, partial panel: zero columns past ncols

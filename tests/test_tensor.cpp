@@ -1,4 +1,6 @@
 // core/: tensors, views, dtypes, factories, Philox, printing.
+#include <cstring>
+#include <random>
 #include <sstream>
 
 #include "tests/test_helpers.h"
@@ -78,6 +80,39 @@ TEST_CASE("dtype conversion: f32, f64, i32, bf16") {
   CHECK(float(bf16(1.0f + 1.0f / 256)) == 1.0f);
   CHECK(float(bf16(1.0f + 3.0f / 256)) == 1.0f + 4.0f / 256);
   CHECK(std::isnan(float(bf16(NAN))));
+}
+
+TEST_CASE("bf16 casts of whole tensors: the vectorised paths give bf16::from_float's bits for every class of float") {
+  // Bit patterns: every sign/exponent with ties, near-ties and random mantissas, so zeros,
+  // subnormals, rounding carries into the exponent, overflow to inf, inf and NaN payloads all
+  // occur. Long enough that the contiguous cast is split across threads.
+  std::vector<uint32_t> bits;
+  std::mt19937 rng(5);
+  for (uint32_t sign_exp = 0; sign_exp < 512; ++sign_exp)
+    for (uint32_t m : {0x0u, 0x1u, 0x7fffu, 0x8000u, 0x8001u, 0x18000u, 0x7fffffu, 0x7f8000u, 0x400000u})
+      bits.push_back(sign_exp << 23 | m);
+  while (bits.size() < 70007) bits.push_back(uint32_t(rng()));
+  std::vector<float> vals(bits.size());
+  std::memcpy(vals.data(), bits.data(), bits.size() * 4);
+  const Tensor x = from_vector(vals, Shape{int64_t(vals.size())});
+  const std::vector<bf16> got = x.to(DType::bf16).to_vector<bf16>();
+  const std::vector<bf16> strided = x.view({7, 10001}).t().to(DType::bf16).t().contiguous().to_vector<bf16>();
+  int64_t bad = 0, bad_strided = 0, bad_back = 0;
+  for (size_t i = 0; i < vals.size(); ++i) {
+    const uint16_t want = bf16::from_float(vals[i]);
+    bad += got[i].bits != want;
+    bad_strided += strided[i].bits != want;
+  }
+  CHECK(bad == 0);
+  CHECK(bad_strided == 0);
+  // Back to f32: exact (the bf16 bits in the high half).
+  const std::vector<float> back = x.to(DType::bf16).to(DType::f32).to_vector<float>();
+  for (size_t i = 0; i < vals.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &back[i], 4);
+    bad_back += u != uint32_t(got[i].bits) << 16;
+  }
+  CHECK(bad_back == 0);
 }
 
 TEST_CASE("Philox random numbers: deterministic, seeded, well distributed") {
