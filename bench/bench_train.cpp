@@ -1,7 +1,8 @@
 // mixgrad-bench train: tokens/s of a full training step (forward, backward, grad-norm clip, AdamW)
 // for the paper's masked mixer and the Llama-style transformer at B=8, n_ctx=512, vocab 4096,
 // 8 layers, d = 256 and 512, and the fraction of a peak each reaches: on the CPU this machine's
-// measured SGEMM peak, on CUDA a nominal peak (--peak-tflops, default H100 SXM dense bf16).
+// measured GEMM peak (SGEMM, or the bf16 GEMM for --precision bf16 where the CPU has AVX512_BF16;
+// the register-only FMA peak is printed beside it, see mixgrad-bench peak), on CUDA a nominal peak (--peak-tflops, default H100 SXM dense bf16).
 // --precision bf16 runs forward and loss under AutocastGuard and backward, clip and AdamW outside
 // it on the f32 master weights, exactly as experiments/trainer.cpp does for train.precision bf16.
 // bench/torch_train.py runs the same models in PyTorch; bench/compare_train.sh (CPU) and
@@ -20,6 +21,7 @@
 
 #include "core/autocast.h"
 #include "core/backend.h"
+#include "bench/peak.h"
 #include "cpu/gemm.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
@@ -50,20 +52,6 @@ double forward_flops(const ModelConfig& c, int64_t B) {
     per_layer = tokens * 2.0 * (4.0 * d * d + 3.0 * f * d * d) + double(B) * 2.0 * d * n * n;
   }
   return L * per_layer + tokens * 2.0 * d * V;
-}
-
-double sgemm_peak_gflops() {
-  const int64_t n = 2048;
-  std::vector<float> a(size_t(n * n), 1.0f), b(size_t(n * n), 0.5f), c(size_t(n * n));
-  cpu::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-  std::vector<double> t;
-  for (int r = 0; r < 3; ++r) {
-    double s = now_s();
-    cpu::sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
-    t.push_back(now_s() - s);
-  }
-  std::sort(t.begin(), t.end());
-  return 2.0 * double(n) * double(n) * double(n) / t[1] / 1e9;
 }
 
 double median(std::vector<double> v) {
@@ -129,8 +117,11 @@ int run(const Options& o) {
       peak_gflops = o.peak_tflops * 1e3;
       std::printf("# peak: %.1f GFLOP/s (--peak-tflops)\n", peak_gflops);
     } else {
-      peak_gflops = sgemm_peak_gflops();
-      std::printf("# measured SGEMM peak (2048^3): %.1f GFLOP/s\n", peak_gflops);
+      // of_peak is against the GEMM this precision runs on (the bf16 kernel where the CPU has one).
+      const double bgemm = bf16 ? bench::bf16gemm_peak_gflops() : 0;
+      peak_gflops = bgemm > 0 ? bgemm : bench::sgemm_peak_gflops();
+      std::printf("# measured %s peak (2048^3): %.1f GFLOP/s; f32 FMA register peak: %.1f GFLOP/s\n",
+                  bgemm > 0 ? "bf16 GEMM" : "SGEMM", peak_gflops, bench::fma_peak_gflops(o.threads));
     }
   }
   std::printf("# %-16s %12s %10s %12s %10s\n", "model", "step_s", "tokens/s", unit_name, "of_peak");

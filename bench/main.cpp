@@ -8,6 +8,7 @@ int bench_ops(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_attention_memory(int argc, char** argv);
 int bench_represent(int argc, char** argv);
+int bench_peak(int argc, char** argv);
 
 namespace {
 
@@ -27,6 +28,7 @@ constexpr Command kCommands[] = {
      "[--threads N] [--reps R] [--only NAME] [--device cpu|cuda] [--precision f32|bf16] [--batch B] [--d 256,512] "
      "[--warmup W] [--peak-tflops X] [--phases]  training-step tokens/s and fraction of peak (see "
      "bench/compare_train.sh, bench/compare_train_gpu.sh)"},
+    {"peak", &bench_peak, "[--threads N]  f32 FMA and bf16 dot register peaks of this CPU vs mixgrad's GEMMs"},
     {"represent", &bench_represent,
      "[--threads N] [--reps R] [--steps S] [--batch B] [--d D] [--layers L] [--kind mixer|llama|all]  "
      "input-gradient steps/s (see bench/compare_represent.sh)"},

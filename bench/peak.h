@@ -1,0 +1,17 @@
+#pragma once
+// Peak arithmetic rates of this CPU, measured (used by mixgrad-bench peak and train).
+//   fma_peak_gflops: register-only f32 FMA throughput (12 independent accumulator chains per
+//     thread, no memory traffic): the hardware's limit that no f32 GEMM can exceed.
+//   bf16_dot_peak_gflops: the same for AVX512_BF16 vdpbf16ps (2 FLOP per bf16 product-add);
+//     0 when the CPU lacks it.
+//   sgemm_peak_gflops / bf16gemm_peak_gflops: mixgrad's GEMM at 2048^3 (median of 3);
+//     bf16gemm 0 without the native kernel.
+// Each runs on `threads` OpenMP threads.
+namespace mg::bench {
+
+double fma_peak_gflops(int threads);
+double bf16_dot_peak_gflops(int threads);
+double sgemm_peak_gflops();
+double bf16gemm_peak_gflops();
+
+}  // namespace mg::bench
