@@ -1,14 +1,54 @@
 #!/usr/bin/env bash
-# Training-step throughput of mixgrad vs PyTorch on the same models, same thread count, in one run.
-#   bench/compare_train.sh [THREADS] [REPS]
+# Training-step tokens/s of mixgrad vs PyTorch (same models, same step, same thread count) in one
+# invocation: ROUNDS rounds, each running mixgrad, then PyTorch as torch_train.py runs by default
+# (OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS)), then PyTorch again with
+# OMP_WAIT_POLICY=PASSIVE, so all three see the same load (Debian's torch links the pthreads
+# OpenBLAS, whose spinning threads fight torch's OpenMP threads on 2 cores; passive waiting is
+# PyTorch's faster setting here, see docs/benchmarks.md). Prints every round and, per model, the
+# median tokens/s of each side, mixgrad's median of_peak, and the median per-round ratios against
+# default PyTorch and against the faster PyTorch run of the round.
+#   bench/compare_train.sh [THREADS] [ROUNDS] [args for both, e.g. --only mixer_d512 --reps 3]
+# PRECISION=bf16 runs both under bf16 autocast (mixgrad --precision bf16, torch_train.py --bf16).
+# BUILD=<dir> picks the build directory (default: build).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads=${1:-2}
-reps=${2:-3}
-ours=$(OMP_NUM_THREADS=$threads build/mixgrad-bench train --threads "$threads" --reps "$reps")
-theirs=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train.py --threads "$threads" --reps "$reps")
-echo "$ours" | grep '^#'
-echo "$theirs" | grep '^#'
-printf '%-18s %14s %14s %8s %10s\n' model mixgrad_tok/s torch_tok/s ratio of_peak
-join <(echo "$ours" | grep -v '^#' | sort) <(echo "$theirs" | grep -v '^#' | sort) |
-  awk '{ printf "%-18s %14.0f %14.0f %7.2fx %10s\n", $1, $3, $7, $3 / $7, $5 }'
+rounds=${2:-3}
+shift $(( $# < 2 ? $# : 2 ))
+bench=${BUILD:-build}/mixgrad-bench
+prec=${PRECISION:-f32}
+case "$prec" in f32) ours_p=(); torch_p=() ;; bf16) ours_p=(--precision bf16); torch_p=(--bf16) ;;
+  *) echo "compare_train.sh: PRECISION must be f32 or bf16, got '$prec'" >&2; exit 2 ;; esac
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+echo "# $(date '+%F %T') load: $(load), threads=$threads rounds=$rounds precision=$prec args: $*"
+rows() { grep -v '^#' | awk '{ print $1, $3, ($5 == "" ? "-" : $5) }' | sort; }
+all=""
+for r in $(seq 1 "$rounds"); do
+  ours=$(OMP_NUM_THREADS=$threads "$bench" train --threads "$threads" "${ours_p[@]}" "$@")
+  torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
+  passive=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$threads \
+            /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
+  [ "$r" = 1 ] && { echo "$ours" | grep '^#'; echo "$torch" | grep '^#'; }
+  round=$(join <(echo "$ours" | rows) <(echo "$torch" | rows) | join - <(echo "$passive" | rows) |
+          awk -v r="$r" '{ print r, $1, $2, $4, $6, $3 }')
+  echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
+    printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_passive %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s\n",
+           $1, $2, $3, $4, $5, $3 / $4, $3 / b, $6 }'
+  echo "# load after round $r: $(load)"
+  all+="$round"$'\n'
+done
+printf '%-14s %9s %9s %14s %9s %12s %11s\n' model mixgrad torch torch_passive of_peak ratio_torch ratio_best
+echo -n "$all" | /usr/bin/python3 -c '
+import sys, statistics as st
+rows = {}
+for line in sys.stdin:
+    if line.strip():
+        _, m, a, b, c, p = line.split()
+        rows.setdefault(m, []).append((float(a), float(b), float(c), float(p.rstrip("%"))))
+med = lambda xs: st.median(list(xs))
+for m, v in sorted(rows.items()):
+    print(f"{m:<14} {med(x[0] for x in v):9.0f} {med(x[1] for x in v):9.0f} {med(x[2] for x in v):14.0f} "
+          f"{med(x[3] for x in v):8.1f}% {med(x[0] / x[1] for x in v):11.2f}x {med(x[0] / max(x[1], x[2]) for x in v):10.2f}x")
+'
+echo "# tokens/s, medians over rounds; of_peak: mixgrad against its measured GEMM peak (mixgrad-bench train);"
+echo "# ratio_best = mixgrad / the faster PyTorch run of each round"
