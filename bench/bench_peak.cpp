@@ -22,7 +22,7 @@ int bench_peak(int argc, char** argv) {
   omp_set_num_threads(threads);
   const double fma = mg::bench::fma_peak_gflops(threads), dot = mg::bench::bf16_dot_peak_gflops(threads);
   const double sg = mg::bench::sgemm_peak_gflops(), bg = mg::bench::bf16gemm_peak_gflops();
-  std::printf("# %d threads; GFLOP/s (best of 3 for the register loops, of 7 for the GEMMs)\n", threads);
+  std::printf("# %d threads; GFLOP/s (best of 7 runs each)\n", threads);
   std::printf("f32 FMA, registers only (avx512f)       %8.1f\n", fma);
   std::printf("bf16 dot, registers only (avx512bf16)   %8.1f\n", dot);
   std::printf("sgemm 2048^3 (%s)           %8.1f   %5.1f%% of the f32 FMA peak\n", mg::cpu::gemm_kernel_name(), sg,

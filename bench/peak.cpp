@@ -21,7 +21,7 @@ double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-constexpr int64_t kIters = 20000000;  // per thread: ~0.2 s of 512-bit FMAs at ~3.5 GHz
+constexpr int64_t kIters = 10000000;  // per thread: ~0.1 s of 512-bit FMAs at ~3.5 GHz
 
 #if defined(__x86_64__) && defined(__GNUC__)
 // 12 chains: enough to cover the FMA latency on two pipes. Returns a value that depends on every
@@ -61,12 +61,13 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_chains(float seed) {
 }
 #endif
 
-// Best of 3 timings of fn on every thread at once; flops_per_call per thread.
+// Best of 7 timings of fn on every thread at once (a peak: the fastest run is the one least
+// disturbed by the machine's other work); flops_per_call per thread.
 template <class F>
 double rate(int threads, double flops_per_call, F fn) {
   double best = 0;
   volatile float sink = 0;
-  for (int r = 0; r < 3; ++r) {
+  for (int r = 0; r < 7; ++r) {
     const double t0 = now_s();
     float s = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : s)
