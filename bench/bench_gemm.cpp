@@ -1,6 +1,8 @@
-// mixgrad-bench gemm [--threads N] [--reps R] [--only square|mixer]
+// mixgrad-bench gemm [--threads N] [--reps R] [--only square|mixer] [--dtype f32|bf16]
 // GFLOP/s of mg::cpu::sgemm against OpenBLAS cblas_sgemm (when built with MG_HAVE_OPENBLAS) on
-// square sizes and on the GEMMs of one masked-mixer training step. Each number is the median of
+// square sizes and on the GEMMs of one masked-mixer training step. --dtype bf16 times
+// mg::cpu::bf16gemm_batched (bf16 A and B, f32 C) against our own sgemm on the same values in f32
+// (Debian's OpenBLAS is built without its bf16 GEMM, cblas_sbgemm, so there is no library to race). Each number is the median of
 // R samples (each an untimed call, then a timed one); ours and OpenBLAS alternate sample by sample
 // on the same data, with a short idle gap so neither library's spinning workers slow the other.
 #include <omp.h>
@@ -55,7 +57,14 @@ double sample(F&& f) {
 // Idle gap between the two libraries' samples. Both keep their worker threads spinning after a
 // call and would steal cores from the other library: libgomp for a few ms (measured ~7 ms of CPU
 // here), OpenBLAS for ~0.1 s (2^28 cycles by default; measured ~85 ms of CPU).
-[[maybe_unused]] void settle(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void settle(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+
+float bf16_value(uint16_t b) {
+  const uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 std::string fmt(const char* f, long long a) {
   char buf[64];
@@ -86,10 +95,11 @@ std::vector<Shape> mixer_shapes(int64_t d) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: mixgrad-bench gemm [--threads N] [--reps R] [--only square|mixer]\n"
+               "usage: mixgrad-bench gemm [--threads N] [--reps R] [--only square|mixer] [--dtype f32|bf16]\n"
                "  --threads N  threads for mixgrad (OpenMP) and OpenBLAS (default: omp_get_max_threads())\n"
                "  --reps R     timed samples per measurement, median reported (default 5)\n"
-               "  --only S     only the square sizes (S=square) or the masked-mixer shapes (S=mixer)\n");
+               "  --only S     only the square sizes (S=square) or the masked-mixer shapes (S=mixer)\n"
+               "  --dtype D    f32 (default) or bf16 (needs an AVX512_BF16 CPU)\n");
 }
 
 }  // namespace
@@ -97,7 +107,7 @@ void usage() {
 int bench_gemm(int argc, char** argv) {
   int threads = omp_get_max_threads();
   int reps = 5;
-  std::string only;
+  std::string only, dtype = "f32";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if ((a == "--threads" || a == "-t") && i + 1 < argc) {
@@ -106,12 +116,15 @@ int bench_gemm(int argc, char** argv) {
       reps = std::atoi(argv[++i]);
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--dtype" && i + 1 < argc) {
+      dtype = argv[++i];
     } else {
       usage();
       return a == "-h" || a == "--help" ? 0 : 2;
     }
   }
-  if (threads < 1 || reps < 1) {
+  const bool bf16 = dtype == "bf16";
+  if (threads < 1 || reps < 1 || (dtype != "f32" && !bf16)) {
     usage();
     return 2;
   }
@@ -132,23 +145,37 @@ int bench_gemm(int argc, char** argv) {
     }
   }
 
-  std::printf("mixgrad sgemm kernel: %s | threads: %d | reps: %d (median)\n", mg::cpu::gemm_kernel_name(), threads,
-              reps);
+  if (bf16 && !mg::cpu::bf16gemm_native()) {
+    std::printf("no native bf16 GEMM on this CPU (AVX512_BF16 missing): nothing to measure\n");
+    return 0;
+  }
+  std::printf("mixgrad %s kernel: %s | threads: %d | reps: %d (median)\n", bf16 ? "bf16 gemm" : "sgemm",
+              bf16 ? "avx512bf16 12x32" : mg::cpu::gemm_kernel_name(), threads, reps);
+  if (bf16) {
+    std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "shape", "op", "M", "N", "K", "b", "bf16",
+                "f32", "ratio", "max rel");
+    std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "", "", "", "", "", "", "GFLOP/s", "GFLOP/s",
+                "b/f", "diff");
+  }
 #ifdef MG_HAVE_OPENBLAS
-  std::printf("OpenBLAS: %s\n", openblas_get_config());
-  std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "shape", "op", "M", "N", "K", "b", "ours",
-              "OpenBLAS", "ratio", "max rel");
-  std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "", "", "", "", "", "", "GFLOP/s", "GFLOP/s",
-              "o/b", "diff");
+  if (!bf16) std::printf("OpenBLAS: %s\n", openblas_get_config());
+  if (!bf16) {
+    std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "shape", "op", "M", "N", "K", "b", "ours",
+                "OpenBLAS", "ratio", "max rel");
+    std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "", "", "", "", "", "", "GFLOP/s", "GFLOP/s",
+                "o/b", "diff");
+  }
 #else
-  std::printf("(built without OpenBLAS: no comparison)\n");
-  std::printf("%-26s %2s %5s %5s %5s %3s | %8s\n", "shape", "op", "M", "N", "K", "b", "GFLOP/s");
+  if (!bf16) {
+    std::printf("(built without OpenBLAS: no comparison)\n");
+    std::printf("%-26s %2s %5s %5s %5s %3s | %8s\n", "shape", "op", "M", "N", "K", "b", "GFLOP/s");
+  }
 #endif
 
   std::mt19937 rng(1234);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  [[maybe_unused]] double ratio_sum_log = 0.0;
-  [[maybe_unused]] int ratio_count = 0;
+  double ratio_sum_log = 0.0;
+  int ratio_count = 0;
   for (const Shape& s : shapes) {
     const int64_t M = s.M, N = s.N, K = s.K, nb = s.batch;
     const int64_t lda = s.ta ? M : K, ldb = s.tb ? K : N, ldc = N;
@@ -157,10 +184,25 @@ int bench_gemm(int argc, char** argv) {
         C2(sc * nb);
     for (float& x : A) x = dist(rng);
     for (float& x : B) x = dist(rng);
+    // bf16: the same values rounded to bf16 (round to nearest even; no NaN here).
+    auto to_bf16 = [](const std::vector<float>& v) {
+      std::vector<uint16_t> out(v.size());
+      for (size_t i = 0; i < v.size(); ++i) {
+        uint32_t u;
+        std::memcpy(&u, &v[i], 4);
+        out[i] = uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+      }
+      return out;
+    };
+    const std::vector<uint16_t> A16 = bf16 ? to_bf16(A) : std::vector<uint16_t>(),
+                                B16 = bf16 ? to_bf16(B) : std::vector<uint16_t>();
     const double flops = 2.0 * double(M) * double(N) * double(K) * double(nb);
 
     auto ours = [&] {
-      if (nb == 1) {
+      if (bf16) {
+        mg::cpu::bf16gemm_batched(s.ta, s.tb, M, N, K, 1.0f, A16.data(), lda, sa, B16.data(), ldb, sb, 0.0f,
+                                  C.data(), ldc, sc, nb);
+      } else if (nb == 1) {
         mg::cpu::sgemm(s.ta, s.tb, M, N, K, 1.0f, A.data(), lda, B.data(), ldb, 0.0f, C.data(), ldc);
       } else {
         mg::cpu::sgemm_batched(s.ta, s.tb, M, N, K, 1.0f, A.data(), lda, sa, B.data(), ldb, sb, 0.0f, C.data(),
@@ -168,6 +210,35 @@ int bench_gemm(int argc, char** argv) {
       }
     };
     const char op[3] = {s.ta ? 'T' : 'N', s.tb ? 'T' : 'N', 0};
+    if (bf16) {  // ours in bf16 vs ours in f32 on the same (bf16-valued) data
+      std::vector<float> Af(A16.size()), Bf(B16.size());
+      for (size_t i = 0; i < A16.size(); ++i) Af[i] = bf16_value(A16[i]);
+      for (size_t i = 0; i < B16.size(); ++i) Bf[i] = bf16_value(B16[i]);
+      auto f32 = [&] {
+        mg::cpu::sgemm_batched(s.ta, s.tb, M, N, K, 1.0f, Af.data(), lda, sa, Bf.data(), ldb, sb, 0.0f, C2.data(),
+                               ldc, sc, nb);
+      };
+      std::vector<double> t_ours, t_f32;
+      for (int r = 0; r < reps; ++r) {
+        settle(30);
+        t_ours.push_back(sample(ours));
+        settle(30);
+        t_f32.push_back(sample(f32));
+      }
+      double maxdiff = 0.0, maxref = 0.0;
+      for (size_t i = 0; i < C.size(); ++i) {
+        maxdiff = std::max(maxdiff, double(std::fabs(C[i] - C2[i])));
+        maxref = std::max(maxref, double(std::fabs(C2[i])));
+      }
+      const double g_ours = flops / median(t_ours) * 1e-9, g_f32 = flops / median(t_f32) * 1e-9;
+      ratio_sum_log += std::log(g_ours / g_f32);
+      ++ratio_count;
+      std::printf("%-26s %2s %5lld %5lld %5lld %3lld | %8.1f %8.1f %6.3f | %9.2e\n", s.name.c_str(), op,
+                  (long long)M, (long long)N, (long long)K, (long long)nb, g_ours, g_f32, g_ours / g_f32,
+                  maxref > 0 ? maxdiff / maxref : maxdiff);
+      std::fflush(stdout);
+      continue;
+    }
 #ifdef MG_HAVE_OPENBLAS
     auto blas = [&] {
       for (int64_t b = 0; b < nb; ++b) {
@@ -203,6 +274,12 @@ int bench_gemm(int argc, char** argv) {
                 (long long)K, (long long)nb, flops / median(t_ours) * 1e-9);
 #endif
     std::fflush(stdout);
+  }
+  if (bf16) {
+    std::printf("geometric mean ratio bf16/f32: %.3f\n", std::exp(ratio_sum_log / std::max(ratio_count, 1)));
+    std::printf("GFLOP/s: median of %d samples, alternating. max rel diff: bf16 vs f32 GEMM of the same bf16 values\n"
+                "(both accumulate in f32; they differ only in summation rounding).\n", reps);
+    return 0;
   }
 #ifdef MG_HAVE_OPENBLAS
   if (ratio_count > 0) std::printf("geometric mean ratio ours/OpenBLAS: %.3f\n", std::exp(ratio_sum_log / ratio_count));

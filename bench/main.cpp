@@ -20,8 +20,8 @@ struct Command {
 
 constexpr Command kCommands[] = {
     {"gemm", &bench_gemm,
-     "[--threads N] [--reps R] [--only square|mixer]  mixgrad SGEMM vs OpenBLAS: square sizes and "
-     "masked-mixer training shapes"},
+     "[--threads N] [--reps R] [--only square|mixer] [--dtype f32|bf16]  mixgrad SGEMM vs OpenBLAS (bf16: our "
+     "bf16 GEMM vs our SGEMM): square sizes and masked-mixer training shapes"},
     {"ops", &bench_ops, "[--threads N] [--reps R] [--only NAME]  fused ops fwd+bwd (see bench/compare_ops.sh)"},
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train,
