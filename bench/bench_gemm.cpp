@@ -59,6 +59,16 @@ double sample(F&& f) {
 // here), OpenBLAS for ~0.1 s (2^28 cycles by default; measured ~85 ms of CPU).
 void settle(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
 
+// max |c - ref| / max |ref| over the whole result.
+double max_rel_diff(const std::vector<float>& c, const std::vector<float>& ref) {
+  double maxdiff = 0.0, maxref = 0.0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    maxdiff = std::max(maxdiff, double(std::fabs(c[i] - ref[i])));
+    maxref = std::max(maxref, double(std::fabs(ref[i])));
+  }
+  return maxref > 0 ? maxdiff / maxref : maxdiff;
+}
+
 float bf16_value(uint16_t b) {
   const uint32_t u = uint32_t(b) << 16;
   float f;
@@ -225,17 +235,12 @@ int bench_gemm(int argc, char** argv) {
         settle(30);
         t_f32.push_back(sample(f32));
       }
-      double maxdiff = 0.0, maxref = 0.0;
-      for (size_t i = 0; i < C.size(); ++i) {
-        maxdiff = std::max(maxdiff, double(std::fabs(C[i] - C2[i])));
-        maxref = std::max(maxref, double(std::fabs(C2[i])));
-      }
       const double g_ours = flops / median(t_ours) * 1e-9, g_f32 = flops / median(t_f32) * 1e-9;
       ratio_sum_log += std::log(g_ours / g_f32);
       ++ratio_count;
       std::printf("%-26s %2s %5lld %5lld %5lld %3lld | %8.1f %8.1f %6.3f | %9.2e\n", s.name.c_str(), op,
                   (long long)M, (long long)N, (long long)K, (long long)nb, g_ours, g_f32, g_ours / g_f32,
-                  maxref > 0 ? maxdiff / maxref : maxdiff);
+                  max_rel_diff(C, C2));
       std::fflush(stdout);
       continue;
     }
@@ -255,18 +260,12 @@ int bench_gemm(int argc, char** argv) {
       settle(30);  // after libgomp
       t_blas.push_back(sample(blas));
     }
-    double maxdiff = 0.0, maxref = 0.0;
-    for (size_t i = 0; i < C.size(); ++i) {
-      maxdiff = std::max(maxdiff, double(std::fabs(C[i] - C2[i])));
-      maxref = std::max(maxref, double(std::fabs(C2[i])));
-    }
     const double g_ours = flops / median(t_ours) * 1e-9, g_blas = flops / median(t_blas) * 1e-9;
     const double ratio = g_ours / g_blas;
     ratio_sum_log += std::log(ratio);
     ++ratio_count;
     std::printf("%-26s %2s %5lld %5lld %5lld %3lld | %8.1f %8.1f %6.3f | %9.2e\n", s.name.c_str(), op,
-                (long long)M, (long long)N, (long long)K, (long long)nb, g_ours, g_blas, ratio,
-                maxref > 0 ? maxdiff / maxref : maxdiff);
+                (long long)M, (long long)N, (long long)K, (long long)nb, g_ours, g_blas, ratio, max_rel_diff(C, C2));
 #else
     std::vector<double> t_ours;
     for (int r = 0; r < reps; ++r) t_ours.push_back(sample(ours));

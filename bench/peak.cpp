@@ -24,6 +24,16 @@ double now_s() {
 constexpr int64_t kIters = 10000000;  // per thread: ~0.1 s of 512-bit FMAs at ~3.5 GHz
 
 #if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) float sum_chains(const __m512* acc) {
+  alignas(64) float lanes[16];
+  float s = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm512_store_ps(lanes, acc[i]);
+    for (float v : lanes) s += v;
+  }
+  return s;
+}
+
 // 12 chains: enough to cover the FMA latency on two pipes. Returns a value that depends on every
 // chain so the compiler keeps them.
 __attribute__((target("avx512f"))) float fma_chains(float seed) {
@@ -34,13 +44,7 @@ __attribute__((target("avx512f"))) float fma_chains(float seed) {
 #pragma GCC unroll 12
     for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], m, c);
   }
-  alignas(64) float lanes[16];
-  float s = 0;
-  for (int i = 0; i < 12; ++i) {
-    _mm512_store_ps(lanes, acc[i]);
-    for (float v : lanes) s += v;
-  }
-  return s;
+  return sum_chains(acc);
 }
 
 __attribute__((target("avx512f,avx512bf16"))) float bf16_chains(float seed) {
@@ -51,13 +55,7 @@ __attribute__((target("avx512f,avx512bf16"))) float bf16_chains(float seed) {
 #pragma GCC unroll 12
     for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], a, b);
   }
-  alignas(64) float lanes[16];
-  float s = 0;
-  for (int i = 0; i < 12; ++i) {
-    _mm512_store_ps(lanes, acc[i]);
-    for (float v : lanes) s += v;
-  }
-  return s;
+  return sum_chains(acc);
 }
 #endif
 

@@ -12,12 +12,10 @@
 namespace mg::cpu::detail {
 namespace {
 
-// f32: MR rows x 32 columns (two zmm per row) -> 2*MR accumulators (MR=12: 24 of the 32 zmm).
-// The k loop is unrolled MG_GEMM_AVX512_KU times (2 measured best: least register spilling by GCC).
+// Shared by the f32 and bf16 kernels (both accumulate a MR x 32 f32 tile in c0/c1): zeroed
+// accumulators, the C tile prefetched, and C = alpha * acc + beta * C (beta == 0: C not read).
 template <int MR>
-MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                   float alpha, float beta) {
-  __m512 c0[MR], c1[MR];
+MG_AVX512 __attribute__((always_inline)) inline void tile_begin(__m512* c0, __m512* c1, const float* c, int64_t ldc) {
 #pragma GCC unroll 16
   for (int i = 0; i < MR; ++i) {
     c0[i] = _mm512_setzero_ps();
@@ -28,6 +26,43 @@ MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, f
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
   }
+}
+
+template <int MR>
+MG_AVX512 __attribute__((always_inline)) inline void tile_store(const __m512* c0, const __m512* c1, float* c,
+                                                                int64_t ldc, float alpha, float beta) {
+  const __m512 va = _mm512_set1_ps(alpha);
+  if (beta == 0.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
+    }
+  } else if (beta == 1.0f) {
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c0[i], _mm512_loadu_ps(c + i * ldc)));
+      _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c1[i], _mm512_loadu_ps(c + i * ldc + 16)));
+    }
+  } else {
+    const __m512 vb = _mm512_set1_ps(beta);
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      _mm512_storeu_ps(c + i * ldc,
+                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
+      _mm512_storeu_ps(c + i * ldc + 16,
+                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
+    }
+  }
+}
+
+// f32: MR rows x 32 columns (two zmm per row) -> 2*MR accumulators (MR=12: 24 of the 32 zmm).
+// The k loop is unrolled MG_GEMM_AVX512_KU times (2 measured best: least register spilling by GCC).
+template <int MR>
+MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                                   float alpha, float beta) {
+  __m512 c0[MR], c1[MR];
+  tile_begin<MR>(c0, c1, c, ldc);
   int64_t k = 0;
   for (; k + MG_GEMM_AVX512_KU <= kc; k += MG_GEMM_AVX512_KU) {
 #pragma GCC unroll 8
@@ -57,29 +92,7 @@ MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, f
     a += MR;
     b += 32;
   }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.0f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
-    }
-  } else if (beta == 1.0f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c0[i], _mm512_loadu_ps(c + i * ldc)));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c1[i], _mm512_loadu_ps(c + i * ldc + 16)));
-    }
-  } else {
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc,
-                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
-      _mm512_storeu_ps(c + i * ldc + 16,
-                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
-    }
-  }
+  tile_store<MR>(c0, c1, c, ldc, alpha, beta);
 }
 
 // f64: MR rows x 16 columns (two zmm of 8 doubles per row).
@@ -160,16 +173,7 @@ template <int MR>
 MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                                           float alpha, float beta) {
   __m512 c0[MR], c1[MR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    c0[i] = _mm512_setzero_ps();
-    c1[i] = _mm512_setzero_ps();
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
-  }
+  tile_begin<MR>(c0, c1, c, ldc);
   for (int64_t k = 0; k < kcu; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
     const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
@@ -183,23 +187,7 @@ MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const 
     a += MR;
     b += 32;
   }
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.0f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
-    }
-  } else {
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc,
-                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
-      _mm512_storeu_ps(c + i * ldc + 16,
-                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
-    }
-  }
+  tile_store<MR>(c0, c1, c, ldc, alpha, beta);
 }
 
 // Gather-type bf16 packing (GemmKernelBf16::pack_rows): unit (k pair p, row r) =
