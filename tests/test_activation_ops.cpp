@@ -13,12 +13,6 @@ using namespace mg::test;
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 double ref_gelu(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
 // 0.5 x (1 + tanh(u)) written as x sigmoid(2u): the same function without the cancellation of

@@ -11,12 +11,6 @@ using namespace mg::test;
 
 namespace {
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // Plain reference: per (b, h) the full score matrix, masked, softmaxed, times v (all in f64).
 std::vector<double> naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {

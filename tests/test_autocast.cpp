@@ -21,22 +21,13 @@
 #include "tests/test_helpers.h"
 
 using namespace mg;
+using namespace mg::test;
 
 namespace {
 
 // bf16 keeps 8 significant bits: unit roundoff 2^-9.
 constexpr double kBf16Eps = 1.0 / 512;
 
-std::vector<double> vals(const Tensor& t) {
-  std::vector<double> r;
-  switch (t.dtype()) {
-    case DType::f32: for (float v : t.to_vector<float>()) r.push_back(v); break;
-    case DType::f64: r = t.to_vector<double>(); break;
-    case DType::bf16: for (bf16 v : t.to_vector<bf16>()) r.push_back(float(v)); break;
-    case DType::i32: for (int32_t v : t.to_vector<int32_t>()) r.push_back(v); break;
-  }
-  return r;
-}
 
 double max_abs(const std::vector<double>& v) {
   double m = 0;

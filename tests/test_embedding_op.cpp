@@ -9,12 +9,6 @@ using namespace mg;
 using namespace mg::test;
 
 namespace {
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.to_vector<float>()) r.push_back(v);
-  return r;
-}
 Tensor ids_of(const std::vector<int32_t>& v, const Shape& s) { return from_vector(v, s); }
 }  // namespace
 

@@ -2,12 +2,35 @@
 // Shared helpers for the test suites.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "ops/ops.h"
 
 namespace mg::test {
+
+// The values of a tensor of any dtype and layout, as doubles, in row-major order.
+inline std::vector<double> vals(const Tensor& t) {
+  const Tensor c = t.contiguous();
+  std::vector<double> r;
+  switch (c.dtype()) {
+    case DType::f32: for (float v : c.to_vector<float>()) r.push_back(v); break;
+    case DType::f64: r = c.to_vector<double>(); break;
+    case DType::bf16: for (bf16 v : c.to_vector<bf16>()) r.push_back(float(v)); break;
+    case DType::i32: for (int32_t v : c.to_vector<int32_t>()) r.push_back(v); break;
+  }
+  return r;
+}
+
+// max |a - b| over two tensors of the same number of elements.
+inline double max_abs_diff(const Tensor& a, const Tensor& b) {
+  const std::vector<double> av = vals(a), bv = vals(b);
+  REQUIRE(av.size() == bv.size());
+  double m = 0;
+  for (size_t i = 0; i < av.size(); ++i) m = std::max(m, std::abs(av[i] - bv[i]));
+  return m;
+}
 
 // An f64 leaf with requires_grad: random normal values of the given shape.
 inline Tensor leaf64(const Shape& shape, uint64_t seed) {

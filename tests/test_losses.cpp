@@ -12,12 +12,6 @@ using namespace mg::test;
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // Rows of a [R, D] tensor as plain vectors.
 std::vector<std::vector<double>> rows(const Tensor& t) {

@@ -12,12 +12,6 @@ using namespace mg::test;
 
 namespace {
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // y[b, r, d] = sum_{c <= r} w[r, c] x[b, c, d] + bias[r]
 std::vector<double> naive_mix(const Tensor& x, const Tensor& w, const Tensor& bias) {

@@ -51,20 +51,7 @@ std::vector<Variant> all_variants() {
           {"gpt", tiny(ModelKind::gpt)}};
 }
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
-double max_abs_diff(const Tensor& a, const Tensor& b) {
-  std::vector<double> av = vals(a), bv = vals(b);
-  REQUIRE(av.size() == bv.size());
-  double m = 0;
-  for (size_t i = 0; i < av.size(); ++i) m = std::max(m, std::abs(av[i] - bv[i]));
-  return m;
-}
 
 Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return from_vector(v, Shape{B, T}); }
 

@@ -15,12 +15,6 @@ namespace {
 
 const TensorOptions kF64{DType::f64};
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 void check_all_close(const Tensor& a, const std::vector<double>& b, double tol) {
   std::vector<double> av = vals(a);

@@ -10,12 +10,6 @@ using namespace mg::test;
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // Positive inputs for log/sqrt/rsqrt/pow/div denominators.
 Tensor positive(const Tensor& t) {

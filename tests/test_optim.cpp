@@ -14,12 +14,6 @@ using namespace mg::test;
 
 namespace {
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 Tensor param(const std::vector<double>& v, DType dt = DType::f64) {
   Tensor t = from_vector(v, Shape{int64_t(v.size())}, TensorOptions{dt});

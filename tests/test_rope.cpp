@@ -11,12 +11,6 @@ using namespace mg::test;
 
 namespace {
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.contiguous().to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.contiguous().to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // HF transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb), written out in f64:
 //   inv_freq[i] = 1 / theta^(2i/Dh); emb = cat(freqs, freqs); out = x*cos(emb) + rotate_half(x)*sin(emb)

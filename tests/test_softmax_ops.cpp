@@ -13,12 +13,6 @@ using namespace mg::test;
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-std::vector<double> vals(const Tensor& t) {
-  if (t.dtype() == DType::f64) return t.to_vector<double>();
-  std::vector<double> r;
-  for (float v : t.to_vector<float>()) r.push_back(v);
-  return r;
-}
 
 // One assertion per call; the first few offending elements are reported.
 void check_vals(const std::vector<double>& got, const std::vector<double>& ref, double tol) {
