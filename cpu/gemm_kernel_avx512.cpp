@@ -269,10 +269,10 @@ namespace {
 #define MG_GEMM_AVX512_MR_F64 8
 #endif
 #ifndef MG_GEMM_AVX512_KC_F32
-#define MG_GEMM_AVX512_KC_F32 384
+#define MG_GEMM_AVX512_KC_F32 512
 #endif
 #ifndef MG_GEMM_AVX512_NC_F32
-#define MG_GEMM_AVX512_NC_F32 384
+#define MG_GEMM_AVX512_NC_F32 256
 #endif
 #ifndef MG_GEMM_AVX512_KC_F64
 #define MG_GEMM_AVX512_KC_F64 384
@@ -288,8 +288,11 @@ namespace {
 GemmKernelSet gemm_kernels_avx512() {
   GemmKernelSet s;
   // f32 12x32: 24 zmm accumulators + 2 B vectors + 1 broadcast; per k step 2 loads, 12
-  // broadcasts, 24 FMAs. Blocking: the 12 x kc A micro-panel (18 KiB at kc=384) stays in L1,
-  // a task's kc x nc slice of packed B (<= 576 KiB) in L2, packed A's current K block in L2/L3.
+  // broadcasts, 24 FMAs. Blocking: the 12 x kc A micro-panel (24 KiB at kc=512) stays in L1,
+  // a task's kc x nc slice of packed B (<= 512 KiB at nc=256) in L2, packed A's current K block
+  // in L2/L3. kc=512 rather than 384: the training GEMMs with K=512 (d=512 layers, the token
+  // mixing at n_ctx=512) then take one K block, so C is written once; measured +4-5% on those
+  // shapes on one thread, +3-5% on two, equal elsewhere (docs/benchmarks.md, "Peaks").
   // f64 8x16: 16 accumulators; kc=384, nc=256 (A micro-panel 24 KiB, B slice <= 768 KiB).
   // Tuned on a 2-vCPU AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core); the MG_GEMM_AVX512_*
   // macros above override the choices for experiments.
