@@ -1,4 +1,5 @@
 #include "core/safetensors.h"
+#include "core/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -207,38 +208,6 @@ class JsonParser {
     }
   }
 
-  unsigned hex4() {
-    if (pos_ + 4 > s_.size()) error("truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= unsigned(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= unsigned(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= unsigned(c - 'A' + 10);
-      else error("bad hex digit in \\u escape");
-    }
-    return v;
-  }
-
-  static void append_utf8(std::string& out, uint32_t cp) {
-    if (cp < 0x80) {
-      out += char(cp);
-    } else if (cp < 0x800) {
-      out += char(0xC0 | (cp >> 6));
-      out += char(0x80 | (cp & 0x3F));
-    } else if (cp < 0x10000) {
-      out += char(0xE0 | (cp >> 12));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    } else {
-      out += char(0xF0 | (cp >> 18));
-      out += char(0x80 | ((cp >> 12) & 0x3F));
-      out += char(0x80 | ((cp >> 6) & 0x3F));
-      out += char(0x80 | (cp & 0x3F));
-    }
-  }
-
   std::string parse_string() {
     expect('"');
     std::string out;
@@ -252,32 +221,8 @@ class JsonParser {
       if (c < 0x20) error("unescaped control character in a string");
       if (c == '\\') {
         ++pos_;
-        if (at_end()) error("unterminated escape");
-        const char e = s_[pos_++];
-        switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'n': out += '\n'; break;
-          case 'r': out += '\r'; break;
-          case 't': out += '\t'; break;
-          case 'u': {
-            uint32_t cp = hex4();
-            if (cp >= 0xDC00 && cp <= 0xDFFF) error("lone low surrogate in \\u escape");
-            if (cp >= 0xD800 && cp <= 0xDBFF) {
-              if (s_.compare(pos_, 2, "\\u") != 0) error("high surrogate not followed by a low surrogate");
-              pos_ += 2;
-              const uint32_t lo = hex4();
-              if (lo < 0xDC00 || lo > 0xDFFF) error("high surrogate not followed by a low surrogate");
-              cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-            }
-            append_utf8(out, cp);
-            break;
-          }
-          default: --pos_; error(std::string("invalid escape '\\") + e + "'");
-        }
+        const std::string err = decode_json_escape(s_, pos_, out);
+        if (!err.empty()) error(err);
         continue;
       }
       const size_t n = utf8_sequence_length(s_, pos_);
