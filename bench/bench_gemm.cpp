@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/dtype.h"
 #include "cpu/gemm.h"
 
 #ifdef MG_HAVE_OPENBLAS
@@ -67,13 +68,6 @@ double max_rel_diff(const std::vector<float>& c, const std::vector<float>& ref) 
     maxref = std::max(maxref, double(std::fabs(ref[i])));
   }
   return maxref > 0 ? maxdiff / maxref : maxdiff;
-}
-
-float bf16_value(uint16_t b) {
-  const uint32_t u = uint32_t(b) << 16;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
 }
 
 std::string fmt(const char* f, long long a) {
@@ -194,14 +188,10 @@ int bench_gemm(int argc, char** argv) {
         C2(sc * nb);
     for (float& x : A) x = dist(rng);
     for (float& x : B) x = dist(rng);
-    // bf16: the same values rounded to bf16 (round to nearest even; no NaN here).
+    // bf16: the same values rounded to bf16.
     auto to_bf16 = [](const std::vector<float>& v) {
       std::vector<uint16_t> out(v.size());
-      for (size_t i = 0; i < v.size(); ++i) {
-        uint32_t u;
-        std::memcpy(&u, &v[i], 4);
-        out[i] = uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-      }
+      for (size_t i = 0; i < v.size(); ++i) out[i] = mg::bf16::from_float(v[i]);
       return out;
     };
     const std::vector<uint16_t> A16 = bf16 ? to_bf16(A) : std::vector<uint16_t>(),
@@ -222,8 +212,8 @@ int bench_gemm(int argc, char** argv) {
     const char op[3] = {s.ta ? 'T' : 'N', s.tb ? 'T' : 'N', 0};
     if (bf16) {  // ours in bf16 vs ours in f32 on the same (bf16-valued) data
       std::vector<float> Af(A16.size()), Bf(B16.size());
-      for (size_t i = 0; i < A16.size(); ++i) Af[i] = bf16_value(A16[i]);
-      for (size_t i = 0; i < B16.size(); ++i) Bf[i] = bf16_value(B16[i]);
+      for (size_t i = 0; i < A16.size(); ++i) Af[i] = mg::bf16::to_float(A16[i]);
+      for (size_t i = 0; i < B16.size(); ++i) Bf[i] = mg::bf16::to_float(B16[i]);
       auto f32 = [&] {
         mg::cpu::sgemm_batched(s.ta, s.tb, M, N, K, 1.0f, Af.data(), lda, sa, Bf.data(), ldb, sb, 0.0f, C2.data(),
                                ldc, sc, nb);

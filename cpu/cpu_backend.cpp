@@ -101,9 +101,8 @@ struct WidenedOperand {
 #pragma omp parallel for collapse(2) if (count * rows * cols >= kParallelGrain)
     for (int64_t b = 0; b < count; ++b)
       for (int64_t r = 0; r < rows; ++r) {
-        const uint16_t* s = src + b * stride_in + r * ld_in;
-        float* d = buf.data() + b * rows * ld + r * ld;
-        for (int64_t c = 0; c < cols; ++c) d[c] = bf16::to_float(s[c]);
+        const bf16* s = reinterpret_cast<const bf16*>(src + b * stride_in + r * ld_in);
+        cast_bf16_f32(s, buf.data() + b * rows * ld + r * ld, 0, cols);
       }
   }
 };

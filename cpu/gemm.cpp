@@ -543,12 +543,6 @@ void gemm_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, con
   gemm_driver_with(active_kernel<T>(), ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, max_threads);
 }
 
-void bf16_driver(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A, int64_t lda,
-                 const uint16_t* B, int64_t ldb, float beta, float* C, int64_t ldc, int max_threads) {
-  gemm_driver_with(detail::gemm_active_kernels().bf16, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
-                   max_threads);
-}
-
 int default_threads() { return omp_in_parallel() ? 1 : omp_get_max_threads(); }
 
 // one(b, threads) runs GEMM number b of the batch (on its A, B and C) with at most that many threads.
@@ -603,7 +597,7 @@ void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
     gemm_driver<float>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                    C + b * stride_c, ldc, nth);
+                       C + b * stride_c, ldc, nth);
   });
 }
 
@@ -612,7 +606,7 @@ void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
                    double* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
     gemm_driver<double>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                    C + b * stride_c, ldc, nth);
+                        C + b * stride_c, ldc, nth);
   });
 }
 
@@ -624,9 +618,10 @@ void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
                       float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
+  const detail::GemmKernelBf16& kern = detail::gemm_active_kernels().bf16;
   gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
-    bf16_driver(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                C + b * stride_c, ldc, nth);
+    gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                     C + b * stride_c, ldc, nth);
   });
 }
 

@@ -53,8 +53,8 @@ void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 // bf16 operands (raw bfloat16 bits), f32 C, with sgemm_batched's layout, strides and threading.
 // Each product of two bf16 values is exact in f32; they are accumulated in f32, two K steps per
 // instruction (AVX512_BF16 vdpbf16ps, which flushes subnormal inputs and outputs to zero), so
-// every element is within gamma_{K+3}(2^-24) * (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) of the
-// exact result, bitwise identical for any thread count but not to sgemm of the widened operands.
+// every element is within gamma_{2K+3}(2^-24) * (|alpha| sum_k |a_ik b_kj| + |beta c_ij|) of the
+// exact result (sgemm's bound, tests/test_gemm.cpp), bitwise identical for any thread count but not to sgemm of the widened operands.
 // Expects bf16gemm_native() (throws mg::Error otherwise; callers widen to f32 and call
 // sgemm_batched where it is false).
 bool bf16gemm_native();

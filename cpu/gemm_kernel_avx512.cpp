@@ -193,10 +193,11 @@ MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const 
 // Gather-type bf16 packing (GemmKernelBf16::pack_rows): unit (k pair p, row r) =
 // src[r*ld + 2p] | src[r*ld + 2p + 1] << 16. When the pairs are 32-bit aligned in memory they
 // are exactly f32-sized elements, so the AVX2 f32 transposing packer moves them (bit copies).
+// Installed only on CPUs with AVX2 (gemm_kernels_avx512 checks once).
 void bf16_pack_rows(const uint16_t* src, int64_t ld, int64_t rows, int64_t kc, int w, uint32_t* dst) {
   const int64_t kcu = (kc + 1) / 2, kc2 = kc / 2;
   int64_t done = 0;  // units per row handled by the fast path
-  if (((reinterpret_cast<uintptr_t>(src) | uintptr_t(ld)) & 1) == 0 && kc2 > 0 && gemm_isa_supported("avx2")) {
+  if (((reinterpret_cast<uintptr_t>(src) | uintptr_t(ld)) & 1) == 0 && kc2 > 0) {
     gemm_pack_rows_avx2_f32(reinterpret_cast<const float*>(src), ld / 2, rows, kc2, w, reinterpret_cast<float*>(dst));
     done = kc2;
   }
@@ -310,7 +311,7 @@ GemmKernelSet gemm_kernels_avx512() {
   s.f64.mc = 1 << 20;
   s.f64.nc = MG_GEMM_AVX512_NC_F64;
   s.f64.name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F64) "x16";
-  if (gemm_isa_supported("avx512bf16")) {
+  if (gemm_isa_supported("avx512bf16") && gemm_isa_supported("avx2")) {
     // kc = 512 K steps = 256 units: the 12 x 256 A micro-panel is 12 KiB (L1), a 32-column B
     // micro-panel 32 KiB, a task's 256 x 384 unit slice of B 384 KiB (L2).
     s.bf16.fn = &bf16gemm_avx512_kernel<12>;

@@ -15,13 +15,13 @@
 
 #include <cmath>
 #include <cstdint>
-#include <cstring>
 #include <limits>
 #include <random>
 #include <string>
 #include <type_traits>
 #include <vector>
 
+#include "core/dtype.h"
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 
@@ -411,34 +411,20 @@ TEST_CASE("gemm_batched: strides, stride-0 broadcast, small and large matrices")
 
 namespace {
 
-uint16_t bf16_bits(float f) {  // f is a bf16 value or NaN: the high half is exact
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return uint16_t(u >> 16);
-}
-
-float round_to_bf16(float f) {  // round to nearest even, as core/dtype.h
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
 Problem<float> bf16_problem(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, float beta, int64_t pad,
                             bool nan_c, std::mt19937& rng) {
   Problem<float> p(ta, tb, M, N, K, alpha, beta, pad, nan_c, rng);
   for (float& v : p.A)
-    if (!std::isnan(v)) v = round_to_bf16(v);
+    if (!std::isnan(v)) v = mg::bf16::to_float(mg::bf16::from_float(v));
   for (float& v : p.B)
-    if (!std::isnan(v)) v = round_to_bf16(v);
+    if (!std::isnan(v)) v = mg::bf16::to_float(mg::bf16::from_float(v));
   p.compute_reference();
   return p;
 }
 
 std::vector<uint16_t> bits_of(const std::vector<float>& v) {
   std::vector<uint16_t> out(v.size());
-  for (size_t i = 0; i < v.size(); ++i) out[i] = bf16_bits(v[i]);
+  for (size_t i = 0; i < v.size(); ++i) out[i] = mg::bf16::from_float(v[i]);  // exact, NaN stays NaN
   return out;
 }
 
