@@ -2,7 +2,8 @@
 // for the paper's masked mixer and the Llama-style transformer at B=8, n_ctx=512, vocab 4096,
 // 8 layers, d = 256 and 512, and the fraction of a peak each reaches: on the CPU this machine's
 // measured GEMM peak (SGEMM, or the bf16 GEMM for --precision bf16 where the CPU has AVX512_BF16;
-// the register-only FMA peak is printed beside it, see mixgrad-bench peak), on CUDA a nominal peak (--peak-tflops, default H100 SXM dense bf16).
+// the register-only FMA peak is printed beside it, see mixgrad-bench peak), on CUDA a nominal
+// peak (--peak-tflops, default H100 SXM dense bf16).
 // --precision bf16 runs forward and loss under AutocastGuard and backward, clip and AdamW outside
 // it on the f32 master weights, exactly as experiments/trainer.cpp does for train.precision bf16.
 // bench/torch_train.py runs the same models in PyTorch; bench/compare_train.sh (CPU) and
@@ -76,7 +77,7 @@ struct Options {
   int threads = 2, reps = 3, warmup = -1;  // warmup -1: 1 step on the CPU, 3 on CUDA
   int64_t batch = 8;
   std::string only, device = "cpu", precision = "f32", widths = "256,512";
-  double peak_tflops = 0;  // 0: measured SGEMM peak on the CPU, kDefaultCudaPeakTflops on CUDA
+  double peak_tflops = 0;  // 0: measured GEMM peak on the CPU, kDefaultCudaPeakTflops on CUDA
   bool phases = false;
 };
 
