@@ -8,26 +8,9 @@ namespace mg {
 
 namespace {
 std::atomic<uint64_t> g_sequence{0};
-// The node whose closure is running on this thread (for needs_input_grad); restored on exit so
-// that an apply() reached from inside another stays correct.
-thread_local const Node* t_running = nullptr;
-
-class RunningNode {
- public:
-  explicit RunningNode(const Node* n) : saved_(t_running) { t_running = n; }
-  ~RunningNode() { t_running = saved_; }
-  RunningNode(const RunningNode&) = delete;
-  RunningNode& operator=(const RunningNode&) = delete;
-
- private:
-  const Node* saved_;
-};
 }  // namespace
 
-bool needs_input_grad(size_t i) {
-  const Node* n = t_running;
-  return n == nullptr || i >= n->next.size() || n->next[i] != nullptr;
-}
+bool needs_grad(const Tensor& t) { return grad_enabled() && t.defined() && t.requires_grad(); }
 
 Node::Node(std::string n) : name(std::move(n)), sequence(g_sequence++) {}
 
@@ -37,7 +20,6 @@ std::vector<Tensor> FunctionNode::apply(const Tensor& grad_output) {
   MG_CHECK(fn != nullptr, "backward through a freed graph: node '", name,
            "' already released its saved tensors. Pass retain_graph=true to the first backward() "
            "to go through the graph twice.");
-  RunningNode running(this);
   return fn(grad_output);
 }
 
@@ -60,9 +42,8 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 }
 
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, FunctionNode::Backward backward) {
-  if (!grad_enabled()) return out;
   bool any = false;
-  for (const Tensor& t : inputs) any = any || (t.defined() && t.requires_grad());
+  for (const Tensor& t : inputs) any = any || needs_grad(t);
   if (!any) return out;
   auto node = std::make_shared<FunctionNode>(name, std::move(backward));
   node->next.reserve(inputs.size());

@@ -50,14 +50,16 @@ struct FunctionNode : Node {
 // The node that feeds gradients into `t`: its grad_fn, its leaf accumulator, or null.
 std::shared_ptr<Node> gradient_edge(const Tensor& t);
 
-// Inside a backward closure run by the engine: whether the op's i-th input (in record()'s order)
-// needs a gradient, i.e. its edge is non-null because it requires grad (a frozen weight, integer
-// ids or a constant does not). A closure returns an undefined Tensor for such an input and should
-// skip the work of computing it, as PyTorch's needs_input_grad. Outside a running closure, or for
-// i out of range, it returns true (computing a gradient is then always safe).
-bool needs_input_grad(size_t i);
+// Whether an op running now must produce a gradient for its input `t`: grad mode is on and t is
+// defined and requires grad (a frozen weight, integer ids, an absent optional input, or anything
+// under NoGradGuard, does not). This is the one test ops use to decide which gradients are needed.
+// An op asks it at forward time, saves only the tensors the needed gradients read, and its
+// backward returns an undefined Tensor for an input that needs none, skipping that work
+// (record() gives exactly these inputs an edge, so a gradient computed for another would be
+// dropped anyway).
+bool needs_grad(const Tensor& t);
 
-// Attaches a backward node to `out` when grad mode is on and any input requires grad.
+// Attaches a backward node to `out` when some input needs a gradient (needs_grad).
 // `backward` gets dL/d(out) and returns one gradient per input (same order, undefined allowed).
 // Returns `out`.
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, FunctionNode::Backward backward);

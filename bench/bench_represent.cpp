@@ -1,5 +1,5 @@
 // mixgrad-bench represent: input-gradient steps per second of the input-representation test
-// (experiments/representation.cpp, PAPER.md D, Algorithm 1). One step is exactly recover_input's:
+// (experiments/representation.cpp, docs/paper.md D, Algorithm 1). One step is exactly recover_input's:
 // with every parameter frozen (requires_grad off), forward the input embeddings e [B, T, D]
 // through all L blocks, summed L1 against the target activations, backward to e, e -= lr * grad.
 // bench/torch_represent.py runs the same step in PyTorch; bench/compare_represent.sh prints ratios.

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The PyTorch side of `mixgrad-bench represent`: input-gradient steps per second of the
-input-representation test (PAPER.md D, Algorithm 1) on the same models as bench/torch_train.py
+input-representation test (docs/paper.md D, Algorithm 1) on the same models as bench/torch_train.py
 (imported from it: the paper's masked mixer with its re-masked Conv1d, and the plain-PyTorch
 Llama). One step: with every weight frozen (requires_grad False), forward the input embeddings
 e [B, T, D] (requires_grad True) through all L blocks, summed L1 against the target activations,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The PyTorch side of `mixgrad-bench train`: the same masked mixer (PAPER.md A.1: LayerNorm,
+"""The PyTorch side of `mixgrad-bench train`: the same masked mixer (docs/paper.md A.1: LayerNorm,
 tril-masked kernel-1 Conv1d token mixing re-masked before each forward as the paper's code does,
 LayerNorm, GELU feed-forward, untied lm_head) and Llama-style transformer (RMSNorm, RoPE, causal
 attention, SwiGLU) at B=8, n_ctx=512, V=4096, L=8, d=256/512; one step = forward, backward,

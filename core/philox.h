@@ -92,4 +92,11 @@ MG_HD int32_t randint(uint64_t seed, uint64_t offset, uint64_t i, int32_t lo, in
   return int32_t(int64_t(lo) + int64_t(v % range));
 }
 
+// Dropout's mask: element i is kept when its f32 uniform (a multiple of 2^-24 in [0, 1)) is
+// >= p, so P(keep) = 1 - p to within 2^-24, whatever the dtype of the tensor masked. The
+// comparison is exact, so every host and device keeps the same elements.
+MG_HD bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t i, double p) {
+  return double(uniform_f32(seed, offset, i)) >= p;
+}
+
 }  // namespace mg::philox

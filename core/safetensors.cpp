@@ -1,5 +1,4 @@
 #include "core/safetensors.h"
-#include "core/utf8.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +12,10 @@
 #include <limits>
 #include <set>
 
+#include "core/atomic_file.h"
 #include "core/backend.h"
+#include "core/json.h"
+#include "core/utf8.h"
 
 namespace mg {
 
@@ -31,236 +33,17 @@ constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
-// Length of the UTF-8 sequence starting at s[i], or 0 when it is invalid (overlong forms,
-// surrogates and code points past U+10FFFF are invalid, as RFC 3629 says).
-size_t utf8_sequence_length(const std::string& s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  if (c < 0x80) return 1;
-  size_t n;
-  uint32_t cp;
-  if ((c & 0xE0) == 0xC0) n = 2, cp = c & 0x1F;
-  else if ((c & 0xF0) == 0xE0) n = 3, cp = c & 0x0F;
-  else if ((c & 0xF8) == 0xF0) n = 4, cp = c & 0x07;
-  else return 0;
-  if (i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((byte(i + k) & 0xC0) != 0x80) return 0;
-    cp = (cp << 6) | (byte(i + k) & 0x3F);
+// The header is strict JSON with valid UTF-8 strings and no repeated key (a repeated tensor name
+// would make the file mean two things).
+JsonValue parse_header(const std::string& header, const std::string& path) {
+  try {
+    return parse_json_value(header, JsonOptions{.max_depth = 64, .strict_utf8 = true, .unique_keys = true});
+  } catch (const JsonSyntaxError& e) {
+    const bool tensor_name = e.duplicate_key() && e.depth() == 1;
+    fail(path, "malformed JSON header at byte " + std::to_string(e.offset()) + ": " + e.problem() +
+                   (tensor_name ? " (a tensor name may appear only once)" : ""));
   }
-  static constexpr uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-  return n;
 }
-
-bool valid_utf8(const std::string& s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_sequence_length(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
-
-// ---- a small, strict JSON parser (RFC 8259) for the header ----------------------------------
-
-struct Json {
-  enum class Kind { null, boolean, number, string, array, object };
-  Kind kind = Kind::null;
-  bool boolean = false;
-  std::string text;  // a string's value, or a number's literal text
-  std::vector<Json> items;
-  std::vector<std::pair<std::string, Json>> members;  // in document order; keys are unique
-};
-
-const char* kind_name(Json::Kind k) {
-  switch (k) {
-    case Json::Kind::null: return "null";
-    case Json::Kind::boolean: return "a boolean";
-    case Json::Kind::number: return "a number";
-    case Json::Kind::string: return "a string";
-    case Json::Kind::array: return "an array";
-    case Json::Kind::object: return "an object";
-  }
-  return "?";
-}
-
-class JsonParser {
- public:
-  JsonParser(const std::string& text, const std::string& path) : s_(text), path_(path) {}
-
-  Json parse_document() {
-    skip_ws();
-    Json v = parse_value(0);
-    skip_ws();
-    if (pos_ != s_.size()) error("unexpected characters after the top-level value");
-    return v;
-  }
-
- private:
-  static constexpr int kMaxDepth = 64;
-
-  [[noreturn]] void error(const std::string& what) const {
-    fail(path_, "malformed JSON header at byte " + std::to_string(pos_) + ": " + what);
-  }
-  bool at_end() const { return pos_ >= s_.size(); }
-  char peek() const { return at_end() ? '\0' : s_[pos_]; }
-  void skip_ws() {
-    while (!at_end() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r')) ++pos_;
-  }
-  void expect(char c) {
-    if (peek() != c || at_end()) error(std::string("expected '") + c + "'" + found());
-    ++pos_;
-  }
-  std::string found() const {
-    if (at_end()) return ", found the end of the header";
-    const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-    if (c >= 0x20 && c < 0x7f) return std::string(", found '") + char(c) + "'";
-    return ", found byte " + std::to_string(int(c));
-  }
-
-  Json parse_value(int depth) {
-    if (depth > kMaxDepth) error("nesting deeper than " + std::to_string(kMaxDepth));
-    Json v;
-    const char c = peek();
-    if (at_end()) error("expected a value, found the end of the header");
-    if (c == '{') {
-      parse_object(v, depth);
-    } else if (c == '[') {
-      parse_array(v, depth);
-    } else if (c == '"') {
-      v.kind = Json::Kind::string;
-      v.text = parse_string();
-    } else if (c == '-' || (c >= '0' && c <= '9')) {
-      v.kind = Json::Kind::number;
-      v.text = parse_number();
-    } else if (literal("true")) {
-      v.kind = Json::Kind::boolean;
-      v.boolean = true;
-    } else if (literal("false")) {
-      v.kind = Json::Kind::boolean;
-    } else if (literal("null")) {
-      v.kind = Json::Kind::null;
-    } else {
-      error("expected a value" + found());
-    }
-    return v;
-  }
-
-  bool literal(const char* word) {
-    const size_t n = std::strlen(word);
-    if (s_.compare(pos_, n, word) != 0) return false;
-    pos_ += n;
-    return true;
-  }
-
-  void parse_object(Json& v, int depth) {
-    v.kind = Json::Kind::object;
-    expect('{');
-    skip_ws();
-    if (peek() == '}' && !at_end()) {
-      ++pos_;
-      return;
-    }
-    std::set<std::string> seen;
-    for (;;) {
-      skip_ws();
-      if (peek() != '"' || at_end()) error("expected a quoted key" + found());
-      const size_t key_pos = pos_;
-      std::string key = parse_string();
-      if (!seen.insert(key).second) {
-        pos_ = key_pos;
-        error("duplicate key " + quoted(key) + (depth == 0 ? " (a tensor name may appear only once)" : ""));
-      }
-      skip_ws();
-      expect(':');
-      skip_ws();
-      Json member = parse_value(depth + 1);
-      v.members.emplace_back(std::move(key), std::move(member));
-      skip_ws();
-      if (peek() == ',' && !at_end()) {
-        ++pos_;
-        continue;
-      }
-      expect('}');
-      return;
-    }
-  }
-
-  void parse_array(Json& v, int depth) {
-    v.kind = Json::Kind::array;
-    expect('[');
-    skip_ws();
-    if (peek() == ']' && !at_end()) {
-      ++pos_;
-      return;
-    }
-    for (;;) {
-      skip_ws();
-      v.items.push_back(parse_value(depth + 1));
-      skip_ws();
-      if (peek() == ',' && !at_end()) {
-        ++pos_;
-        continue;
-      }
-      expect(']');
-      return;
-    }
-  }
-
-  std::string parse_string() {
-    expect('"');
-    std::string out;
-    for (;;) {
-      if (at_end()) error("unterminated string");
-      const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (c < 0x20) error("unescaped control character in a string");
-      if (c == '\\') {
-        ++pos_;
-        const std::string err = decode_json_escape(s_, pos_, out);
-        if (!err.empty()) error(err);
-        continue;
-      }
-      const size_t n = utf8_sequence_length(s_, pos_);
-      if (n == 0) error("invalid UTF-8 in a string");
-      out.append(s_, pos_, n);
-      pos_ += n;
-    }
-  }
-
-  std::string parse_number() {
-    const size_t start = pos_;
-    const auto digit = [&] { return !at_end() && s_[pos_] >= '0' && s_[pos_] <= '9'; };
-    if (peek() == '-') ++pos_;
-    if (!digit()) error("expected a digit");
-    if (s_[pos_] == '0') {
-      ++pos_;
-      if (digit()) error("leading zero in a number");
-    } else {
-      while (digit()) ++pos_;
-    }
-    if (peek() == '.' && !at_end()) {
-      ++pos_;
-      if (!digit()) error("expected a digit after '.'");
-      while (digit()) ++pos_;
-    }
-    if ((peek() == 'e' || peek() == 'E') && !at_end()) {
-      ++pos_;
-      if (peek() == '+' || peek() == '-') ++pos_;
-      if (!digit()) error("expected a digit in the exponent");
-      while (digit()) ++pos_;
-    }
-    return s_.substr(start, pos_ - start);
-  }
-
-  const std::string& s_;
-  const std::string& path_;
-  size_t pos_ = 0;
-};
 
 // ---- header schema ------------------------------------------------------------------------
 
@@ -292,21 +75,22 @@ struct Entry {
 };
 
 // A non-negative JSON integer that fits int64 (shapes and offsets); `what` names it in errors.
-uint64_t as_count(const Json& v, const std::string& path, const std::string& what) {
-  if (v.kind != Json::Kind::number) fail(path, what + " must be a non-negative integer, found " + kind_name(v.kind));
-  if (v.text.find_first_not_of("0123456789") != std::string::npos)
-    fail(path, what + " must be a non-negative integer, found " + v.text);
-  if (v.text.size() > 18) fail(path, what + " = " + v.text + " is too large");
-  return std::stoull(v.text);
+uint64_t as_count(const JsonValue& v, const std::string& path, const std::string& what) {
+  if (v.kind != JsonValue::Kind::number)
+    fail(path, what + " must be a non-negative integer, found " + v.kind_phrase());
+  if (v.string.find_first_not_of("0123456789") != std::string::npos)
+    fail(path, what + " must be a non-negative integer, found " + v.string);
+  if (v.string.size() > 18) fail(path, what + " = " + v.string + " is too large");
+  return std::stoull(v.string);
 }
 
-Entry parse_entry(const std::string& name, const Json& v, const std::string& path) {
+Entry parse_entry(const std::string& name, const JsonValue& v, const std::string& path) {
   const std::string who = "tensor " + quoted(name);
-  if (v.kind != Json::Kind::object) fail(path, who + ": expected an object, found " + kind_name(v.kind));
+  if (v.kind != JsonValue::Kind::object) fail(path, who + ": expected an object, found " + v.kind_phrase());
   Entry e;
   e.name = name;
-  const Json *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
-  for (const auto& [key, val] : v.members) {
+  const JsonValue *dtype = nullptr, *shape = nullptr, *offsets = nullptr;
+  for (const auto& [key, val] : v.object) {
     if (key == "dtype") dtype = &val;
     else if (key == "shape") shape = &val;
     else if (key == "data_offsets") offsets = &val;
@@ -315,29 +99,38 @@ Entry parse_entry(const std::string& name, const Json& v, const std::string& pat
   if (!dtype || !shape || !offsets)
     fail(path, who + ": missing " + (!dtype ? "dtype" : !shape ? "shape" : "data_offsets"));
 
-  if (dtype->kind != Json::Kind::string) fail(path, who + ": dtype must be a string, found " + kind_name(dtype->kind));
+  if (dtype->kind != JsonValue::Kind::string)
+    fail(path, who + ": dtype must be a string, found " + dtype->kind_phrase());
   for (const auto& d : kFileDTypes)
-    if (dtype->text == d.name) e.dtype = &d;
+    if (dtype->string == d.name) e.dtype = &d;
   if (!e.dtype)
-    fail(path, who + ": unknown or unsupported dtype " + quoted(dtype->text) + " (supported: F32, F64, I32, BF16, I64)");
+    fail(path, who + ": unknown or unsupported dtype " + quoted(dtype->string) + " (supported: F32, F64, I32, BF16, I64)");
 
-  if (shape->kind != Json::Kind::array) fail(path, who + ": shape must be an array, found " + kind_name(shape->kind));
-  if (shape->items.size() > size_t(kMaxDims))
-    fail(path, who + ": shape has " + std::to_string(shape->items.size()) + " dims, at most " +
+  if (shape->kind != JsonValue::Kind::array)
+    fail(path, who + ": shape must be an array, found " + shape->kind_phrase());
+  if (shape->array.size() > size_t(kMaxDims))
+    fail(path, who + ": shape has " + std::to_string(shape->array.size()) + " dims, at most " +
                    std::to_string(kMaxDims) + " supported");
   uint64_t count = 1;
   bool overflow = false;
-  for (const Json& d : shape->items) {
+  for (const JsonValue& d : shape->array) {
     const uint64_t n = as_count(d, path, who + ": shape entry");
     e.shape.push_back(int64_t(n));
     if (n != 0 && count > std::numeric_limits<uint64_t>::max() / 8 / n) overflow = true;
     count *= n;
   }
+  // A zero-size dim makes the byte count 0 whatever the other dims are, but the tensor built from
+  // the shape still needs strides that fit int64.
+  try {
+    (void)contiguous_strides(e.shape);
+  } catch (const Error& err) {
+    fail(path, who + ": " + err.what());
+  }
 
-  if (offsets->kind != Json::Kind::array || offsets->items.size() != 2)
+  if (offsets->kind != JsonValue::Kind::array || offsets->array.size() != 2)
     fail(path, who + ": data_offsets must be an array [begin, end]");
-  e.begin = as_count(offsets->items[0], path, who + ": data_offsets begin");
-  e.end = as_count(offsets->items[1], path, who + ": data_offsets end");
+  e.begin = as_count(offsets->array[0], path, who + ": data_offsets begin");
+  e.end = as_count(offsets->array[1], path, who + ": data_offsets end");
   if (e.end < e.begin)
     fail(path, who + ": data_offsets [" + std::to_string(e.begin) + ", " + std::to_string(e.end) + "] end before begin");
   if (overflow || e.end - e.begin != count * e.dtype->file_size)
@@ -407,35 +200,6 @@ void read_exact(int fd, void* dst, uint64_t n, uint64_t offset, const std::strin
     n -= uint64_t(r);
     offset += uint64_t(r);
   }
-}
-
-void write_all(int fd, const void* src, size_t n, const std::string& tmp) {
-  const auto* p = static_cast<const char*>(src);
-  while (n > 0) {
-    const ssize_t r = ::write(fd, p, std::min<size_t>(n, 1u << 30));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) fail(tmp, "write failed: " + errno_text());
-    p += r;
-    n -= size_t(r);
-  }
-}
-
-void append_json_string(std::string& out, const std::string& s) {
-  out += '"';
-  for (const char ch : s) {
-    const auto c = static_cast<unsigned char>(ch);
-    if (c == '"') out += "\\\"";
-    else if (c == '\\') out += "\\\\";
-    else if (c < 0x20) {
-      static const char* hex = "0123456789abcdef";
-      out += "\\u00";
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    } else {
-      out += ch;
-    }
-  }
-  out += '"';
 }
 
 size_t edit_distance(const std::string& a, const std::string& b) {
@@ -510,20 +274,20 @@ SafetensorsFile load_safetensors(const std::string& path) {
   std::string header(size_t(header_len), '\0');
   read_exact(fd.get(), header.data(), header_len, 8, path);
 
-  const Json root = JsonParser(header, path).parse_document();
-  if (root.kind != Json::Kind::object) fail(path, "header must be a JSON object, found " + std::string(kind_name(root.kind)));
+  const JsonValue root = parse_header(header, path);
+  if (root.kind != JsonValue::Kind::object) fail(path, "header must be a JSON object, found " + root.kind_phrase());
 
   SafetensorsFile file;
   file.path = path;
   std::vector<Entry> entries;
-  for (const auto& [key, val] : root.members) {
+  for (const auto& [key, val] : root.object) {
     if (key == "__metadata__") {
-      if (val.kind != Json::Kind::object)
-        fail(path, "__metadata__ must be an object of strings, found " + std::string(kind_name(val.kind)));
-      for (const auto& [mk, mv] : val.members) {
-        if (mv.kind != Json::Kind::string)
-          fail(path, "__metadata__ value for " + quoted(mk) + " must be a string, found " + kind_name(mv.kind));
-        file.metadata[mk] = mv.text;
+      if (val.kind != JsonValue::Kind::object)
+        fail(path, "__metadata__ must be an object of strings, found " + val.kind_phrase());
+      for (const auto& [mk, mv] : val.object) {
+        if (mv.kind != JsonValue::Kind::string)
+          fail(path, "__metadata__ value for " + quoted(mk) + " must be a string, found " + mv.kind_phrase());
+        file.metadata[mk] = mv.string;
       }
       continue;
     }
@@ -615,12 +379,10 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
   header.append((8 - header.size() % 8) % 8, ' ');
   const uint64_t header_len = header.size();
 
-  const std::string tmp = path + ".tmp";
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (fd.get() < 0) fail(path, "cannot create temporary file " + tmp + ": " + errno_text());
   try {
-    write_all(fd.get(), &header_len, 8, tmp);
-    write_all(fd.get(), header.data(), header.size(), tmp);
+    AtomicFile file(path);
+    file.write(&header_len, 8);
+    file.write(header);
     std::vector<char> host;
     for (size_t i : data_order) {
       const Tensor& t = tensors[i].second;
@@ -635,21 +397,12 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
         be.copy_to_host(host.data(), dense.raw_data(), nbytes);
         src = host.data();
       }
-      write_all(fd.get(), src, nbytes, tmp);
+      file.write(src, nbytes);
     }
-    if (::fsync(fd.get()) != 0) fail(tmp, "fsync failed: " + errno_text());
-    if (fd.close() != 0) fail(tmp, "close failed: " + errno_text());
-    if (::rename(tmp.c_str(), path.c_str()) != 0) fail(path, "cannot rename " + tmp + " over it: " + errno_text());
-  } catch (...) {
-    fd.close();
-    ::unlink(tmp.c_str());
-    throw;
+    file.commit();
+  } catch (const AtomicFileError& e) {
+    throw Error(std::string("safetensors: ") + e.what());
   }
-  // Make the rename itself durable; the file is complete either way, so this is best effort.
-  const size_t slash = path.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-  Fd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.get() >= 0) ::fsync(dfd.get());
 }
 
 }  // namespace mg

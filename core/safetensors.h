@@ -38,9 +38,9 @@ SafetensorsFile load_safetensors(const std::string& path);
 
 // Writes `tensors` (any layout, any device; copied to CPU contiguous) and `metadata` to `path`.
 // Names must be non-empty, unique and not "__metadata__"; dtypes f32, f64, i32 or bf16.
-// Atomic: the bytes go to path + ".tmp", which is fsynced and renamed over `path`, so a crash never
-// leaves a half-written file at `path`; on any failure the temporary file is removed and mg::Error
-// names the file and the cause.
+// Atomic (core/atomic_file.h): the bytes go to a unique temporary file beside `path`, which is
+// fsynced and renamed over it, so a crash never leaves a half-written file at `path`; on any
+// failure the temporary file is removed and mg::Error names the file and the cause.
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
 

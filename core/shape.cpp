@@ -5,20 +5,41 @@
 
 namespace mg {
 
-int64_t numel(const Shape& s) {
+int64_t checked_mul(int64_t a, int64_t b, const Shape& s, const char* what) {
+  int64_t r;
+  if (__builtin_mul_overflow(a, b, &r))
+    throw Error(detail::concat(what, " of shape ", shape_str(s), " overflows int64 (", a, " * ", b, ")"));
+  return r;
+}
+
+int64_t checked_numel(const Shape& s, const char* what) {
   int64_t n = 1;
-  for (int64_t d : s) n *= d;
+  for (int64_t d : s) n = checked_mul(n, d, s, what);
   return n;
 }
+
+int64_t numel(const Shape& s) { return checked_numel(s, "element count"); }
 
 Shape contiguous_strides(const Shape& s) {
   Shape st(s.size());
   int64_t acc = 1;
   for (int i = int(s.size()) - 1; i >= 0; --i) {
     st[i] = acc;
-    acc *= s[i] == 0 ? 1 : s[i];
+    // Checked even when a zero-size dim leaves numel small: a shape whose strides cannot be
+    // represented is refused whatever its element count.
+    if (i > 0) acc = checked_mul(acc, s[i] == 0 ? 1 : s[i], s, "strides");
   }
   return st;
+}
+
+size_t shape_nbytes(const Shape& s, size_t element_size) {
+  const int64_t n = numel(s);
+  MG_CHECK(n >= 0, "byte size of shape ", shape_str(s), ": negative element count");
+  size_t r;
+  if (__builtin_mul_overflow(size_t(n), element_size, &r))
+    throw Error(detail::concat("byte size of shape ", shape_str(s), " overflows (", numel(s), " elements of ",
+                               element_size, " bytes)"));
+  return r;
 }
 
 std::string shape_str(const Shape& s) {

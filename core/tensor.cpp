@@ -14,9 +14,9 @@ Tensor Tensor::empty(const Shape& shape, TensorOptions opts) {
            kMaxDims, " supported");
   for (int64_t d : shape) MG_CHECK(d >= 0, "empty: negative size in shape ", shape_str(shape));
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(size_t(mg::numel(shape)) * dtype_size(opts.dtype), opts.device);
+  impl->strides = contiguous_strides(shape);  // checks the size products before allocating
+  impl->storage = std::make_shared<Storage>(shape_nbytes(shape, dtype_size(opts.dtype)), opts.device);
   impl->shape = shape;
-  impl->strides = contiguous_strides(shape);
   impl->dtype = opts.dtype;
   impl->device = opts.device;
   Tensor t(std::move(impl));

@@ -1,11 +1,68 @@
 #pragma once
-// UTF-8 encoding and JSON string escapes, shared by the JSON readers (core/safetensors.cpp,
-// data/jsonl.cpp) and the SGML entity decoder of data/retrieval_pairs.cpp.
+// UTF-8: the one validator (RFC 3629), the encoder, and JSON string escapes. Used by the JSON
+// reader (core/json.cpp), safetensors names, the corpus readers' byte counts and the SGML entity
+// decoder of data/retrieval_pairs.cpp.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
 namespace mg {
+
+// Length of the well-formed UTF-8 sequence starting at s[i] (1 to 4), or 0 when the byte there
+// starts none: overlong forms, surrogates, code points above U+10FFFF and truncated sequences
+// are ill-formed (RFC 3629). Expects i < s.size().
+inline std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  if (b0 < 0x80) return 1;
+  std::size_t n;
+  unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+  if (b0 >= 0xC2 && b0 <= 0xDF) n = 2;
+  else if (b0 == 0xE0) { n = 3; lo = 0xA0; }  // no overlong 3-byte forms
+  else if (b0 >= 0xE1 && b0 <= 0xEC) n = 3;
+  else if (b0 == 0xED) { n = 3; hi = 0x9F; }  // no surrogates
+  else if (b0 >= 0xEE && b0 <= 0xEF) n = 3;
+  else if (b0 == 0xF0) { n = 4; lo = 0x90; }  // no overlong 4-byte forms
+  else if (b0 >= 0xF1 && b0 <= 0xF3) n = 4;
+  else if (b0 == 0xF4) { n = 4; hi = 0x8F; }  // <= U+10FFFF
+  else return 0;
+  if (i + n > s.size()) return 0;
+  const auto b1 = static_cast<unsigned char>(s[i + 1]);
+  if (b1 < lo || b1 > hi) return 0;
+  for (std::size_t k = 2; k < n; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if (b < 0x80 || b > 0xBF) return 0;
+  }
+  return n;
+}
+
+// Byte offset of the first byte that does not start a well-formed UTF-8 sequence, or npos when
+// `s` is valid UTF-8.
+inline std::size_t first_invalid_utf8(std::string_view s) {
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+inline bool valid_utf8(std::string_view s) { return first_invalid_utf8(s) == std::string_view::npos; }
+
+// Number of bytes of `s` that are not part of a well-formed UTF-8 sequence.
+inline std::size_t count_invalid_utf8(std::string_view s) {
+  std::size_t bad = 0;
+  for (std::size_t i = 0; i < s.size();) {
+    const std::size_t n = utf8_sequence_length(s, i);
+    if (n == 0) {
+      ++bad;
+      ++i;
+    } else {
+      i += n;
+    }
+  }
+  return bad;
+}
 
 // Appends code point cp (expects cp <= 0x10FFFF) to out as UTF-8 (1 to 4 bytes).
 inline void append_utf8(std::string& out, uint32_t cp) {

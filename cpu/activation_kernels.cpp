@@ -5,8 +5,6 @@
 // C library (these paths serve gradcheck and audits, where accuracy matters more than speed).
 // Each kernel body is compiled for AVX-512, AVX2+FMA and the baseline ISA and chosen at run time,
 // so the library needs no -march flag.
-#include <omp.h>
-
 #include <bit>
 #include <cmath>
 #include <cstdlib>
@@ -15,31 +13,10 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/fast_math.h"
-#include "cpu/isa_dispatch.h"
-#include "cpu/strided.h"
-
-#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
+#include "cpu/parallel.h"
 
 namespace mg::cpu {
 namespace {
-
-
-// f(begin, end) over one contiguous range of [0, n) per thread (ranges start on 16-element
-// boundaries so threads never share a cache line of the output).
-template <class F>
-void parallel_elements(int64_t n, const F& f) {
-  if (n < kParallelGrain) {
-    if (n > 0) run_isa(f, 0, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t b = id == 0 ? 0 : (n * id / nt) & ~int64_t(15);
-    const int64_t e = id == nt - 1 ? n : (n * (id + 1) / nt) & ~int64_t(15);
-    if (b < e) run_isa(f, b, e);
-  }
-}
 
 // ---- branch-free f32 math (select, exp_approx, exp_t: cpu/fast_math.h) -----------------------
 

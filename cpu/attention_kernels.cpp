@@ -383,23 +383,17 @@ template <class T, int VB>
   for (int64_t i = 0; i < T_; ++i) std::memcpy(a.dq + base + i * Dh, dQ + i * Dp, size_t(Dh) * sizeof(T));
 }
 
-// The three builds of each item routine. flatten pulls every helper into the target-specific body.
-#define MG_ATTN_ISA(SUFFIX, VB, TARGET)                                                                    \
-  TARGET __attribute__((flatten)) void forward_f32_##SUFFIX(const FwdArgs<float>& a, int64_t bh, int64_t qb, \
-                                                            float* ws) {                                   \
-    forward_item<float, VB>(a, bh, qb, ws);                                                                \
-  }                                                                                                        \
-  TARGET __attribute__((flatten)) void forward_f64_##SUFFIX(const FwdArgs<double>& a, int64_t bh,           \
-                                                            int64_t qb, double* ws) {                      \
-    forward_item<double, VB>(a, bh, qb, ws);                                                               \
-  }                                                                                                        \
-  TARGET __attribute__((flatten)) void backward_f32_##SUFFIX(const BwdArgs<float>& a, int64_t bh,          \
-                                                             float* ws) {                                  \
-    backward_item<float, VB>(a, bh, ws);                                                                   \
-  }                                                                                                        \
-  TARGET __attribute__((flatten)) void backward_f64_##SUFFIX(const BwdArgs<double>& a, int64_t bh,         \
-                                                             double* ws) {                                 \
-    backward_item<double, VB>(a, bh, ws);                                                                  \
+// The three builds of each item routine, for f32 and f64. flatten pulls every helper into the
+// target-specific body.
+#define MG_ATTN_ISA(SUFFIX, VB, TARGET)                                                 \
+  template <class T>                                                                    \
+  TARGET __attribute__((flatten)) void forward_##SUFFIX(const FwdArgs<T>& a, int64_t bh, \
+                                                       int64_t qb, T* ws) {            \
+    forward_item<T, VB>(a, bh, qb, ws);                                                 \
+  }                                                                                     \
+  template <class T>                                                                    \
+  TARGET __attribute__((flatten)) void backward_##SUFFIX(const BwdArgs<T>& a, int64_t bh, T* ws) { \
+    backward_item<T, VB>(a, bh, ws);                                                    \
   }
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -431,46 +425,22 @@ Isa active_isa() {
   return isa;
 }
 
+// The item routines of one build.
 template <class T>
-struct Kernels;
-template <>
-struct Kernels<float> {
-  using Fwd = void (*)(const FwdArgs<float>&, int64_t, int64_t, float*);
-  using Bwd = void (*)(const BwdArgs<float>&, int64_t, float*);
-  static Fwd forward() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (active_isa() == Isa::avx512) return &forward_f32_avx512;
-    if (active_isa() == Isa::avx2) return &forward_f32_avx2;
-#endif
-    return &forward_f32_base;
-  }
-  static Bwd backward() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (active_isa() == Isa::avx512) return &backward_f32_avx512;
-    if (active_isa() == Isa::avx2) return &backward_f32_avx2;
-#endif
-    return &backward_f32_base;
-  }
+struct Kernels {
+  void (*forward)(const FwdArgs<T>&, int64_t, int64_t, T*);
+  void (*backward)(const BwdArgs<T>&, int64_t, T*);
 };
-template <>
-struct Kernels<double> {
-  using Fwd = void (*)(const FwdArgs<double>&, int64_t, int64_t, double*);
-  using Bwd = void (*)(const BwdArgs<double>&, int64_t, double*);
-  static Fwd forward() {
+
+// The build for the CPU's ISA (see detect_isa).
+template <class T>
+Kernels<T> kernels_for_isa() {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (active_isa() == Isa::avx512) return &forward_f64_avx512;
-    if (active_isa() == Isa::avx2) return &forward_f64_avx2;
+  if (active_isa() == Isa::avx512) return {&forward_avx512<T>, &backward_avx512<T>};
+  if (active_isa() == Isa::avx2) return {&forward_avx2<T>, &backward_avx2<T>};
 #endif
-    return &forward_f64_base;
-  }
-  static Bwd backward() {
-#if defined(__x86_64__) && defined(__GNUC__)
-    if (active_isa() == Isa::avx512) return &backward_f64_avx512;
-    if (active_isa() == Isa::avx2) return &backward_f64_avx2;
-#endif
-    return &backward_f64_base;
-  }
-};
+  return {&forward_base<T>, &backward_base<T>};
+}
 
 template <class T>
 Geometry<T> geometry(const Tensor& q, double scale, bool causal) {
@@ -496,7 +466,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = decltype(tag);
     const FwdArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(lse), geometry<T>(q, scale, causal)};
-    const auto fn = Kernels<T>::forward();
+    const auto fn = kernels_for_isa<T>().forward;
     const int64_t nq = a.g.nblocks, items = BH * nq;
     // A thread team costs more than a tiny problem's work (q.numel() * T ~ flops / 2).
     const bool par = items > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
@@ -520,7 +490,7 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
     using T = decltype(tag);
     const BwdArgs<T> a{ptr<T>(dout), ptr<T>(q), ptr<T>(k),  ptr<T>(v),  ptr<T>(out),
                        ptr<T>(lse),  ptr<T>(dq), ptr<T>(dk), ptr<T>(dv), geometry<T>(q, scale, causal)};
-    const auto fn = Kernels<T>::backward();
+    const auto fn = kernels_for_isa<T>().backward;
     const bool par = BH > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
 #pragma omp parallel if (par)
     {

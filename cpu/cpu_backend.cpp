@@ -41,21 +41,28 @@ inline void cast_bf16_f32(const bf16* s, float* d, int64_t b, int64_t e) {
   for (int64_t i = b; i < e; ++i) du[i] = uint32_t(su[i]) << 16;
 }
 
+// f(s, d, n, s_stride, d_stride) for each run of the walk over src's shape: s and d point at the
+// run's first elements of src (type S) and dst (type D), strides in elements.
+template <class S, class D, class F>
+void for_each_run(const Tensor& src, const Tensor& dst, F&& f) {
+  const S* sp = ptr<S>(src);
+  D* dp = ptr<D>(dst);
+  for_each_row<2>(src.shape(), {src.strides(), dst.strides()},
+                  [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
+                    f(sp + off[0], dp + off[1], n, st[0], st[1]);
+                  });
+}
+
 template <class T, class Fn>
 void unary_loop(const Tensor& x, const Tensor& out, Fn fn) {
-  const T* xp = ptr<T>(x);
-  T* op = ptr<T>(out);
-  for_each_row<2>(x.shape(), {x.strides(), out.strides()},
-                  [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
-                    const T* a = xp + off[0];
-                    T* o = op + off[1];
-                    if (st[0] == 1 && st[1] == 1) {
+  for_each_run<T, T>(x, out, [&](const T* a, T* o, int64_t n, int64_t sa, int64_t so) {
+    if (sa == 1 && so == 1) {
 #pragma omp simd
-                      for (int64_t i = 0; i < n; ++i) o[i] = fn(a[i]);
-                    } else {
-                      for (int64_t i = 0; i < n; ++i) o[i * st[1]] = fn(a[i * st[0]]);
-                    }
-                  });
+      for (int64_t i = 0; i < n; ++i) o[i] = fn(a[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) o[i * so] = fn(a[i * sa]);
+    }
+  });
 }
 
 template <class T, class Fn>
@@ -107,25 +114,27 @@ struct WidenedOperand {
   }
 };
 
-void gemm_bf16(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A, int64_t lda,
-               int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc, int64_t sc,
-               int64_t batch) {
-  if (M == 0 || N == 0 || batch == 0) return;
+void gemm_bf16(const GemmArgs& g) {
+  if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+  const auto* A = static_cast<const uint16_t*>(g.A);
+  const auto* B = static_cast<const uint16_t*>(g.B);
+  auto* C = static_cast<float*>(g.C);
   if (bf16gemm_native()) {
-    bf16gemm_batched(ta, tb, M, N, K, float(alpha), static_cast<const uint16_t*>(A), lda, sa,
-                     static_cast<const uint16_t*>(B), ldb, sb, float(beta), static_cast<float*>(C), ldc, sc, batch);
+    bf16gemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), A, g.lda, g.stride_a, B, g.ldb, g.stride_b,
+                     float(g.beta), C, g.ldc, g.stride_c, g.batch);
     return;
   }
-  // A is stored [M, K] ([K, M] when ta), B [K, N] ([N, K] when tb).
-  const WidenedOperand a(A, ta ? K : M, ta ? M : K, lda, sa, batch);
-  const WidenedOperand b(B, tb ? N : K, tb ? K : N, ldb, sb, batch);
-  sgemm_batched(ta, tb, M, N, K, float(alpha), a.buf.data(), a.ld, a.stride, b.buf.data(), b.ld, b.stride,
-                float(beta), static_cast<float*>(C), ldc, sc, batch);
+  // A is stored [M, K] ([K, M] when trans_a), B [K, N] ([N, K] when trans_b).
+  const WidenedOperand a(A, g.trans_a ? g.K : g.M, g.trans_a ? g.M : g.K, g.lda, g.stride_a, g.batch);
+  const WidenedOperand b(B, g.trans_b ? g.N : g.K, g.trans_b ? g.K : g.N, g.ldb, g.stride_b, g.batch);
+  sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), a.buf.data(), a.ld, a.stride, b.buf.data(), b.ld,
+                b.stride, float(g.beta), C, g.ldc, g.stride_c, g.batch);
 }
 
 }  // namespace
 
 const char* CpuBackend::name() const { return "cpu"; }
+void CpuBackend::synchronize() {}  // every CPU kernel has finished when it returns
 
 void* CpuBackend::allocate(size_t nbytes) { return host_allocate(nbytes); }
 void CpuBackend::deallocate(void* p, size_t nbytes) { host_free(p, nbytes); }
@@ -148,33 +157,29 @@ void CpuBackend::copy(const Tensor& src, const Tensor& dst) {
     using S = decltype(stag);
     dispatch_dtype(dst.dtype(), "copy", [&](auto dtag) {
       using D = decltype(dtag);
-      const S* sp = ptr<S>(src);
-      D* dp = ptr<D>(dst);
-      for_each_row<2>(src.shape(), {src.strides(), dst.strides()},
-                      [&](std::array<int64_t, 2> off, int64_t n, std::array<int64_t, 2> st) {
-                        const S* s = sp + off[0];
-                        D* d = dp + off[1];
-                        if constexpr (std::is_same_v<S, D>) {
-                          if (st[0] == 1 && st[1] == 1) {
-                            std::memcpy(d, s, size_t(n) * sizeof(S));
-                            return;
-                          }
-                        }
-                        // The autocast casts: vectorised bit manipulation, same bits as bf16(float).
-                        if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bf16>) {
-                          if (st[0] == 1 && st[1] == 1) {
-                            run_isa([&](int64_t b, int64_t e) { cast_f32_bf16(s, d, b, e); }, 0, n);
-                            return;
-                          }
-                        }
-                        if constexpr (std::is_same_v<S, bf16> && std::is_same_v<D, float>) {
-                          if (st[0] == 1 && st[1] == 1) {
-                            run_isa([&](int64_t b, int64_t e) { cast_bf16_f32(s, d, b, e); }, 0, n);
-                            return;
-                          }
-                        }
-                        for (int64_t i = 0; i < n; ++i) d[i * st[1]] = cast_value<D>(s[i * st[0]]);
-                      });
+      for_each_run<S, D>(src, dst, [&](const S* s, D* d, int64_t n, int64_t ss, int64_t ds) {
+        const bool dense = ss == 1 && ds == 1;
+        if constexpr (std::is_same_v<S, D>) {
+          if (dense) {
+            std::memcpy(d, s, size_t(n) * sizeof(S));
+            return;
+          }
+        }
+        // The autocast casts: vectorised bit manipulation, same bits as bf16(float).
+        if constexpr (std::is_same_v<S, float> && std::is_same_v<D, bf16>) {
+          if (dense) {
+            run_isa([&](int64_t b, int64_t e) { cast_f32_bf16(s, d, b, e); }, 0, n);
+            return;
+          }
+        }
+        if constexpr (std::is_same_v<S, bf16> && std::is_same_v<D, float>) {
+          if (dense) {
+            run_isa([&](int64_t b, int64_t e) { cast_bf16_f32(s, d, b, e); }, 0, n);
+            return;
+          }
+        }
+        for (int64_t i = 0; i < n; ++i) d[i * ds] = cast_value<D>(s[i * ss]);
+      });
     });
   });
 }
@@ -282,29 +287,46 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
   });
 }
 
-void CpuBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-          int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
-          int64_t sc, int64_t batch) {
-  if (dtype == DType::f32)
-    sgemm_batched(ta, tb, M, N, K, float(alpha), static_cast<const float*>(A), lda, sa,
-                  static_cast<const float*>(B), ldb, sb, float(beta), static_cast<float*>(C), ldc, sc, batch);
-  else if (dtype == DType::f64)
-    dgemm_batched(ta, tb, M, N, K, alpha, static_cast<const double*>(A), lda, sa, static_cast<const double*>(B),
-                  ldb, sb, beta, static_cast<double*>(C), ldc, sc, batch);
-  else if (dtype == DType::bf16)
-    gemm_bf16(ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch);
+void CpuBackend::gemm(const GemmArgs& g) {
+  if (g.dtype == DType::f32)
+    sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), static_cast<const float*>(g.A), g.lda,
+                  g.stride_a, static_cast<const float*>(g.B), g.ldb, g.stride_b, float(g.beta), static_cast<float*>(g.C),
+                  g.ldc, g.stride_c, g.batch);
+  else if (g.dtype == DType::f64)
+    dgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, g.alpha, static_cast<const double*>(g.A), g.lda, g.stride_a,
+                  static_cast<const double*>(g.B), g.ldb, g.stride_b, g.beta, static_cast<double*>(g.C), g.ldc,
+                  g.stride_c, g.batch);
+  else if (g.dtype == DType::bf16)
+    gemm_bf16(g);
   else
-    throw Error(std::string("cpu gemm: dtype ") + dtype_name(dtype) + " not supported (f32, f64 or bf16 expected)");
+    throw Error(std::string("cpu gemm: dtype ") + dtype_name(g.dtype) + " not supported (f32, f64 or bf16 expected)");
 }
 
+namespace {
+// The indexed tensor `t` viewed [outer, n, inner] around `dim`, and the k indices, each checked to
+// lie in [0, n).
+struct IndexedView {
+  int64_t outer = 1, n = 0, inner = 1, k = 0;
+  const int32_t* idx = nullptr;
+};
+IndexedView indexed_view(const char* op, const Tensor& t, int64_t dim, const Tensor& idx) {
+  IndexedView v;
+  v.n = t.shape()[size_t(dim)];
+  v.k = idx.numel();
+  for (int64_t d = 0; d < dim; ++d) v.outer *= t.shape()[size_t(d)];
+  for (int64_t d = dim + 1; d < t.dim(); ++d) v.inner *= t.shape()[size_t(d)];
+  v.idx = ptr<int32_t>(idx);
+  for (int64_t j = 0; j < v.k; ++j)
+    MG_CHECK(v.idx[j] >= 0 && v.idx[j] < v.n, op, ": index ", v.idx[j], " at position ", j, " out of range [0, ", v.n,
+             ")");
+  return v;
+}
+}  // namespace
+
 void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& idx, const Tensor& out) {
-  const int64_t n = x.shape()[size_t(dim)], k = idx.numel();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < dim; ++d) outer *= x.shape()[size_t(d)];
-  for (int64_t d = dim + 1; d < x.dim(); ++d) inner *= x.shape()[size_t(d)];
-  const int32_t* ip = ptr<int32_t>(idx);
-  for (int64_t j = 0; j < k; ++j)
-    MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_select: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
+  const IndexedView v = indexed_view("index_select", x, dim, idx);
+  const int64_t outer = v.outer, n = v.n, inner = v.inner, k = v.k;
+  const int32_t* ip = v.idx;
   dispatch_dtype(x.dtype(), "index_select", [&](auto tag) {
     using T = decltype(tag);
     const T* xp = ptr<T>(x);
@@ -317,13 +339,9 @@ void CpuBackend::index_select(const Tensor& x, int64_t dim, const Tensor& idx, c
 }
 
 void CpuBackend::index_add(const Tensor& out, int64_t dim, const Tensor& idx, const Tensor& src) {
-  const int64_t n = out.shape()[size_t(dim)], k = idx.numel();
-  int64_t outer = 1, inner = 1;
-  for (int64_t d = 0; d < dim; ++d) outer *= out.shape()[size_t(d)];
-  for (int64_t d = dim + 1; d < out.dim(); ++d) inner *= out.shape()[size_t(d)];
-  const int32_t* ip = ptr<int32_t>(idx);
-  for (int64_t j = 0; j < k; ++j)
-    MG_CHECK(ip[j] >= 0 && ip[j] < n, "index_add: index ", ip[j], " at position ", j, " out of range [0, ", n, ")");
+  const IndexedView v = indexed_view("index_add", out, dim, idx);
+  const int64_t outer = v.outer, n = v.n, inner = v.inner, k = v.k;
+  const int32_t* ip = v.idx;
   dispatch_float(out.dtype(), "index_add", [&](auto tag) {
     using T = decltype(tag);
     T* o = ptr<T>(out);

@@ -3,6 +3,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/dtype_dispatch.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -15,22 +16,16 @@ inline To cast_value(From v) {
   else return To(v);
 }
 
+// f(T{}) with T the type that stores dt (core/dtype_dispatch.h).
 template <class F>
 inline void dispatch_dtype(DType dt, const char* op, F&& f) {
-  switch (dt) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i32: f(int32_t{}); return;
-    case DType::bf16: f(bf16{}); return;
-  }
-  throw Error(std::string(op) + ": unknown dtype");
+  dispatch_stored_type<bf16>(dt, "cpu", op, static_cast<F&&>(f));
 }
 
+// f(float{}) or f(double{}); other dtypes throw naming the op.
 template <class F>
 inline void dispatch_float(DType dt, const char* op, F&& f) {
-  if (dt == DType::f32) return f(float{});
-  if (dt == DType::f64) return f(double{});
-  throw Error(std::string("cpu ") + op + ": dtype " + dtype_name(dt) + " not supported (f32 or f64 expected)");
+  dispatch_f32_f64(dt, "cpu", op, static_cast<F&&>(f));
 }
 
 template <class T>

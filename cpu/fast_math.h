@@ -6,9 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#ifndef MG_ALWAYS_INLINE
-#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
-#endif
+#include "cpu/isa_dispatch.h"  // MG_ALWAYS_INLINE
 
 namespace mg::cpu {
 

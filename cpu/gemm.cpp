@@ -580,6 +580,17 @@ void gemm_batched_impl(int64_t M, int64_t N, int64_t K, int64_t sc, int64_t batc
   }
 }
 
+// A batch of GEMMs with kernel `kern`, each on its own A, B and C (element strides between them).
+template <class In, class U, class O>
+void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
+                       int64_t K, O alpha, const In* A, int64_t lda, int64_t stride_a, const In* B, int64_t ldb,
+                       int64_t stride_b, O beta, O* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+    gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
+                     C + b * stride_c, ldc, nth);
+  });
+}
+
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -595,19 +606,15 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
                    float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
-  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
-    gemm_driver<float>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                       C + b * stride_c, ldc, nth);
-  });
+  gemm_batched_with(active_kernel<float>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
+                    C, ldc, stride_c, batch);
 }
 
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                    int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b, double beta,
                    double* C, int64_t ldc, int64_t stride_c, int64_t batch) {
-  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
-    gemm_driver<double>(trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                        C + b * stride_c, ldc, nth);
-  });
+  gemm_batched_with(active_kernel<double>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
+                    beta, C, ldc, stride_c, batch);
 }
 
 bool bf16gemm_native() {
@@ -618,11 +625,8 @@ void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
                       float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
   MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
-  const detail::GemmKernelBf16& kern = detail::gemm_active_kernels().bf16;
-  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
-    gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                     C + b * stride_c, ldc, nth);
-  });
+  gemm_batched_with(detail::gemm_active_kernels().bf16, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb,
+                    stride_b, beta, C, ldc, stride_c, batch);
 }
 
 namespace detail {

@@ -9,161 +9,14 @@
 #ifndef MG_GEMM_AVX512_KU
 #define MG_GEMM_AVX512_KU 2
 #endif
+#define MG_GEMM_TARGET MG_AVX512
+#include "cpu/gemm_microkernel.h"
+
 namespace mg::cpu::detail {
 namespace {
 
-// Shared by the f32 and bf16 kernels (both accumulate a MR x 32 f32 tile in c0/c1): zeroed
-// accumulators, the C tile prefetched, and C = alpha * acc + beta * C (beta == 0: C not read).
-template <int MR>
-MG_AVX512 __attribute__((always_inline)) inline void tile_begin(__m512* c0, __m512* c1, const float* c, int64_t ldc) {
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    c0[i] = _mm512_setzero_ps();
-    c1[i] = _mm512_setzero_ps();
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 31), _MM_HINT_T0);
-  }
-}
-
-template <int MR>
-MG_AVX512 __attribute__((always_inline)) inline void tile_store(const __m512* c0, const __m512* c1, float* c,
-                                                                int64_t ldc, float alpha, float beta) {
-  const __m512 va = _mm512_set1_ps(alpha);
-  if (beta == 0.0f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(va, c0[i]));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_mul_ps(va, c1[i]));
-    }
-  } else if (beta == 1.0f) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc, _mm512_fmadd_ps(va, c0[i], _mm512_loadu_ps(c + i * ldc)));
-      _mm512_storeu_ps(c + i * ldc + 16, _mm512_fmadd_ps(va, c1[i], _mm512_loadu_ps(c + i * ldc + 16)));
-    }
-  } else {
-    const __m512 vb = _mm512_set1_ps(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_ps(c + i * ldc,
-                       _mm512_fmadd_ps(va, c0[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc))));
-      _mm512_storeu_ps(c + i * ldc + 16,
-                       _mm512_fmadd_ps(va, c1[i], _mm512_mul_ps(vb, _mm512_loadu_ps(c + i * ldc + 16))));
-    }
-  }
-}
-
-// f32: MR rows x 32 columns (two zmm per row) -> 2*MR accumulators (MR=12: 24 of the 32 zmm).
-// The k loop is unrolled MG_GEMM_AVX512_KU times (2 measured best: least register spilling by GCC).
-template <int MR>
-MG_AVX512 void sgemm_avx512_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                   float alpha, float beta) {
-  __m512 c0[MR], c1[MR];
-  tile_begin<MR>(c0, c1, c, ldc);
-  int64_t k = 0;
-  for (; k + MG_GEMM_AVX512_KU <= kc; k += MG_GEMM_AVX512_KU) {
-#pragma GCC unroll 8
-    for (int u = 0; u < MG_GEMM_AVX512_KU; ++u) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
-      const __m512 b0 = _mm512_load_ps(b);
-      const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const __m512 ai = _mm512_set1_ps(a[i]);
-        c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-        c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-      }
-      a += MR;
-      b += 32;
-    }
-  }
-  for (; k < kc; ++k) {
-    const __m512 b0 = _mm512_load_ps(b);
-    const __m512 b1 = _mm512_load_ps(b + 16);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
-      c0[i] = _mm512_fmadd_ps(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_ps(ai, b1, c1[i]);
-    }
-    a += MR;
-    b += 32;
-  }
-  tile_store<MR>(c0, c1, c, ldc, alpha, beta);
-}
-
-// f64: MR rows x 16 columns (two zmm of 8 doubles per row).
-template <int MR>
-MG_AVX512 void dgemm_avx512_kernel(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                                   double alpha, double beta) {
-  __m512d c0[MR], c1[MR];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    c0[i] = _mm512_setzero_pd();
-    c1[i] = _mm512_setzero_pd();
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i) {
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 15), _MM_HINT_T0);
-  }
-  int64_t k = 0;
-  for (; k + MG_GEMM_AVX512_KU <= kc; k += MG_GEMM_AVX512_KU) {
-#pragma GCC unroll 8
-    for (int u = 0; u < MG_GEMM_AVX512_KU; ++u) {
-      _mm_prefetch(reinterpret_cast<const char*>(b + 16 * 8), _MM_HINT_T0);
-      const __m512d b0 = _mm512_load_pd(b);
-      const __m512d b1 = _mm512_load_pd(b + 8);
-#pragma GCC unroll 16
-      for (int i = 0; i < MR; ++i) {
-        const __m512d ai = _mm512_set1_pd(a[i]);
-        c0[i] = _mm512_fmadd_pd(ai, b0, c0[i]);
-        c1[i] = _mm512_fmadd_pd(ai, b1, c1[i]);
-      }
-      a += MR;
-      b += 16;
-    }
-  }
-  for (; k < kc; ++k) {
-    const __m512d b0 = _mm512_load_pd(b);
-    const __m512d b1 = _mm512_load_pd(b + 8);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const __m512d ai = _mm512_set1_pd(a[i]);
-      c0[i] = _mm512_fmadd_pd(ai, b0, c0[i]);
-      c1[i] = _mm512_fmadd_pd(ai, b1, c1[i]);
-    }
-    a += MR;
-    b += 16;
-  }
-  const __m512d va = _mm512_set1_pd(alpha);
-  if (beta == 0.0) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_pd(c + i * ldc, _mm512_mul_pd(va, c0[i]));
-      _mm512_storeu_pd(c + i * ldc + 8, _mm512_mul_pd(va, c1[i]));
-    }
-  } else if (beta == 1.0) {
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_pd(c + i * ldc, _mm512_fmadd_pd(va, c0[i], _mm512_loadu_pd(c + i * ldc)));
-      _mm512_storeu_pd(c + i * ldc + 8, _mm512_fmadd_pd(va, c1[i], _mm512_loadu_pd(c + i * ldc + 8)));
-    }
-  } else {
-    const __m512d vb = _mm512_set1_pd(beta);
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      _mm512_storeu_pd(c + i * ldc,
-                       _mm512_fmadd_pd(va, c0[i], _mm512_mul_pd(vb, _mm512_loadu_pd(c + i * ldc))));
-      _mm512_storeu_pd(c + i * ldc + 8,
-                       _mm512_fmadd_pd(va, c1[i], _mm512_mul_pd(vb, _mm512_loadu_pd(c + i * ldc + 8))));
-    }
-  }
-}
-
+MG_GEMM_VECTOR(Avx512F32, float, __m512, _mm512, ps);
+MG_GEMM_VECTOR(Avx512F64, double, __m512d, _mm512, pd);
 
 // bf16 pairs: MR rows x 32 columns, 2*MR f32 accumulators as in the f32 kernel; each unit of a
 // and b holds two consecutive K steps, and one vdpbf16ps does both (two exact products added into
@@ -173,7 +26,7 @@ template <int MR>
 MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc,
                                           float alpha, float beta) {
   __m512 c0[MR], c1[MR];
-  tile_begin<MR>(c0, c1, c, ldc);
+  tile_begin<Avx512F32, MR>(c0, c1, c, ldc);
   for (int64_t k = 0; k < kcu; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
     const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
@@ -187,7 +40,7 @@ MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const 
     a += MR;
     b += 32;
   }
-  tile_store<MR>(c0, c1, c, ldc, alpha, beta);
+  tile_store<Avx512F32, MR>(c0, c1, c, ldc, alpha, beta);
 }
 
 // Gather-type bf16 packing (GemmKernelBf16::pack_rows): unit (k pair p, row r) =
@@ -297,14 +150,16 @@ GemmKernelSet gemm_kernels_avx512() {
   // f64 8x16: 16 accumulators; kc=384, nc=256 (A micro-panel 24 KiB, B slice <= 768 KiB).
   // Tuned on a 2-vCPU AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core); the MG_GEMM_AVX512_*
   // macros above override the choices for experiments.
-  s.f32.fn = &sgemm_avx512_kernel<MG_GEMM_AVX512_MR_F32>;
+  // The K loop of both is unrolled MG_GEMM_AVX512_KU times (2 measured best: least register
+  // spilling by GCC).
+  s.f32.fn = &gemm_microkernel<Avx512F32, MG_GEMM_AVX512_MR_F32, MG_GEMM_AVX512_KU>;
   s.f32.mr = MG_GEMM_AVX512_MR_F32;
   s.f32.nr = 32;
   s.f32.kc = MG_GEMM_AVX512_KC_F32;
   s.f32.mc = 1 << 20;
   s.f32.nc = MG_GEMM_AVX512_NC_F32;
   s.f32.name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F32) "x32";
-  s.f64.fn = &dgemm_avx512_kernel<MG_GEMM_AVX512_MR_F64>;
+  s.f64.fn = &gemm_microkernel<Avx512F64, MG_GEMM_AVX512_MR_F64, MG_GEMM_AVX512_KU>;
   s.f64.mr = MG_GEMM_AVX512_MR_F64;
   s.f64.nr = 16;
   s.f64.kc = MG_GEMM_AVX512_KC_F64;

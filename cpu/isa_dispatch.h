@@ -7,6 +7,12 @@
 #include <cstdlib>
 #include <string>
 
+// Kernel bodies' helpers are always inlined so that the target attribute of run_isa's wrappers
+// applies to them too.
+#ifndef MG_ALWAYS_INLINE
+#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
+#endif
+
 namespace mg::cpu {
 
 enum class Isa { base, avx2, avx512 };

@@ -8,8 +8,6 @@
 // Each kernel body is compiled for AVX-512, AVX2+FMA and the baseline ISA and chosen at run time,
 // so the library needs no -march flag (the bodies are always_inline, so the wrapper's target
 // attribute applies to them).
-#include <omp.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -18,53 +16,36 @@
 
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
-#include "cpu/isa_dispatch.h"
-#include "cpu/strided.h"
-
-#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
+#include "cpu/parallel.h"
 
 namespace mg::cpu {
 namespace {
 
-
-// f(begin, end) over one contiguous range of [0, n) per thread; `work` (elements touched)
-// decides whether threads pay.
-template <class F>
-void parallel_ranges(int64_t n, int64_t work, const F& f) {
-  if (n < 2 || work < kParallelGrain) {
-    if (n > 0) run_isa(f, 0, n);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t b = n * id / nt, e = n * (id + 1) / nt;
-    if (b < e) run_isa(f, b, e);
-  }
-}
-
 // ---- rows ---------------------------------------------------------------------------------
 
+// The row statistics accumulate in double whatever T is: an f32 sum of a row with a large mean
+// (1e4 + noise) is only accurate when the compiler splits it into vector lanes, which an -O1
+// build or the baseline ISA path does not; a double sum is accurate in any order.
 template <class T>
-MG_ALWAYS_INLINE T row_sum(const T* x, int64_t D) {
-  T s = 0;
+MG_ALWAYS_INLINE double row_sum(const T* x, int64_t D) {
+  double s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < D; ++j) s += x[j];
+  for (int64_t j = 0; j < D; ++j) s += double(x[j]);
   return s;
 }
 
 // Two-pass mean/variance over a row that is already in cache: exact for rows with a large mean.
 template <class T>
 MG_ALWAYS_INLINE void layernorm_row(const T* x, const T* w, const T* b, T* y, int64_t D, T eps, T& mean, T& rstd) {
-  const T inv_d = T(1) / T(D);
-  const T mu = row_sum(x, D) * inv_d;
-  T sq = 0;
+  const double inv_d = 1.0 / double(D);
+  const T mu = T(row_sum(x, D) * inv_d);
+  double sq = 0;
 #pragma omp simd reduction(+ : sq)
   for (int64_t j = 0; j < D; ++j) {
-    const T d = x[j] - mu;
+    const double d = double(x[j] - mu);
     sq += d * d;
   }
-  const T rs = T(1) / std::sqrt(sq * inv_d + eps);
+  const T rs = T(1) / std::sqrt(T(sq * inv_d) + eps);
 #pragma omp simd
   for (int64_t j = 0; j < D; ++j) y[j] = (x[j] - mu) * rs * w[j] + b[j];
   mean = mu;
@@ -102,10 +83,10 @@ MG_ALWAYS_INLINE void layernorm_backward_row(const T* dy, const T* x, const T* w
 
 template <class T>
 MG_ALWAYS_INLINE void rmsnorm_row(const T* x, const T* w, T* y, int64_t D, T eps, T& rstd) {
-  T sq = 0;
+  double sq = 0;  // in double for the reason row_sum gives
 #pragma omp simd reduction(+ : sq)
-  for (int64_t j = 0; j < D; ++j) sq += x[j] * x[j];
-  const T rs = T(1) / std::sqrt(sq / T(D) + eps);
+  for (int64_t j = 0; j < D; ++j) sq += double(x[j]) * double(x[j]);
+  const T rs = T(1) / std::sqrt(T(sq / double(D)) + eps);
 #pragma omp simd
   for (int64_t j = 0; j < D; ++j) y[j] = x[j] * rs * w[j];
   rstd = rs;
@@ -176,7 +157,7 @@ void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const 
     T* mp = ptr<T>(mean);
     T* rp = ptr<T>(rstd);
     const T e = T(eps);
-    parallel_ranges(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+    parallel_rows(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
       for (int64_t r = r0; r < r1; ++r) layernorm_row(xp + r * D, w, b, yp + r * D, D, e, mp[r], rp[r]);
     });
   });
@@ -202,7 +183,7 @@ void CpuBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Ten
     const int64_t cr = chunk_rows(rows), nchunks = (rows + cr - 1) / cr;
     // Per chunk: [dweight partial | dbias partial].
     std::vector<T> part(need_params ? size_t(nchunks * 2 * D) : 0, T(0));
-    parallel_ranges(nchunks, rows * D * 3, [&](int64_t c0, int64_t c1) __attribute__((always_inline)) {
+    parallel_rows(nchunks, rows * D * 3, [&](int64_t c0, int64_t c1) __attribute__((always_inline)) {
       for (int64_t c = c0; c < c1; ++c) {
         T* pw = need_params ? part.data() + c * 2 * D : nullptr;
         T* pb = need_params ? pw + D : nullptr;
@@ -228,7 +209,7 @@ void CpuBackend::rmsnorm_forward(const Tensor& x, const Tensor& weight, double e
     T* yp = ptr<T>(y);
     T* rp = ptr<T>(rstd);
     const T e = T(eps);
-    parallel_ranges(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+    parallel_rows(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
       for (int64_t r = r0; r < r1; ++r) rmsnorm_row(xp + r * D, w, yp + r * D, D, e, rp[r]);
     });
   });
@@ -251,7 +232,7 @@ void CpuBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tenso
     T* dxp = ptr<T>(dx);
     const int64_t cr = chunk_rows(rows), nchunks = (rows + cr - 1) / cr;
     std::vector<T> part(need_w ? size_t(nchunks * D) : 0, T(0));
-    parallel_ranges(nchunks, rows * D * 3, [&](int64_t c0, int64_t c1) __attribute__((always_inline)) {
+    parallel_rows(nchunks, rows * D * 3, [&](int64_t c0, int64_t c1) __attribute__((always_inline)) {
       for (int64_t c = c0; c < c1; ++c) {
         T* pw = need_w ? part.data() + c * D : nullptr;
         const int64_t r_end = std::min(rows, (c + 1) * cr);

@@ -7,8 +7,6 @@
 //
 // f32 uses a branch-free polynomial exp so every loop vectorises; f64 uses the C library. Each
 // kernel body is compiled for AVX-512, AVX2+FMA and the baseline ISA and chosen at run time.
-#include <omp.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -19,31 +17,10 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/fast_math.h"
-#include "cpu/isa_dispatch.h"
-#include "cpu/strided.h"
-
-#define MG_ALWAYS_INLINE inline __attribute__((always_inline))
+#include "cpu/parallel.h"
 
 namespace mg::cpu {
 namespace {
-
-
-// f(begin, end) over one contiguous range of rows per thread; `work` (elements touched) decides
-// whether threads pay.
-template <class F>
-void parallel_rows(int64_t rows, int64_t work, const F& f) {
-  if (rows < 2 || work < kParallelGrain) {
-    if (rows > 0) run_isa(f, 0, rows);
-    return;
-  }
-#pragma omp parallel
-  {
-    const int64_t nt = omp_get_num_threads(), id = omp_get_thread_num();
-    const int64_t b = rows * id / nt, e = rows * (id + 1) / nt;
-    if (b < e) run_isa(f, b, e);
-  }
-}
-
 
 // ---- rows ---------------------------------------------------------------------------------
 

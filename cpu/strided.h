@@ -9,10 +9,9 @@
 #include <cstdint>
 
 #include "core/shape.h"
+#include "cpu/parallel.h"
 
 namespace mg::cpu {
-
-constexpr int64_t kParallelGrain = 32768;  // elements below which threads cost more than they save
 
 template <int N>
 struct StridedLayout {

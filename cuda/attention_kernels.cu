@@ -199,6 +199,24 @@ __device__ __forceinline__ void load_tile(T* dst, const T* src, int64_t row0, in
   }
 }
 
+// acc[dj] (this lane's output columns d = lane + kRowLanes * dj, d < Dh) += sum over the tile's
+// columns c of w_row[c] * M[c * ld + d], in c order; with Rescale, acc is first multiplied by
+// `keep` (the online softmax's correction of the running sum).
+template <bool Rescale, class T, int DJ>
+__device__ __forceinline__ void add_row_times_tile(T (&acc)[DJ], T keep, const T* w_row, const T* M, int ld, int lane,
+                                                   int Dh) {
+#pragma unroll
+  for (int dj = 0; dj < DJ; ++dj) {
+    const int d = lane + kRowLanes * dj;
+    if (d < Dh) {
+      T a = acc[dj];
+      if constexpr (Rescale) a = a * keep;
+      for (int c = 0; c < kTile; ++c) a += w_row[c] * M[c * ld + d];
+      acc[dj] = a;
+    }
+  }
+}
+
 template <class T>
 __device__ __forceinline__ T dot_shared(const T* a, const T* b, int Dh) {
   T s = 0;
@@ -256,15 +274,7 @@ __global__ void __launch_bounds__(kTileThreads)
     l = l * alpha + row_group_reduce(psum, SumOp());
     m = m_new;
     __syncwarp();  // a row's probabilities come from its own lanes, all in this warp
-#pragma unroll
-    for (int dj = 0; dj < DJ; ++dj) {
-      const int d = lane + kRowLanes * dj;
-      if (d < Dh) {
-        T a = acc[dj] * alpha;
-        for (int c = 0; c < kTile; ++c) a += Ps[r * kTileLd + c] * Vs[c * ld + d];
-        acc[dj] = a;
-      }
-    }
+    add_row_times_tile<true>(acc, alpha, Ps + r * kTileLd, Vs, ld, lane, Dh);
   }
   if (i < T_len) {
 #pragma unroll
@@ -394,15 +404,7 @@ __global__ void __launch_bounds__(kTileThreads)
       dSs[r * kTileLd + c] = ds;
     }
     __syncwarp();
-#pragma unroll
-    for (int dj = 0; dj < DJ; ++dj) {
-      const int d = lane + kRowLanes * dj;
-      if (d < Dh) {
-        T a = acc[dj];
-        for (int c = 0; c < kTile; ++c) a += dSs[r * kTileLd + c] * Ks[c * ld + d];
-        acc[dj] = a;
-      }
-    }
+    add_row_times_tile<false>(acc, T(1), dSs + r * kTileLd, Ks, ld, lane, Dh);
   }
   if (i < T_len) {
 #pragma unroll

@@ -25,20 +25,16 @@ namespace mg::cuda {
 
 }  // namespace mg::cuda
 
-// CUDA_CHECK(cudaMemcpyAsync(...), "copy_to_host"): throws mg::Error unless the call succeeds.
-#define CUDA_CHECK(call, op)                                                           \
-  do {                                                                                 \
-    cudaError_t mg_cuda_err_ = (call);                                                 \
-    if (mg_cuda_err_ != cudaSuccess)                                                   \
-      ::mg::cuda::throw_cuda_error(mg_cuda_err_, #call, op, __FILE__, __LINE__);       \
+// Runs `call` and hands a status other than `ok` to `thrower` with the call's text and place.
+#define MG_CUDA_STATUS_CHECK(call, op, ok, thrower)                        \
+  do {                                                                     \
+    const auto mg_status_ = (call);                                        \
+    if (mg_status_ != (ok)) thrower(mg_status_, #call, op, __FILE__, __LINE__); \
   } while (0)
 
-#define CUBLAS_CHECK(call, op)                                                         \
-  do {                                                                                 \
-    cublasStatus_t mg_cublas_st_ = (call);                                             \
-    if (mg_cublas_st_ != CUBLAS_STATUS_SUCCESS)                                        \
-      ::mg::cuda::throw_cublas_error(mg_cublas_st_, #call, op, __FILE__, __LINE__);    \
-  } while (0)
+// CUDA_CHECK(cudaMemcpyAsync(...), "copy_to_host"): throws mg::Error unless the call succeeds.
+#define CUDA_CHECK(call, op) MG_CUDA_STATUS_CHECK(call, op, cudaSuccess, ::mg::cuda::throw_cuda_error)
+#define CUBLAS_CHECK(call, op) MG_CUDA_STATUS_CHECK(call, op, CUBLAS_STATUS_SUCCESS, ::mg::cuda::throw_cublas_error)
 
 // After a <<<...>>> launch: reports a bad launch configuration (or an earlier asynchronous fault).
 #define CUDA_CHECK_LAUNCH(op) CUDA_CHECK(cudaGetLastError(), op)

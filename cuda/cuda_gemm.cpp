@@ -30,17 +30,19 @@ int to_int(int64_t v, const char* what) {
 void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
-void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-                       int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C,
-                       int64_t ldc, int64_t sc, int64_t batch) {
+void CudaBackend::gemm(const GemmArgs& g) {
+  const DType dtype = g.dtype;
+  const bool ta = g.trans_a, tb = g.trans_b;
+  const int64_t M = g.M, N = g.N, K = g.K, sa = g.stride_a, sb = g.stride_b, sc = g.stride_c, batch = g.batch;
+  const double alpha = g.alpha, beta = g.beta;
   MG_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, "cuda gemm: dtype ",
            dtype_name(dtype), " not supported (f32, f64 or bf16 expected)");
   if (M == 0 || N == 0 || batch == 0) return;
   const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
   // cuBLAS insists on ld >= max(1, rows) even for operands it will not read (K == 0).
-  const int ld_b = to_int(std::max<int64_t>({ldb, 1, tb ? K : N}), "ldb");
-  const int ld_a = to_int(std::max<int64_t>({lda, 1, ta ? M : K}), "lda");
-  const int ld_c = to_int(std::max<int64_t>(ldc, 1), "ldc");
+  const int ld_b = to_int(std::max<int64_t>({g.ldb, 1, tb ? K : N}), "ldb");
+  const int ld_a = to_int(std::max<int64_t>({g.lda, 1, ta ? M : K}), "lda");
+  const int ld_c = to_int(std::max<int64_t>(g.ldc, 1), "ldc");
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   cublasHandle_t h = cublas_handle();
   CUBLAS_CHECK(cublasSetAtomicsMode(h, deterministic() ? CUBLAS_ATOMICS_NOT_ALLOWED : CUBLAS_ATOMICS_ALLOWED), "gemm");
@@ -51,9 +53,9 @@ void CudaBackend::gemm(DType dtype, bool ta, bool tb, int64_t M, int64_t N, int6
   const int64_t per_call = sc == 0 && batch > 1 ? 1 : batch;
   for (int64_t b0 = 0; b0 < batch; b0 += per_call) {
     const int count = to_int(std::min(per_call, batch - b0), "batch");
-    const char* a_ptr = static_cast<const char*>(A) + b0 * sa * int64_t(esize);
-    const char* b_ptr = static_cast<const char*>(B) + b0 * sb * int64_t(esize);
-    char* c_ptr = static_cast<char*>(C) + b0 * sc * int64_t(esize_c);
+    const char* a_ptr = static_cast<const char*>(g.A) + b0 * sa * int64_t(esize);
+    const char* b_ptr = static_cast<const char*>(g.B) + b0 * sb * int64_t(esize);
+    char* c_ptr = static_cast<char*>(g.C) + b0 * sc * int64_t(esize_c);
     if (dtype == DType::f64) {
       CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha, reinterpret_cast<const double*>(b_ptr),
                                              ld_b, sb, reinterpret_cast<const double*>(a_ptr), ld_a, sa, &beta,

@@ -11,6 +11,7 @@
 #include <string>
 #include <type_traits>
 
+#include "core/dtype_dispatch.h"
 #include "core/tensor.h"
 #include "cuda/cuda_allocator.h"
 #include "cuda/cuda_context.h"
@@ -41,23 +42,15 @@ inline T* ptr_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-// Calls f with a value of the device type that stores dt.
+// Calls f with a value of the device type that stores dt (core/dtype_dispatch.h).
 template <class F>
 inline void dispatch_dtype(DType dt, const char* op, F&& f) {
-  switch (dt) {
-    case DType::f32: f(float{}); return;
-    case DType::f64: f(double{}); return;
-    case DType::i32: f(int32_t{}); return;
-    case DType::bf16: f(bf16_t{}); return;
-  }
-  throw Error(std::string("cuda ") + op + ": unknown dtype");
+  dispatch_stored_type<bf16_t>(dt, "cuda", op, static_cast<F&&>(f));
 }
 
 template <class F>
 inline void dispatch_float(DType dt, const char* op, F&& f) {
-  if (dt == DType::f32) return f(float{});
-  if (dt == DType::f64) return f(double{});
-  throw Error(std::string("cuda ") + op + ": dtype " + dtype_name(dt) + " not supported (f32 or f64 expected)");
+  dispatch_f32_f64(dt, "cuda", op, static_cast<F&&>(f));
 }
 
 // f32, f64, or bf16 (whose arithmetic runs in float: see compute_t).
@@ -196,6 +189,28 @@ inline int row_threads(int64_t n, int max_threads = 512) {
   int t = 32;
   while (t < max_threads && t < n) t *= 2;
   return t;
+}
+
+// x viewed [rows, n] over its last dim (a 0-d tensor is one row of one element), and the launch
+// of a row-wise kernel over it: one block of row_threads(n, max_threads) threads per row.
+struct LastDimRows {
+  int64_t rows = 0, n = 0;
+  explicit LastDimRows(const Tensor& x) {
+    n = x.dim() ? x.shape().back() : 1;
+    rows = n ? x.numel() / n : 0;
+  }
+  unsigned blocks() const { return unsigned(rows); }
+  int threads(int max_threads) const { return row_threads(n, max_threads); }
+};
+
+// For an f32/f64 x with elements: launch(T{}, rows) with T its type, then the launch checked
+// (errors name op). Nothing runs when x has no elements.
+template <class F>
+void launch_per_row(const Tensor& x, const char* op, F&& launch) {
+  const LastDimRows rows(x);
+  if (rows.rows == 0 || rows.n == 0) return;
+  dispatch_float(x.dtype(), op, [&](auto tag) { launch(tag, rows); });
+  CUDA_CHECK_LAUNCH(op);
 }
 
 }  // namespace mg::cuda

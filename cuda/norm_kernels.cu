@@ -133,32 +133,23 @@ void norm_param_grads(const T* dy, const T* x, const T* mean, const T* rstd, T* 
   norm_param_final_kernel<T><<<grid_for(D), kThreads, 0, stream()>>>(part_w, part_b, dw, db, chunks, D);
 }
 
-void rows_and_dim(const Tensor& x, int64_t& rows, int64_t& D) {
-  D = x.dim() ? x.shape().back() : 1;
-  rows = D ? x.numel() / D : 0;
-}
-
 }  // namespace
 
 void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                                     const Tensor& y, const Tensor& mean, const Tensor& rstd) {
-  int64_t rows, D;
-  rows_and_dim(x, rows, D);
-  if (rows == 0 || D == 0) return;
-  dispatch_float(x.dtype(), "layernorm_forward", [&](auto tag) {
+  launch_per_row(x, "layernorm_forward", [&](auto tag, const LastDimRows& r) {
     using T = decltype(tag);
-    layernorm_forward_kernel<T><<<unsigned(rows), row_threads(D, kRowThreadsMax), 0, stream()>>>(
+    layernorm_forward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
         ptr<const T>(x), ptr_or_null<const T>(weight), ptr_or_null<const T>(bias), T(eps), ptr<T>(y), ptr<T>(mean),
-        ptr<T>(rstd), D);
+        ptr<T>(rstd), r.n);
   });
-  CUDA_CHECK_LAUNCH("layernorm_forward");
 }
 
 void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                      const Tensor& rstd, const Tensor& dx, const Tensor& dweight,
                                      const Tensor& dbias) {
-  int64_t rows, D;
-  rows_and_dim(x, rows, D);
+  const LastDimRows r(x);
+  const int64_t rows = r.rows, D = r.n;
   if (D == 0) return;
   dispatch_float(x.dtype(), "layernorm_backward", [&](auto tag) {
     using T = decltype(tag);
@@ -168,7 +159,7 @@ void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Te
       return;
     }
     if (dx.defined())
-      norm_backward_dx_kernel<T><<<unsigned(rows), row_threads(D, kRowThreadsMax), 0, stream()>>>(
+      norm_backward_dx_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
           ptr<const T>(dy), ptr<const T>(x), ptr_or_null<const T>(weight), ptr<const T>(mean), ptr<const T>(rstd),
           ptr<T>(dx), D);
     norm_param_grads<T>(ptr<const T>(dy), ptr<const T>(x), ptr<const T>(mean), ptr<const T>(rstd),
@@ -179,21 +170,17 @@ void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Te
 
 void CudaBackend::rmsnorm_forward(const Tensor& x, const Tensor& weight, double eps, const Tensor& y,
                                   const Tensor& rstd) {
-  int64_t rows, D;
-  rows_and_dim(x, rows, D);
-  if (rows == 0 || D == 0) return;
-  dispatch_float(x.dtype(), "rmsnorm_forward", [&](auto tag) {
+  launch_per_row(x, "rmsnorm_forward", [&](auto tag, const LastDimRows& r) {
     using T = decltype(tag);
-    rmsnorm_forward_kernel<T><<<unsigned(rows), row_threads(D, kRowThreadsMax), 0, stream()>>>(
-        ptr<const T>(x), ptr_or_null<const T>(weight), T(eps), ptr<T>(y), ptr<T>(rstd), D);
+    rmsnorm_forward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
+        ptr<const T>(x), ptr_or_null<const T>(weight), T(eps), ptr<T>(y), ptr<T>(rstd), r.n);
   });
-  CUDA_CHECK_LAUNCH("rmsnorm_forward");
 }
 
 void CudaBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
                                    const Tensor& dx, const Tensor& dweight) {
-  int64_t rows, D;
-  rows_and_dim(x, rows, D);
+  const LastDimRows r(x);
+  const int64_t rows = r.rows, D = r.n;
   if (D == 0) return;
   dispatch_float(x.dtype(), "rmsnorm_backward", [&](auto tag) {
     using T = decltype(tag);
@@ -202,7 +189,7 @@ void CudaBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tens
       return;
     }
     if (dx.defined())
-      norm_backward_dx_kernel<T><<<unsigned(rows), row_threads(D, kRowThreadsMax), 0, stream()>>>(
+      norm_backward_dx_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
           ptr<const T>(dy), ptr<const T>(x), ptr_or_null<const T>(weight), nullptr, ptr<const T>(rstd), ptr<T>(dx),
           D);
     norm_param_grads<T>(ptr<const T>(dy), ptr<const T>(x), nullptr, ptr<const T>(rstd), ptr_or_null<T>(dweight),

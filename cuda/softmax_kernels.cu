@@ -91,48 +91,36 @@ __global__ void cross_entropy_backward_kernel(const T* logits, const int32_t* ta
   for (int64_t i = threadIdx.x; i < V; i += blockDim.x) d[i] = g * (exp(r[i] - l) - (i == t ? T(1) : T(0)));
 }
 
-void rows_and_len(const Tensor& x, int64_t& rows, int64_t& n) {
-  n = x.dim() ? x.shape().back() : 1;
-  rows = n ? x.numel() / n : 0;
-}
-
 }  // namespace
 
 void CudaBackend::softmax_forward(const Tensor& x, const Tensor& y, bool log) {
-  int64_t rows, n;
-  rows_and_len(x, rows, n);
-  if (rows == 0 || n == 0) return;
-  dispatch_float(x.dtype(), "softmax_forward", [&](auto tag) {
+  launch_per_row(x, "softmax_forward", [&](auto tag, const LastDimRows& r) {
     using T = decltype(tag);
-    softmax_forward_kernel<T><<<unsigned(rows), row_threads(n, kRowThreadsMax), 0, stream()>>>(
-        ptr<const T>(x), ptr<T>(y), n, log);
+    softmax_forward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(ptr<const T>(x), ptr<T>(y),
+                                                                                      r.n, log);
   });
-  CUDA_CHECK_LAUNCH("softmax_forward");
 }
 
 void CudaBackend::softmax_backward(const Tensor& dy, const Tensor& y, const Tensor& dx, bool log) {
-  int64_t rows, n;
-  rows_and_len(y, rows, n);
-  if (rows == 0 || n == 0) return;
-  dispatch_float(y.dtype(), "softmax_backward", [&](auto tag) {
+  launch_per_row(y, "softmax_backward", [&](auto tag, const LastDimRows& r) {
     using T = decltype(tag);
-    softmax_backward_kernel<T><<<unsigned(rows), row_threads(n, kRowThreadsMax), 0, stream()>>>(
-        ptr<const T>(dy), ptr<const T>(y), ptr<T>(dx), n, log);
+    softmax_backward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(ptr<const T>(dy),
+                                                                                       ptr<const T>(y), ptr<T>(dx),
+                                                                                       r.n, log);
   });
-  CUDA_CHECK_LAUNCH("softmax_backward");
 }
 
 void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                         const Tensor& loss_rows, const Tensor& lse) {
-  int64_t N, V;
-  rows_and_len(logits, N, V);
+  const LastDimRows r(logits);
+  const int64_t N = r.rows, V = r.n;
   if (N == 0) return;
   MG_CHECK(V > 0, "cuda cross_entropy_forward: no classes in logits ", logits.desc());
   DeviceBuffer bad(sizeof(unsigned long long));
   CUDA_CHECK(cudaMemsetAsync(bad.p, 0xff, sizeof(unsigned long long), stream()), "cross_entropy_forward");
   dispatch_float(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
     using T = decltype(tag);
-    cross_entropy_forward_kernel<T><<<unsigned(N), row_threads(V, kRowThreadsMax), 0, stream()>>>(
+    cross_entropy_forward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
         ptr<const T>(logits), ptr<const int32_t>(targets), ignore_index, ptr<T>(loss_rows), ptr<T>(lse), V,
         bad.as<unsigned long long>());
   });
@@ -155,17 +143,13 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
 void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                          int64_t ignore_index, const Tensor& dloss_rows, double scale,
                                          const Tensor& dlogits) {
-  int64_t N, V;
-  rows_and_len(logits, N, V);
-  if (N == 0 || V == 0) return;
   const int64_t dstride = dloss_rows.dim() ? dloss_rows.strides()[0] : 0;
-  dispatch_float(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
+  launch_per_row(logits, "cross_entropy_backward", [&](auto tag, const LastDimRows& r) {
     using T = decltype(tag);
-    cross_entropy_backward_kernel<T><<<unsigned(N), row_threads(V, kRowThreadsMax), 0, stream()>>>(
+    cross_entropy_backward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
         ptr<const T>(logits), ptr<const int32_t>(targets), ptr<const T>(lse), ignore_index,
-        ptr<const T>(dloss_rows), dstride, T(scale), ptr<T>(dlogits), V);
+        ptr<const T>(dloss_rows), dstride, T(scale), ptr<T>(dlogits), r.n);
   });
-  CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }
 
 }  // namespace mg::cuda

@@ -1,15 +1,15 @@
 // Batches of token ids from a shard, as i32 tensors [B, n_ctx] on the CPU.
 //
 // Two ways to turn documents into fixed-length samples:
-//   per_document  (the paper's TinyStories mode, PAPER C.2/C.4) sample i is document i: its
+//   per_document  (the paper's TinyStories mode, docs/paper.md C.2/C.4) sample i is document i: its
 //                 first n_ctx tokens, padded with pad_id up to n_ctx. Right padding (default)
 //                 puts the tokens at [0, len); left padding at [n_ctx - len, n_ctx), so the last
-//                 real token sits at n_ctx - 1 (PAPER I.2: the paper's side is uncertain).
+//                 real token sits at n_ctx - 1 (docs/paper.md I.2: the paper's side is uncertain).
 //   packed        every document followed by eos_id, concatenated in shard order, cut into
 //                 consecutive windows of n_ctx tokens; the incomplete last window is dropped.
 //
 // Each Batch also carries labels: the inputs with every padding position replaced by
-// kIgnoreIndex, unshifted (the loss shifts: CE(logits[:, :-1], labels[:, 1:]), PAPER A.8), so
+// kIgnoreIndex, unshifted (the loss shifts: CE(logits[:, :-1], labels[:, 1:]), docs/paper.md A.8), so
 // padding is never scored. Padding is found by position, not by id, so a document that
 // contains pad_id keeps it scored. Packed batches have no padding.
 #pragma once

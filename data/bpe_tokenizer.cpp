@@ -1,19 +1,17 @@
 #include "data/bpe_tokenizer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cerrno>
 #include <charconv>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <mutex>
 #include <queue>
 #include <sstream>
 #include <system_error>
+
+#include "core/atomic_file.h"
 
 namespace mg {
 
@@ -227,6 +225,7 @@ class LineReader {
   }
 
   bool at_end() const { return pos_ >= text_.size(); }
+  std::size_t bytes_left() const { return at_end() ? 0 : text_.size() - pos_; }
 
   [[noreturn]] void fail_on_next_line(const std::string& message) {
     ++line_no_;
@@ -267,17 +266,6 @@ class LineReader {
 [[noreturn]] void throw_io(const std::string& what, const std::string& path, int err) {
   throw TokenizerError("BPE tokenizer: cannot " + what + " " + path + ": " +
                        std::system_category().message(err));
-}
-
-void write_all(int fd, std::string_view data, const std::string& path) {
-  while (!data.empty()) {
-    const ssize_t n = ::write(fd, data.data(), data.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      throw_io("write", path, errno);
-    }
-    data.remove_prefix(static_cast<std::size_t>(n));
-  }
 }
 
 }  // namespace
@@ -515,35 +503,10 @@ void BpeTokenizer::save(const std::string& path) const {
   os << "end\n";
   const std::string data = os.str();
 
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw_io("create", tmp, errno);
   try {
-    write_all(fd, data, tmp);
-    if (::fsync(fd) != 0) throw_io("fsync", tmp, errno);
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw_io("close", tmp, err);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    throw_io("rename " + tmp + " to", path, err);
-  }
-  // Persist the rename itself. Best effort: some filesystems refuse fsync on a directory,
-  // and the file contents are already durable.
-  std::filesystem::path dir = std::filesystem::path(path).parent_path();
-  if (dir.empty()) dir = ".";
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
+    write_file_atomically(path, data);
+  } catch (const AtomicFileError& e) {
+    throw TokenizerError(std::string("BPE tokenizer: ") + e.what());
   }
 }
 
@@ -603,10 +566,15 @@ BpeTokenizer BpeTokenizer::load(const std::string& path) {
     r.fail(e.what());
   }
 
+  // The counts come from the file: reserve no more than its remaining lines can hold (a merge
+  // line takes at least 6 bytes), so a corrupt count fails at the line where the file ends
+  // instead of allocating gigabytes first.
+  const auto reservable = static_cast<std::size_t>(
+      std::min<std::int64_t>(num_merges, static_cast<std::int64_t>(r.bytes_left() / 6)));
   std::vector<std::pair<std::int32_t, std::int32_t>> merges;
-  merges.reserve(static_cast<std::size_t>(num_merges));
+  merges.reserve(reservable);
   std::vector<std::string> vocab;
-  vocab.reserve(static_cast<std::size_t>(kBytes + num_merges));
+  vocab.reserve(kBytes + reservable);
   for (int b = 0; b < kBytes; ++b) vocab.emplace_back(1, static_cast<char>(b));
   for (std::int64_t k = 0; k < num_merges; ++k) {
     const std::string expected = "merge '<left> <right> <bytes>' (" + std::to_string(k + 1) +

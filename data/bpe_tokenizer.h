@@ -99,9 +99,10 @@ class BpeTokenizer {
   // line if it cannot be opened or is truncated, corrupt, or of another format version.
   static BpeTokenizer load(const std::string& path);
 
-  // Writes the text format below to `path` atomically: the data goes to `path + ".tmp"`, is
-  // fsync'ed, then renamed over `path`, so readers see the old file or the whole new one.
-  // Throws TokenizerError (naming the path) on any I/O failure, leaving no .tmp file behind.
+  // Writes the text format below to `path` atomically (core/atomic_file.h: a unique temporary
+  // file beside it, fsync'ed, then renamed over `path`), so readers see the old file or the whole
+  // new one. Throws TokenizerError (naming the path) on any I/O failure, leaving no temporary
+  // file behind.
   //
   // Format, version 1 (ASCII, '\n'-terminated lines, fields separated by one space):
   //   mixgrad-bpe 1

@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "core/utf8.h"
 #include "data/jsonl.h"
 
 namespace mg {
@@ -208,15 +209,7 @@ class DirectoryReader final : public DocumentReader {
 std::string latin1_to_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size() + s.size() / 16);
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x80) {
-      out += c;
-    } else {
-      out += char(0xC0 | (u >> 6));
-      out += char(0x80 | (u & 0x3F));
-    }
-  }
+  for (char c : s) append_utf8(out, static_cast<unsigned char>(c));  // Latin-1 bytes are code points
   return out;
 }
 

@@ -9,9 +9,9 @@
 #include <unordered_map>
 #include <unordered_set>
 
-#include <fcntl.h>
-#include <unistd.h>
-
+#include "core/atomic_file.h"
+#include "core/hash.h"
+#include "core/json.h"
 #include "core/utf8.h"
 #include "data/corpus.h"
 #include "data/jsonl.h"
@@ -573,44 +573,8 @@ bool is_so_stub(std::string_view roff) {
   return false;
 }
 
-std::uint64_t hash_id(std::string_view id, std::uint64_t seed) {
-  std::uint64_t h = 0xCBF29CE484222325ULL ^ seed;
-  for (unsigned char c : id) {
-    h ^= c;
-    h *= 0x100000001B3ULL;
-  }
-  // splitmix64 finaliser: FNV alone mixes its high bits poorly.
-  h += 0x9E3779B97F4A7C15ULL;
-  h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  h = (h ^ (h >> 27)) * 0x94D049BB133111EBULL;
-  return h ^ (h >> 31);
-}
-
-std::string json_escape(std::string_view s) {
-  std::string out;
-  out.reserve(s.size() + 2);
-  out += '"';
-  for (char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (u < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", u);
-          out += buf;
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
+// FNV-1a of the id from a seeded basis, then splitmix64: FNV alone mixes its high bits poorly.
+std::uint64_t hash_id(std::string_view id, std::uint64_t seed) { return splitmix64(fnv1a(id, kFnv1aOffset ^ seed)); }
 
 }  // namespace
 
@@ -825,36 +789,19 @@ std::vector<RetrievalPair> read_jsonl_pairs(const std::string& path) {
 void write_jsonl_pairs(const std::string& path, const std::vector<RetrievalPair>& pairs) {
   std::string text;
   for (const RetrievalPair& p : pairs) {
-    text += "{\"id\":" + json_escape(p.id) + ",\"query\":" + json_escape(p.query) +
-            ",\"document\":" + json_escape(p.document) + "}\n";
+    text += "{\"id\":";
+    append_json_string(text, p.id);
+    text += ",\"query\":";
+    append_json_string(text, p.query);
+    text += ",\"document\":";
+    append_json_string(text, p.document);
+    text += "}\n";
   }
-  const std::string tmp = path + ".tmp";
-  auto fail = [&](const std::string& what, int err) {
-    ::unlink(tmp.c_str());
-    throw PairsError(detail::concat(path, ": cannot ", what, ": ", std::strerror(err)));
-  };
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw PairsError(detail::concat(tmp, ": cannot create: ", std::strerror(errno)));
-  const char* p = text.data();
-  std::size_t left = text.size();
-  while (left > 0) {
-    const ssize_t w = ::write(fd, p, left);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      fail("write", err);
-    }
-    p += w;
-    left -= std::size_t(w);
+  try {
+    write_file_atomically(path, text);
+  } catch (const AtomicFileError& e) {
+    throw PairsError(e.what());
   }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("fsync", err);
-  }
-  if (::close(fd) != 0) fail("close", errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename", errno);
 }
 
 bool is_test_pair(std::string_view id, double test_fraction, std::uint64_t seed) {

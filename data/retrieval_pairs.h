@@ -1,4 +1,4 @@
-// Query -> document pairs for the retrieval experiments (PAPER E): the paper's queries are
+// Query -> document pairs for the retrieval experiments (docs/paper.md E): the paper's queries are
 // one-sentence summaries of their documents. The real sources installable here (see
 // scripts/install_corpus.sh) are Reuters-21578 (headline -> article) and the Linux man pages
 // (NAME one-line summary -> page); any other set can be supplied as JSON Lines.
@@ -99,8 +99,8 @@ std::string man_page_summary(std::string_view roff);
 // (whitespace-only) query or document, invalid UTF-8, and a repeated id.
 std::vector<RetrievalPair> read_jsonl_pairs(const std::string& path);
 
-// Writes pairs in the format read_jsonl_pairs reads (ids included), atomically (tmp + fsync +
-// rename). Throws PairsError on I/O failure.
+// Writes pairs in the format read_jsonl_pairs reads (ids included), atomically
+// (core/atomic_file.h). Throws PairsError on I/O failure.
 void write_jsonl_pairs(const std::string& path, const std::vector<RetrievalPair>& pairs);
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/hash.h"
 #include "data/bpe_tokenizer.h"
 #include "data/corpus.h"
 
@@ -100,43 +101,32 @@ class Hasher {
   throw ShardError(detail::concat(path, ": cannot ", what, ": ", std::strerror(err)));
 }
 
-void write_all(int fd, const void* data, std::size_t n, const std::string& path) {
-  const auto* p = static_cast<const char*>(data);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      throw_io("write", path, errno);
-    }
-    p += w;
-    n -= std::size_t(w);
+// Runs f on the writer's file; a failure (which has removed the temporary file) drops the file
+// and becomes a ShardError.
+template <class F>
+void file_io(std::optional<AtomicFile>& file, F&& f) {
+  try {
+    f(*file);
+  } catch (const AtomicFileError& e) {
+    file.reset();
+    throw ShardError(e.what());
   }
-}
-
-std::uint64_t fnv1a(std::uint64_t h, const void* data, std::size_t n) {
-  const auto* p = static_cast<const unsigned char*>(data);
-  for (std::size_t i = 0; i < n; ++i) {
-    h ^= p[i];
-    h *= 0x100000001B3ULL;
-  }
-  return h;
 }
 
 }  // namespace
 
 std::uint64_t tokenizer_fingerprint(const BpeTokenizer& tok) {
-  std::uint64_t h = 0xCBF29CE484222325ULL;
-  h = fnv1a(h, "mixgrad-bpe", 11);
+  std::uint64_t h = fnv1a("mixgrad-bpe");
   const std::int32_t vocab = tok.vocab_size();
-  h = fnv1a(h, &vocab, sizeof vocab);
+  h = fnv1a(&vocab, sizeof vocab, h);
   for (const auto& [l, r] : tok.merges()) {
-    h = fnv1a(h, &l, sizeof l);
-    h = fnv1a(h, &r, sizeof r);
+    h = fnv1a(&l, sizeof l, h);
+    h = fnv1a(&r, sizeof r, h);
   }
   for (const std::string& s : tok.special_tokens().all()) {
     const std::uint64_t n = s.size();
-    h = fnv1a(h, &n, sizeof n);
-    h = fnv1a(h, s.data(), s.size());
+    h = fnv1a(&n, sizeof n, h);
+    h = fnv1a(s, h);
   }
   return h == 0 ? 1 : h;  // 0 means "unknown" in the file format
 }
@@ -155,39 +145,27 @@ constexpr std::size_t kFlushTokens = std::size_t(1) << 20;  // multiple of 4: wh
 }
 
 ShardWriter::ShardWriter(std::string path, std::int32_t vocab_size, std::uint64_t fingerprint)
-    : path_(std::move(path)), tmp_(path_ + ".tmp"), vocab_size_(vocab_size), fingerprint_(fingerprint) {
+    : path_(std::move(path)), vocab_size_(vocab_size), fingerprint_(fingerprint) {
   if (vocab_size < 1 || vocab_size > kMaxShardVocab)
     throw ShardError(detail::concat(path_, ": vocab size ", vocab_size,
                                     " does not fit a shard (token ids are uint16; at most ",
                                     kMaxShardVocab, ")"));
   const Hasher h(0);
   checksum_h_ = h.state();
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) throw_io("create", tmp_, errno);
   try {
-    const char zeros[kHeaderBytes] = {};
-    write_all(fd_, zeros, kHeaderBytes, tmp_);  // the real header is written by finish()
-  } catch (...) {
-    abandon();
-    throw;
+    file_.emplace(path_);
+  } catch (const AtomicFileError& e) {
+    throw ShardError(e.what());
   }
+  const char zeros[kHeaderBytes] = {};
+  file_io(file_, [&](AtomicFile& f) { f.write(zeros, kHeaderBytes); });  // the real header is written by finish()
   buffer_.reserve(kFlushTokens);
 }
 
-ShardWriter::~ShardWriter() {
-  if (!finished_) abandon();
-}
-
-void ShardWriter::abandon() noexcept {
-  if (fd_ >= 0) {
-    ::close(fd_);
-    fd_ = -1;
-    ::unlink(tmp_.c_str());
-  }
-}
+ShardWriter::~ShardWriter() = default;  // an unfinished file_ removes its temporary file
 
 void ShardWriter::add_document(std::span<const std::int32_t> ids) {
-  MG_CHECK(!finished_ && fd_ >= 0, path_, ": add_document on a finished or failed ShardWriter");
+  MG_CHECK(!finished_ && file_, path_, ": add_document on a finished or failed ShardWriter");
   const std::uint64_t doc = num_documents();
   if (ids.empty()) throw ShardError(detail::concat(path_, ": document ", doc, " is empty"));
   for (std::size_t i = 0; i < ids.size(); ++i) {
@@ -210,58 +188,31 @@ void ShardWriter::flush_buffer() {
   h.bytes(buffer_.data(), buffer_.size() * 2);
   checksum_h_ = h.state();
   checksum_bytes_ = h.hashed_bytes();
-  try {
-    write_all(fd_, buffer_.data(), buffer_.size() * 2, tmp_);
-  } catch (...) {
-    abandon();
-    throw;
-  }
+  file_io(file_, [&](AtomicFile& f) { f.write(buffer_.data(), buffer_.size() * 2); });
   buffer_.clear();
 }
 
 void ShardWriter::finish() {
-  MG_CHECK(!finished_ && fd_ >= 0, path_, ": finish on a finished or failed ShardWriter");
-  try {
-    while (buffer_.size() % 4) buffer_.push_back(0);  // pad the token section to 8 bytes
-    flush_buffer();
-    Hasher h(checksum_h_, checksum_bytes_);
-    h.words(offsets_.data(), offsets_.size());
-    write_all(fd_, offsets_.data(), offsets_.size() * 8, tmp_);
+  MG_CHECK(!finished_ && file_, path_, ": finish on a finished or failed ShardWriter");
+  while (buffer_.size() % 4) buffer_.push_back(0);  // pad the token section to 8 bytes
+  flush_buffer();
+  Hasher h(checksum_h_, checksum_bytes_);
+  h.words(offsets_.data(), offsets_.size());
 
-    RawHeader hdr{};
-    std::memcpy(hdr.magic, kMagic, 8);
-    hdr.version = kShardVersion;
-    hdr.vocab_size = std::uint32_t(vocab_size_);
-    hdr.num_documents = num_documents();
-    hdr.num_tokens = num_tokens();
-    hdr.fingerprint = fingerprint_;
-    hdr.checksum = h.digest();
-    if (::pwrite(fd_, &hdr, sizeof hdr, 0) != ssize_t(sizeof hdr)) throw_io("write header", tmp_, errno);
-    if (::fsync(fd_) != 0) throw_io("fsync", tmp_, errno);
-    const int fd = fd_;
-    fd_ = -1;
-    if (::close(fd) != 0) {
-      const int err = errno;
-      ::unlink(tmp_.c_str());
-      throw_io("close", tmp_, err);
-    }
-  } catch (...) {
-    abandon();
-    throw;
-  }
-  if (::rename(tmp_.c_str(), path_.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp_.c_str());
-    throw_io("rename " + tmp_ + " to", path_, err);
-  }
-  // Persist the rename; best effort, as some filesystems refuse fsync on a directory.
-  const std::size_t slash = path_.find_last_of('/');
-  const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
-  const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    (void)::fsync(dfd);
-    ::close(dfd);
-  }
+  RawHeader hdr{};
+  std::memcpy(hdr.magic, kMagic, 8);
+  hdr.version = kShardVersion;
+  hdr.vocab_size = std::uint32_t(vocab_size_);
+  hdr.num_documents = num_documents();
+  hdr.num_tokens = num_tokens();
+  hdr.fingerprint = fingerprint_;
+  hdr.checksum = h.digest();
+  file_io(file_, [&](AtomicFile& f) {
+    f.write(offsets_.data(), offsets_.size() * 8);
+    f.write_at(0, &hdr, sizeof hdr);
+    f.commit();
+  });
+  file_.reset();
   finished_ = true;
 }
 
@@ -388,12 +339,8 @@ TokenShard TokenShard::open(const std::string& path, OpenOptions options) {
 bool is_validation_document(std::uint64_t index, double fraction) {
   if (!(fraction > 0)) return false;
   if (fraction >= 1) return true;
-  // splitmix64 finaliser: a fixed bijection, so membership depends on the index alone.
-  std::uint64_t z = index + 0x9E3779B97F4A7C15ULL;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-  z ^= z >> 31;
-  return double(z) < fraction * 18446744073709551616.0;
+  // splitmix64 is a fixed bijection, so membership depends on the index alone.
+  return double(splitmix64(index)) < fraction * 18446744073709551616.0;
 }
 
 TokenizeReport tokenize_corpus(DocumentReader& reader, const BpeTokenizer& tok,

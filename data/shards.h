@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace mg {
@@ -51,9 +52,9 @@ std::uint64_t tokenizer_fingerprint(const BpeTokenizer& tok);
 // The checksum stored in the header, over the bytes of the token and offset sections.
 std::uint64_t shard_checksum(const void* data, std::size_t bytes, std::uint64_t seed = 0);
 
-// Streams documents into a new shard file. Nothing is visible at `path` until finish(), which
-// writes `path + ".tmp"` completely, fsyncs it and renames it over `path`. Destroying an
-// unfinished writer removes the temporary file.
+// Streams documents into a new shard file. Nothing is visible at `path` until finish(): the
+// bytes go to a unique temporary file beside it (core/atomic_file.h), which finish() completes,
+// fsyncs and renames over `path`. Destroying an unfinished writer removes the temporary file.
 class ShardWriter {
  public:
   // Throws ShardError if vocab_size is outside [1, 65535] or the temporary file cannot be
@@ -76,12 +77,11 @@ class ShardWriter {
 
  private:
   void flush_buffer();
-  void abandon() noexcept;
 
-  std::string path_, tmp_;
+  std::string path_;
   std::int32_t vocab_size_;
   std::uint64_t fingerprint_;
-  int fd_ = -1;
+  std::optional<AtomicFile> file_;  // empty once finished, or after a failed write
   std::vector<std::uint64_t> offsets_{0};
   std::vector<std::uint16_t> buffer_;
   std::uint64_t checksum_h_ = 0, checksum_bytes_ = 0;  // running checksum of the data region

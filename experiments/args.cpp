@@ -1,5 +1,7 @@
 #include "experiments/args.h"
 
+#include <cstdint>
+
 #include "core/error.h"
 
 namespace mg {
@@ -55,6 +57,43 @@ double Args::get_double(const std::string& name, double fallback) const {
   } catch (...) {
   }
   throw Error(command_ + ": --" + name + " expects a number, got '" + it->second + "'");
+}
+
+void Args::read(const std::string& name, int& out) const {
+  const int64_t v = get_int(name, out);
+  MG_CHECK(v >= INT32_MIN && v <= INT32_MAX, command_, ": --", name, " ", v, " is out of range");
+  out = int(v);
+}
+
+void Args::read(const std::string& name, uint64_t& out) const {
+  if (!has(name)) return;
+  const int64_t v = get_int(name, 0);
+  MG_CHECK(v >= 0, command_, ": --", name, " must be >= 0, got ", v);
+  out = uint64_t(v);
+}
+
+void Args::read(const std::string& name, std::vector<int64_t>& out) const {
+  if (!has(name)) return;
+  const std::string spec = get(name, "");
+  std::vector<int64_t> v;
+  size_t i = 0;
+  while (i <= spec.size()) {
+    size_t j = spec.find(',', i);
+    if (j == std::string::npos) j = spec.size();
+    const std::string part = spec.substr(i, j - i);
+    size_t pos = 0;
+    long long x = 0;
+    try {
+      x = std::stoll(part, &pos);
+    } catch (...) {
+      pos = 0;
+    }
+    MG_CHECK(!part.empty() && pos == part.size() && x > 0, command_, ": --", name, " '", spec,
+             "': expected positive integers separated by commas");
+    v.push_back(x);
+    i = j + 1;
+  }
+  out = v;
 }
 
 std::string Args::positional(const std::string& what) const {

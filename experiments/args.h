@@ -18,6 +18,17 @@ class Args {
   std::string get(const std::string& name, const std::string& fallback) const;
   int64_t get_int(const std::string& name, int64_t fallback) const;
   double get_double(const std::string& name, double fallback) const;
+  // Overwrite `out` with the option's value when it was given, leaving the default (the options
+  // struct's own, stated once there) otherwise; a value of the wrong type is an error naming it.
+  void read(const std::string& name, std::string& out) const { out = get(name, out); }
+  void read(const std::string& name, int64_t& out) const { out = get_int(name, out); }
+  void read(const std::string& name, int& out) const;
+  void read(const std::string& name, uint64_t& out) const;
+  void read(const std::string& name, double& out) const { out = get_double(name, out); }
+  // A switch: true when given, the default otherwise.
+  void read_flag(const std::string& name, bool& out) const { out = out || flag(name); }
+  // "32,128,1024": a list of positive integers.
+  void read(const std::string& name, std::vector<int64_t>& out) const;
   const std::vector<std::string>& positionals() const { return positionals_; }
   // The single positional argument; throws naming `what` when absent or repeated.
   std::string positional(const std::string& what) const;

@@ -1,12 +1,12 @@
 #pragma once
 // `mixgrad autoencode`: training, evaluating and retrieving with the paper's autoencoders
-// (PAPER.md F; nn/autoencoder.h).
+// (docs/paper.md F; nn/autoencoder.h).
 //
 // An autoencoder run is an ordinary run config (experiments/run_config.h) with the top-level key
 // `autoencoder: true`; model.kind picks the mixer (masked_mixer) or the transformer (llama)
 // autoencoder, model.n_layers is the depth of EACH of encoder and decoder. Per-document batches
 // must be left-padded (data.pad_side: left) so the encoder's last position -- the bottleneck z --
-// holds the last real token (PAPER.md C.4, F). Training reuses train_objective (experiments/
+// holds the last real token (docs/paper.md C.4, F). Training reuses train_objective (experiments/
 // trainer.h): the same files (metrics.csv, loss.png, checkpoint.safetensors, tokenizer.bpe,
 // config.yaml, samples.txt), resume and Ctrl-C; the loss is the unshifted reconstruction CE,
 // pads not scored.
@@ -17,7 +17,7 @@
 
 #include "data/bpe_tokenizer.h"
 #include "experiments/run_config.h"
-#include "experiments/trainer.h"
+#include "experiments/lm_run.h"
 #include "nn/autoencoder.h"
 
 namespace mg {

@@ -1,4 +1,4 @@
-// `mixgrad autoencode train|eval|retrieve|plot`: the paper's autoencoders (PAPER.md F) --
+// `mixgrad autoencode train|eval|retrieve|plot`: the paper's autoencoders (docs/paper.md F) --
 // training, the test (validation-split) reconstruction loss, their encoders' bottleneck z as a
 // retrieval embedding scored on the same pools as `mixgrad retrieve eval`, and a figure of
 // several runs' test-loss curves.
@@ -14,6 +14,7 @@
 #include "experiments/data_prep.h"
 #include "experiments/retrieval.h"
 #include "experiments/retrieval_eval.h"
+#include "experiments/retrieve_experiment.h"
 #include "report/csv.h"
 #include "report/plot.h"
 
@@ -24,18 +25,15 @@ namespace fs = std::filesystem;
 namespace {
 
 void set_threads(const Args& a) {
-  const int64_t t = a.get_int("threads", 0);
-  if (t > 0) omp_set_num_threads(int(t));
+  int t = 0;  // OpenMP's default
+  a.read("threads", t);
+  MG_CHECK(t >= 0, "--threads must be >= 0, got ", t);
+  if (t > 0) omp_set_num_threads(t);
 }
 
 int autoencode_train(const std::vector<std::string>& argv) {
-  Args a("autoencode train", argv, {"steps", "out-dir", "stop-after"}, {"resume"});
-  RunConfig rc = load_run_config(a.positional("CONFIG.yaml"));
-  rc.train.steps = a.get_int("steps", rc.train.steps);
-  rc.out_dir = a.get("out-dir", rc.out_dir);
   TrainOptions o;
-  o.resume = a.flag("resume");
-  o.stop_after = a.get_int("stop-after", -1);
+  RunConfig rc = parse_train_args("autoencode train", argv, o);
   TrainSummary s = train_autoencoder(rc, o);
   std::printf("%s: %lld parameters, %lld steps in %.1fs, %.0f tokens/s, last train loss %.4f", rc.name.c_str(),
               (long long)s.num_parameters, (long long)s.steps_done, s.seconds, s.tokens_per_second, s.last_train_loss);
@@ -56,7 +54,10 @@ int autoencode_eval(const std::vector<std::string>& argv) {
   BatcherOptions bo = run_batcher_options(r.rc, r.tok);
   bo.shuffle = false;
   ValidationBatches vb(d.validation, bo);
-  AutoencoderEval e = evaluate_autoencoder(*r.model, vb, a.get_int("batches", 0));
+  int64_t batches = 0;  // 0: the whole validation split
+  a.read("batches", batches);
+  MG_CHECK(batches >= 0, "autoencode eval: --batches must be >= 0, got ", batches);
+  AutoencoderEval e = evaluate_autoencoder(*r.model, vb, batches);
   std::printf("%s (%s): test reconstruction loss %.4f nats, token accuracy %.4f, over %lld tokens (%lld batches)\n"
               "  unigram baseline %.4f; bag-of-tokens bound %.4f (best loss of a position-blind decoder)\n",
               r.rc.name.c_str(), r.checkpoint.c_str(), e.loss, e.token_accuracy, (long long)e.tokens,
@@ -68,37 +69,33 @@ int autoencode_eval(const std::vector<std::string>& argv) {
 // (--test-fraction, default 0.125, 1 for manpages; --split-seed 0) and pools (make_pools(n, c,
 // --seed 0)), cosine similarity of the embeddings; TF-IDF alongside unless --no-tfidf.
 int autoencode_retrieve(const std::vector<std::string>& argv) {
-  Args a("autoencode retrieve", argv,
-         {"run", "pairs", "pools", "seed", "test-fraction", "split-seed", "max-queries", "batch", "threads", "out"},
-         {"no-tfidf"});
+  std::set<std::string> options = {"run", "pools", "seed", "batch", "threads", "out"};
+  for (const auto& n : pair_split_option_names()) options.insert(n);
+  Args a("autoencode retrieve", argv, options, {"no-tfidf"});
   set_threads(a);
   MG_CHECK(a.has("run"), "autoencode retrieve: --run DIR is required");
-  MG_CHECK(a.has("pairs"), "autoencode retrieve: --pairs reuters|manpages|PATH.jsonl is required");
   AutoencoderRun r = load_autoencoder_run(a.get("run", ""));
-  const std::string pairs_name = a.get("pairs", "");
-  std::vector<RetrievalPair> pairs = load_pairs(pairs_name);
-  const double frac = a.get_double("test-fraction", pairs_name == "manpages" ? 1.0 : 0.125);
-  MG_CHECK(frac > 0 && frac <= 1, "--test-fraction must be in (0, 1], got ", frac);
-  std::vector<RetrievalPair> test =
-      frac >= 1 ? std::move(pairs) : split_pairs(pairs, frac, uint64_t(a.get_int("split-seed", 0))).test;
-  const int64_t maxq = a.get_int("max-queries", 0);
-  if (maxq > 0 && int64_t(test.size()) > maxq) test.resize(size_t(maxq));
-  std::vector<std::string> q, d;
-  for (const auto& p : test) {
-    q.push_back(p.query);
-    d.push_back(p.document);
-  }
-  const int64_t n = int64_t(q.size()), n_ctx = r.rc.model.n_ctx, batch = a.get_int("batch", 16);
+  PairSplitOptions so;
+  read_pair_split_args(a, so);
+  RetrieveOptions defaults;  // the same pools, seed and batch as `retrieve eval`
+  std::vector<int64_t> pools = defaults.pools;
+  a.read("pools", pools);
+  uint64_t seed = defaults.pool_seed;
+  a.read("seed", seed);
+  int64_t batch = defaults.embed.batch_size;
+  a.read("batch", batch);
+  MG_CHECK(batch >= 1, "autoencode retrieve: --batch must be >= 1, got ", batch);
+  auto [q, d] = pair_texts(load_pair_split(so).test);
+  const int64_t n = int64_t(q.size()), n_ctx = r.rc.model.n_ctx;
   const int32_t pad = r.tok.pad_id();
   std::fprintf(stderr, "pairs %s: %lld test queries; encoder of %s (z, left-padded to %lld tokens)\n",
-               pairs_name.c_str(), (long long)n, r.checkpoint.c_str(), (long long)n_ctx);
+               so.pairs.c_str(), (long long)n, r.checkpoint.c_str(), (long long)n_ctx);
   Tensor qe = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, q, n_ctx), pad, batch, "embed queries");
   Tensor de = autoencoder_embeddings(*r.model, tokenize_texts(r.tok, d, n_ctx), pad, batch, "embed documents");
   std::vector<NamedScorer> methods;
   methods.push_back({r.rc.name + " (autoencoder z)", cosine_scorer(qe, de)});
   if (!a.flag("no-tfidf")) methods.push_back({"tfidf", tfidf_scorer(q, d)});
-  evaluate_methods(methods, n, parse_pools(a.get("pools", "32,128,1024")), uint64_t(a.get_int("seed", 0)), pairs_name,
-                   a.get("out", ""), false);
+  evaluate_methods(methods, n, pools, seed, so.pairs, a.get("out", ""), false);
   return 0;
 }
 
@@ -144,7 +141,7 @@ int autoencode_plot(const std::vector<std::string>& argv) {
 
 int run_autoencode(const std::vector<std::string>& args) {
   const char* usage =
-      "usage: mixgrad autoencode train|eval|retrieve|plot [options]   (PAPER.md F)\n"
+      "usage: mixgrad autoencode train|eval|retrieve|plot [options]   (docs/paper.md F)\n"
       "  train CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]\n"
       "        (a run config with `autoencoder: true`, model.kind masked_mixer or llama, data.pad_side: left)\n"
       "  eval --run DIR [--batches N]: test reconstruction loss and token accuracy\n"

@@ -1,4 +1,5 @@
 // The language-model subcommands: tokenize, train, generate, eval.
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -6,13 +7,27 @@
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
 #include "experiments/generate.h"
-#include "experiments/trainer.h"
+#include "experiments/lm_run.h"
 #include "nn/checkpoint.h"
 #include "ops/ops.h"
 
 namespace mg {
 
 namespace fs = std::filesystem;
+
+RunConfig parse_train_args(const std::string& command, const std::vector<std::string>& argv, TrainOptions& o) {
+  Args a(command, argv, {"steps", "out-dir", "stop-after"}, {"resume"});
+  const std::string path = a.positional("CONFIG.yaml");
+  RunConfig rc = load_run_config(path);
+  a.read("steps", rc.train.steps);
+  a.read("out-dir", rc.out_dir);
+  a.read_flag("resume", o.resume);
+  a.read("stop-after", o.stop_after);
+  MG_CHECK(o.stop_after >= -1, command, ": --stop-after must be >= 0, got ", o.stop_after);
+  // The command line's overrides are checked as the file's values are.
+  validate_train_settings(rc.train, path + " (with the command line's overrides)");
+  return rc;
+}
 
 int run_tokenize(const std::vector<std::string>& argv) {
   Args a("tokenize", argv, {}, {});
@@ -27,13 +42,8 @@ int run_tokenize(const std::vector<std::string>& argv) {
 }
 
 int run_train(const std::vector<std::string>& argv) {
-  Args a("train", argv, {"steps", "out-dir", "stop-after"}, {"resume"});
-  RunConfig rc = load_run_config(a.positional("CONFIG.yaml"));
-  rc.train.steps = a.get_int("steps", rc.train.steps);
-  rc.out_dir = a.get("out-dir", rc.out_dir);
   TrainOptions o;
-  o.resume = a.flag("resume");
-  o.stop_after = a.get_int("stop-after", -1);
+  RunConfig rc = parse_train_args("train", argv, o);
   TrainSummary s = train_run(rc, o);
   std::printf("%s: %lld steps in %.1fs, %.0f tokens/s, last train loss %.4f", rc.name.c_str(), (long long)s.steps_done,
               s.seconds, s.tokens_per_second, s.last_train_loss);
@@ -70,11 +80,16 @@ int run_generate(const std::vector<std::string>& argv) {
   MG_CHECK(a.has("checkpoint"), "generate: --checkpoint PATH is required");
   LoadedRun r = load_run(a.get("checkpoint", ""));
   GenerateOptions o;
-  o.max_new_tokens = a.get_int("tokens", 50);
-  o.temperature = a.get_double("temperature", 0);
-  o.top_k = a.get_int("top-k", 0);
-  o.seed = uint64_t(a.get_int("seed", 0));
-  std::string prompt = a.get("prompt", "Once upon a time");
+  a.read("tokens", o.max_new_tokens);
+  a.read("temperature", o.temperature);
+  a.read("top-k", o.top_k);
+  a.read("seed", o.seed);
+  MG_CHECK(o.max_new_tokens >= 1, "generate: --tokens must be >= 1, got ", o.max_new_tokens);
+  MG_CHECK(std::isfinite(o.temperature) && o.temperature >= 0, "generate: --temperature must be >= 0 (0 = greedy), got ",
+           o.temperature);
+  MG_CHECK(o.top_k >= 0, "generate: --top-k must be >= 0 (0 = all tokens), got ", o.top_k);
+  std::string prompt = "Once upon a time";
+  a.read("prompt", prompt);
   std::printf("%s%s\n", prompt.c_str(), generate_text(*r.model, r.tok, prompt, o).c_str());
   return 0;
 }
@@ -98,14 +113,19 @@ int run_eval(const std::vector<std::string>& argv) {
   NoGradGuard no_grad;
   Batch b;
   double total = 0;
-  int64_t count = 0, nb = 0, limit = a.get_int("batches", 0);
+  int64_t count = 0, nb = 0, limit = 0;
+  a.read("batches", limit);
+  MG_CHECK(limit >= 0, "eval: --batches must be >= 0 (0 = the whole validation split), got ", limit);
   while ((limit == 0 || nb < limit) && vb.next(b)) {
     total += shifted_lm_loss(r.model->forward(b.inputs), b.labels, true).item();
     count += count_scored(b.labels);
     ++nb;
   }
+  MG_CHECK(count > 0, "eval: the validation split scores no tokens");
+  const double loss = total / double(count);
+  MG_CHECK(std::isfinite(loss), "eval: the validation loss is ", loss, " (the checkpoint's weights are not finite?)");
   std::printf("validation loss %.4f nats over %lld tokens (%lld batches); unigram baseline %.4f\n",
-              total / double(count), (long long)count, (long long)nb, unigram_entropy(*d.train));
+              loss, (long long)count, (long long)nb, unigram_entropy(*d.train));
   return 0;
 }
 

@@ -1,4 +1,4 @@
-// `mixgrad represent`: the paper's input-representation experiment (PAPER.md D, Fig. 3) over
+// `mixgrad represent`: the paper's input-representation experiment (docs/paper.md D, Fig. 3) over
 // models x layers, with a CSV, figures and recovered-vs-original text.
 #include <algorithm>
 #include <cmath>
@@ -62,9 +62,9 @@ struct Entry {
 
 // "0.02" for every model, or "masked_mixer=0.02,llama=2": the step size of each model kind.
 double lr_for(const std::string& spec, ModelKind kind) {
-  // 0.02 for every kind: the paper's mixer value (PAPER.md D.5). Its transformer script uses 2,
-  // but on untrained Llama d=64, L=8 here 0.2 already recovers less than 0.02 does.
-  std::map<ModelKind, double> lr = {{ModelKind::masked_mixer, 0.02}, {ModelKind::llama, 0.02}, {ModelKind::gpt, 0.02}};
+  // The default for every kind is RepresentationOptions' lr (see RepresentExperimentOptions::lr).
+  const double d = RepresentationOptions{}.lr;
+  std::map<ModelKind, double> lr = {{ModelKind::masked_mixer, d}, {ModelKind::llama, d}, {ModelKind::gpt, d}};
   if (!spec.empty()) {
     for (const std::string& part : split(spec, ',')) {
       auto eq = part.find('=');
@@ -100,15 +100,15 @@ std::string printable(const std::string& s) {
 }
 
 // Texts as ids [B, T]: each truncated to T and right-padded with pad (C.4's default side).
-Tensor build_ids(const Entry& m, const Args& a, int64_t T, int64_t texts, uint64_t seed) {
+Tensor build_ids(const Entry& m, const RepresentExperimentOptions& o, int64_t T, int64_t texts, uint64_t seed) {
   const int64_t V = m.model->config().vocab_size;
-  if (a.flag("random-tokens")) return randint(0, int32_t(V), Shape{texts, T}, seed);
+  if (o.random_tokens) return randint(0, int32_t(V), Shape{texts, T}, seed);
   MG_CHECK(m.tok, "represent: ", m.name, " has no tokenizer");
   MG_CHECK(m.tok->vocab_size() <= V, "represent: the tokenizer has ", m.tok->vocab_size(), " tokens but ", m.name,
            " only ", V);
   std::vector<std::vector<int32_t>> rows;
-  if (a.has("text")) {
-    for (const std::string& t : split(a.get("text", ""), '|')) rows.push_back(m.tok->encode(t));
+  if (!o.text.empty()) {
+    for (const std::string& t : o.text) rows.push_back(m.tok->encode(t));
   } else {
     MG_CHECK(m.docs, "represent: no validation documents for ", m.name, " (give --text or --random-tokens)");
     for (uint64_t d = 0; d < m.docs->num_documents() && int64_t(rows.size()) < texts; ++d) {
@@ -125,16 +125,16 @@ Tensor build_ids(const Entry& m, const Args& a, int64_t T, int64_t texts, uint64
   return from_vector(flat, Shape{int64_t(rows.size()), T});
 }
 
-std::vector<Entry> load_models(const Args& a) {
+std::vector<Entry> load_models(const RepresentExperimentOptions& o) {
   std::vector<Entry> out;
   std::shared_ptr<BpeTokenizer> default_tok;
   std::shared_ptr<const TokenShard> default_docs;
-  const bool random = a.flag("random-tokens");
+  const bool random = o.random_tokens;
   auto ensure_default_data = [&] {
     if (random || default_tok) return;
-    if (a.has("tokenizer")) {
-      default_tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load(a.get("tokenizer", "")));
-      MG_CHECK(a.has("text"), "represent: with --tokenizer, give the texts with --text");
+    if (!o.tokenizer.empty()) {
+      default_tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load(o.tokenizer));
+      MG_CHECK(!o.text.empty(), "represent: with --tokenizer, give the texts with --text");
       return;
     }
     PreparedData d = prepare_data(load_run_config(std::string(MG_CONFIG_DIR) + "/quick_mixer.yaml").data);
@@ -142,7 +142,7 @@ std::vector<Entry> load_models(const Args& a) {
     default_docs = d.validation;
   };
 
-  for (const std::string& path : split(a.get("checkpoint", ""), ',')) {
+  for (const std::string& path : o.checkpoints) {
     auto meta = read_checkpoint_metadata(path);
     auto it = meta.find("config");
     MG_CHECK(it != meta.end(), "represent: checkpoint '", path, "' carries no config");
@@ -156,11 +156,11 @@ std::vector<Entry> load_models(const Args& a) {
     load_checkpoint(path, *e.model, nullptr);
     if (!random) {
       e.tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load((fs::path(path).parent_path() / "tokenizer.bpe").string()));
-      if (!a.has("text")) e.docs = prepare_data(rc.data).validation;
+      if (o.text.empty()) e.docs = prepare_data(rc.data).validation;
     }
     out.push_back(std::move(e));
   }
-  for (const std::string& path : split(a.get("config", ""), ',')) {
+  for (const std::string& path : o.configs) {
     RunConfig rc = load_run_config(path);
     require_language_model(rc, path, "represent");
     Entry e;
@@ -171,21 +171,22 @@ std::vector<Entry> load_models(const Args& a) {
       e.docs = d.validation;
       rc.model.vocab_size = d.tokenizer->vocab_size();
     }
-    Generator gen(uint64_t(a.get_int("model-seed", 0)));
+    Generator gen(o.model_seed);
     e.model = make_model(rc.model, gen);
     out.push_back(std::move(e));
   }
-  std::string kinds = a.get("kinds", out.empty() ? "masked_mixer,llama" : "");
-  for (const std::string& k : split(kinds, ',')) {
+  std::vector<std::string> kinds = o.kinds;
+  if (kinds.empty() && out.empty()) kinds = {"masked_mixer", "llama"};
+  for (const std::string& k : kinds) {
     ensure_default_data();
     ModelConfig c;
     c.kind = parse_model_kind(k);
-    c.d_model = a.get_int("d-model", 64);
-    c.n_layers = a.get_int("n-layers", 8);
-    c.n_ctx = a.get_int("n-ctx", 32);
-    c.n_heads = a.get_int("heads", 4);
-    c.mixer_form = parse_mixer_form(a.get("mixer-form", "flat"));
-    c.vocab_size = random ? a.get_int("vocab", 4096) : default_tok->vocab_size();
+    c.d_model = o.d_model;
+    c.n_layers = o.n_layers;
+    c.n_ctx = o.n_ctx;
+    c.n_heads = o.heads;
+    c.mixer_form = parse_mixer_form(o.mixer_form);
+    c.vocab_size = random ? o.vocab : default_tok->vocab_size();
     Entry e;
     e.name = std::string(model_kind_name(c.kind)) + "_d" + std::to_string(c.d_model);
     if (c.kind == ModelKind::masked_mixer && c.mixer_form != MixerForm::flat) {
@@ -194,7 +195,7 @@ std::vector<Entry> load_models(const Args& a) {
     }
     e.tok = default_tok;
     e.docs = default_docs;
-    Generator gen(uint64_t(a.get_int("model-seed", 0)));
+    Generator gen(o.model_seed);
     e.model = make_model(c, gen);
     out.push_back(std::move(e));
   }
@@ -223,26 +224,13 @@ std::vector<int> layers_for(const std::string& spec, int64_t L, const std::strin
 
 }  // namespace
 
-std::vector<RepresentRow> represent_experiment(const std::vector<std::string>& argv) {
+std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOptions& opt) {
   std::vector<RepresentRow> rows;
-  Args a("represent", argv,
-         {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed", "text",
-          "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio", "loss", "decode", "top-k",
-          "seed", "init-std", "out"},
-         {"random-tokens", "tune-lr", "help"});
-  MG_CHECK(a.positionals().empty(), "represent: unexpected argument '", a.positionals().front(), "'\n", kUsage);
-  RepresentationOptions base;
-  base.steps = a.get_int("steps", 500);
-  base.final_lr_ratio = a.get_double("final-lr-ratio", 0.1);
-  base.loss = parse_representation_loss(a.get("loss", "l1"));
-  base.decode = parse_representation_decode(a.get("decode", "pinv"));
-  base.top_k = int(a.get_int("top-k", 5));
-  base.seed = uint64_t(a.get_int("seed", 0));
-  base.init_std = a.get_double("init-std", 1.0);
-  const std::string out_dir = a.get("out", "runs/represent");
+  const RepresentationOptions& base = opt.base;
+  const std::string& out_dir = opt.out;
   fs::create_directories(out_dir);
 
-  std::vector<Entry> models = load_models(a);
+  std::vector<Entry> models = load_models(opt);
   const std::string hcol = "hamming_top" + std::to_string(base.top_k);
   report::CsvWriter csv(out_dir + "/representation.csv",
                         {"model", "kind", "d_model", "n_layers", "n_ctx", "layer", "prompts", "scored_positions", hcol,
@@ -257,16 +245,16 @@ std::vector<RepresentRow> represent_experiment(const std::vector<std::string>& a
 
   for (Entry& m : models) {
     const ModelConfig& c = m.model->config();
-    const int64_t T = a.get_int("length", c.n_ctx);
-    Tensor ids = build_ids(m, a, T, a.get_int("texts", 4), base.seed + 1);
+    const int64_t T = opt.length > 0 ? opt.length : c.n_ctx;
+    Tensor ids = build_ids(m, opt, T, opt.texts, base.seed + 1);
     RepresentationOptions o = base;
     o.pad_id = m.tok ? m.tok->pad_id() : -1;
-    o.lr = lr_for(a.get("lr", ""), c.kind);
-    std::vector<int> layers = layers_for(a.get("layers", "all"), c.n_layers, m.name);
+    o.lr = lr_for(opt.lr, c.kind);
+    std::vector<int> layers = layers_for(opt.layers, c.n_layers, m.name);
     std::printf("%s (%s, %lld parameters): %lld texts x %lld tokens, layers %s\n", m.name.c_str(), c.summary().c_str(),
                 (long long)m.model->num_parameters(), (long long)ids.size(0), (long long)T,
-                a.get("layers", "all").c_str());
-    if (a.flag("tune-lr")) {
+                opt.layers.c_str());
+    if (opt.tune_lr) {
       std::vector<double> cand;
       for (double f : {0.01, 0.1, 1.0, 10.0, 100.0}) cand.push_back(o.lr * f);
       o.layer = layers.back();
@@ -348,13 +336,68 @@ std::vector<RepresentRow> represent_experiment(const std::vector<std::string>& a
   return rows;
 }
 
+RepresentExperimentOptions parse_represent_args(const std::vector<std::string>& argv, bool& help) {
+  Args a("represent", argv,
+         {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed", "text",
+          "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio", "loss", "decode", "top-k",
+          "seed", "init-std", "out"},
+         {"random-tokens", "tune-lr", "help"});
+  MG_CHECK(a.positionals().empty(), "represent: unexpected argument '", a.positionals().front(), "'\n", kUsage);
+  help = a.flag("help");
+  RepresentExperimentOptions o;
+  o.checkpoints = split(a.get("checkpoint", ""), ',');
+  o.configs = split(a.get("config", ""), ',');
+  o.kinds = split(a.get("kinds", ""), ',');
+  a.read("d-model", o.d_model);
+  a.read("n-layers", o.n_layers);
+  a.read("n-ctx", o.n_ctx);
+  a.read("heads", o.heads);
+  a.read("mixer-form", o.mixer_form);
+  a.read("model-seed", o.model_seed);
+  o.text = split(a.get("text", ""), '|');
+  a.read("texts", o.texts);
+  a.read_flag("random-tokens", o.random_tokens);
+  a.read("vocab", o.vocab);
+  a.read("tokenizer", o.tokenizer);
+  a.read("length", o.length);
+  a.read("layers", o.layers);
+  a.read("lr", o.lr);
+  a.read_flag("tune-lr", o.tune_lr);
+  a.read("steps", o.base.steps);
+  a.read("final-lr-ratio", o.base.final_lr_ratio);
+  if (a.has("loss")) o.base.loss = parse_representation_loss(a.get("loss", ""));
+  if (a.has("decode")) o.base.decode = parse_representation_decode(a.get("decode", ""));
+  a.read("top-k", o.base.top_k);
+  a.read("seed", o.base.seed);
+  a.read("init-std", o.base.init_std);
+  a.read("out", o.out);
+  return o;
+}
+
+std::string represent_command_line(const RepresentExperimentOptions& o) {
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  };
+  std::string s = "mixgrad represent";
+  if (!o.checkpoints.empty()) s += " --checkpoint " + join(o.checkpoints);
+  if (!o.configs.empty()) s += " --config " + join(o.configs);
+  if (!o.kinds.empty()) s += " --kinds " + join(o.kinds);
+  s += " --model-seed " + std::to_string(o.model_seed) + " --texts " + std::to_string(o.texts) + " --layers " + o.layers +
+       " --out " + o.out;
+  return s;
+}
+
 int run_represent(const std::vector<std::string>& argv) {
+  bool help = false;
   for (const std::string& s : argv)
-    if (s == "--help" || s == "-h") {
-      std::fputs(kUsage, stdout);
-      return 0;
-    }
-  represent_experiment(argv);
+    if (s == "--help" || s == "-h") help = true;
+  if (help) {
+    std::fputs(kUsage, stdout);
+    return 0;
+  }
+  run_represent_experiment(parse_represent_args(argv, help));
   return 0;
 }
 

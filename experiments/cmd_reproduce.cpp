@@ -1,7 +1,7 @@
 // `mixgrad reproduce`: the paper's comparison, scaled to the machine at hand. Trains a masked
 // mixer and a Llama-style transformer on the same data with the same budget (steps, batch,
-// n_ctx, optimizer), then runs the input-representation test (PAPER D) and the retrieval
-// comparison (PAPER E) on both, and writes report.md with loss curves, samples and both
+// n_ctx, optimizer), then runs the input-representation test (docs/paper.md D) and the retrieval
+// comparison (docs/paper.md E) on both, and writes report.md with loss curves, samples and both
 // experiments' tables and figures.
 #include <algorithm>
 #include <cmath>
@@ -12,8 +12,9 @@
 #include "experiments/args.h"
 #include "experiments/commands.h"
 #include "experiments/represent_experiment.h"
+#include "experiments/reproduce.h"
 #include "experiments/retrieval_comparison.h"
-#include "experiments/trainer.h"
+#include "experiments/lm_run.h"
 #include "report/csv.h"
 #include "report/plot.h"
 
@@ -48,13 +49,13 @@ void write_representation(std::ofstream& md, const Sections& sec) {
   for (const auto& r : sec.representation)
     if (std::find(layers.begin(), layers.end(), r.layer) == layers.end()) layers.push_back(r.layer);
   std::sort(layers.begin(), layers.end());
-  md << "## Input representation (PAPER.md D, Fig. 3)\n\n"
+  md << "## Input representation (docs/paper.md D, Fig. 3)\n\n"
      << "Random Gaussian input embeddings optimised by gradient descent (500 steps, L1, linearly decaying\n"
      << "step) until the model's activations after `layer` blocks match those of a validation text; the\n"
      << "recovered embeddings decoded through the pseudo-inverse of the embedding matrix. Metric: the\n"
      << "paper's modified Hamming distance (fraction of tokens NOT among the top 5; 0 = exact recovery),\n"
      << "top-1 accuracy in brackets. The untrained models are the same configs at initialisation.\n"
-     << "Command: `mixgrad represent " << sec.representation_args << "`\n\n| model |";
+     << "Command: `" << sec.representation_args << "`\n\n| model |";
   for (int l : layers) md << " layer " << l << " |";
   md << "\n|---|";
   for (size_t i = 0; i < layers.size(); ++i) md << "---|";
@@ -79,7 +80,7 @@ void write_representation(std::ofstream& md, const Sections& sec) {
 void write_retrieval(std::ofstream& md, const Sections& sec) {
   if (sec.retrieval.empty()) return;
   const auto& o = sec.retrieval_options;
-  md << "## Retrieval (PAPER.md E)\n\n"
+  md << "## Retrieval (docs/paper.md E)\n\n"
      << o.pairs << " query -> document pairs, top-1 accuracy (MRR in brackets) among pools of c (the query's\n"
      << "document and c - 2 distractors, identical pools for every method). Embeddings: "
      << embed_position_name(o.position) << " of the last block's\n"
@@ -130,7 +131,7 @@ void write_report(const std::string& dir, const std::vector<RunResult>& runs, bo
   std::ofstream md(dir + "/report.md");
   md << "# mixgrad reproduction" << (quick ? " (quick)" : "") << "\n\n"
      << "Masked mixer vs Llama-style transformer trained on the same corpus, tokenizer, batches and\n"
-     << "optimizer settings for the same number of steps (PAPER.md H.2 rows 9-11 are the paper's\n"
+     << "optimizer settings for the same number of steps (docs/paper.md H.2 rows 9-11 are the paper's\n"
      << "TinyStories figures for this comparison at full scale).\n\n"
      << "| model | parameters | steps | tokens/s | train loss | validation loss | unigram baseline | time |\n"
      << "|---|---|---|---|---|---|---|---|\n";
@@ -149,18 +150,31 @@ void write_report(const std::string& dir, const std::vector<RunResult>& runs, bo
 
 }  // namespace
 
-int run_reproduce(const std::vector<std::string>& argv) {
+ReproduceOptions parse_reproduce_args(const std::vector<std::string>& argv) {
   Args a("reproduce", argv, {"out", "configs", "steps", "infonce-steps"},
          {"quick", "resume", "skip-represent", "skip-retrieval"});
-  const bool quick = a.flag("quick");
-  const std::string out = a.get("out", quick ? "runs/quick" : "runs/full");
-  const std::string cfg_dir = a.get("configs", std::string(MG_CONFIG_DIR));
-  std::vector<std::string> names = quick ? std::vector<std::string>{"quick_mixer.yaml", "quick_llama.yaml"}
-                                         : std::vector<std::string>{"tinystories_mixer.yaml", "tinystories_llama.yaml"};
+  ReproduceOptions o;
+  a.read_flag("quick", o.quick);
+  a.read("out", o.out);
+  if (o.out.empty()) o.out = o.quick ? "runs/quick" : "runs/full";
+  a.read("configs", o.config_dir);
+  a.read("steps", o.steps);
+  o.retrieval.infonce_steps = o.quick ? 500 : 5000;
+  a.read("infonce-steps", o.retrieval.infonce_steps);
+  a.read_flag("resume", o.resume);
+  a.read_flag("skip-represent", o.skip_represent);
+  a.read_flag("skip-retrieval", o.skip_retrieval);
+  return o;
+}
+
+int run_reproduce_experiment(const ReproduceOptions& o) {
+  const std::string& out = o.out;
+  std::vector<std::string> names = o.quick ? std::vector<std::string>{"quick_mixer.yaml", "quick_llama.yaml"}
+                                           : std::vector<std::string>{"tinystories_mixer.yaml", "tinystories_llama.yaml"};
   // Fail before minutes of training, not after, when the retrieval pairs are not installed.
-  if (!a.flag("skip-retrieval")) {
+  if (!o.skip_retrieval) {
     try {
-      (void)load_pairs(RetrievalComparisonOptions{}.pairs);
+      (void)load_pairs(o.retrieval.pairs);
     } catch (const Error& e) {
       throw Error(std::string(e.what()) +
                   "\nreproduce: the retrieval section needs these pairs: install them with "
@@ -170,48 +184,50 @@ int run_reproduce(const std::vector<std::string>& argv) {
   fs::create_directories(out);
   std::vector<RunResult> runs;
   for (const auto& n : names) {
-    RunConfig rc = load_run_config(cfg_dir + "/" + n);
+    RunConfig rc = load_run_config((o.config_dir.empty() ? std::string(MG_CONFIG_DIR) : o.config_dir) + "/" + n);
     rc.out_dir = out + "/" + rc.name;
-    rc.train.steps = a.get_int("steps", rc.train.steps);
-    TrainOptions o;
-    o.resume = a.flag("resume") && fs::exists(rc.out_dir + "/checkpoint.safetensors");
+    if (o.steps > 0) rc.train.steps = o.steps;
+    TrainOptions t;
+    t.resume = o.resume && fs::exists(rc.out_dir + "/checkpoint.safetensors");
     std::fprintf(stderr, "== %s ==\n", rc.name.c_str());
-    runs.push_back({rc, train_run(rc, o)});
+    runs.push_back({rc, train_run(rc, t)});
     if (runs.back().s.interrupted) {
       std::fprintf(stderr, "reproduce: %s stopped early; rerun with --resume\n", rc.name.c_str());
       return 130;
     }
   }
   Sections sec;
-  if (!a.flag("skip-represent")) {
+  if (!o.skip_represent) {
     // Trained checkpoints beside the same configs at initialisation (the training seed).
-    std::string ckpts, cfgs;
+    RepresentExperimentOptions ro;
     for (const auto& r : runs) {
-      ckpts += (ckpts.empty() ? "" : ",") + r.rc.out_dir + "/checkpoint.safetensors";
-      cfgs += (cfgs.empty() ? "" : ",") + r.rc.out_dir + "/config.yaml";
+      ro.checkpoints.push_back(r.rc.out_dir + "/checkpoint.safetensors");
+      ro.configs.push_back(r.rc.out_dir + "/config.yaml");
     }
     const int64_t L = runs[0].rc.model.n_layers;
-    std::vector<std::string> rargs = {"--checkpoint", ckpts, "--config", cfgs, "--model-seed",
-                                      std::to_string(runs[0].rc.train.seed), "--texts", quick ? "4" : "10",
-                                      "--layers", quick ? "1," + std::to_string(L) : "all", "--out",
-                                      out + "/representation"};
-    for (size_t i = 0; i + 1 < rargs.size(); i += 2) sec.representation_args += rargs[i] + " " + rargs[i + 1] + " ";
+    ro.model_seed = runs[0].rc.train.seed;
+    ro.texts = o.quick ? 4 : 10;
+    ro.layers = o.quick ? "1," + std::to_string(L) : "all";
+    ro.out = out + "/representation";
+    sec.representation_args = represent_command_line(ro);
     std::fprintf(stderr, "== input representation ==\n");
-    sec.representation = represent_experiment(rargs);
+    sec.representation = run_represent_experiment(ro);
   }
-  if (!a.flag("skip-retrieval")) {
+  if (!o.skip_retrieval) {
     std::fprintf(stderr, "== retrieval ==\n");
     std::vector<PretrainedModel> models;
     for (const auto& r : runs) models.push_back({r.rc.name, r.rc.out_dir + "/checkpoint.safetensors"});
-    sec.retrieval_options.infonce_steps = a.get_int("infonce-steps", quick ? 500 : 5000);
+    sec.retrieval_options = o.retrieval;
     sec.retrieval = run_retrieval_comparison(models, sec.retrieval_options, out + "/retrieval");
   }
-  write_report(out, runs, quick, sec);
+  write_report(out, runs, o.quick, sec);
   std::printf("report: %s/report.md\n", out.c_str());
   for (const auto& r : runs)
     std::printf("%-14s val loss %.4f (unigram %.4f), %.0f tokens/s\n", r.rc.name.c_str(),
                 r.s.validation.empty() ? NAN : r.s.validation.back().loss, r.s.unigram_entropy, r.s.tokens_per_second);
   return 0;
 }
+
+int run_reproduce(const std::vector<std::string>& argv) { return run_reproduce_experiment(parse_reproduce_args(argv)); }
 
 }  // namespace mg

@@ -1,13 +1,12 @@
-// `mixgrad retrieve train|eval|embed|frozen`: the retrieval experiments (PAPER.md E) on query ->
-// document pairs, scored top-1 / MRR among pools of 32, 128 and 1024 (c counts the query: c - 1
-// candidates), with a TF-IDF baseline on the same pools.
+// `mixgrad retrieve train|eval|embed|frozen`: the retrieval experiments (docs/paper.md E) on
+// query -> document pairs, scored top-1 / MRR among pools of 32, 128 and 1024 (c counts the
+// query: c - 1 candidates), with a TF-IDF baseline on the same pools.
 #include <omp.h>
 
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <memory>
-#include <sstream>
 
 #include "core/safetensors.h"
 #include "experiments/args.h"
@@ -15,10 +14,10 @@
 #include "experiments/data_prep.h"
 #include "experiments/retrieval.h"
 #include "experiments/retrieval_eval.h"
+#include "experiments/retrieve_experiment.h"
 #include "experiments/run_config.h"
 #include "nn/checkpoint.h"
 #include "report/csv.h"
-#include "report/plot.h"
 
 namespace mg {
 
@@ -26,342 +25,298 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::set<std::string> kCommonOptions = {
-    "pairs", "test-fraction", "split-seed", "pools", "seed", "max-queries", "out", "position", "pad-side",
-    "batch", "threads", "device", "checkpoint", "config", "init-seed", "tokenizer"};
-const std::set<std::string> kCommonFlags = {"pad-to-ctx"};
-
-std::set<std::string> with(std::set<std::string> a, const std::set<std::string>& b) {
-  a.insert(b.begin(), b.end());
-  return a;
-}
+constexpr const char* kUsage =
+    "usage: mixgrad retrieve train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [options]\n"
+    "  model: --checkpoint P | --config C.yaml [--init-seed S] [--tokenizer T] [--device D]\n"
+    "         (eval: none = TF-IDF only)\n"
+    "  pairs: --test-fraction F --split-seed S --max-queries N --max-train N\n"
+    "  embedding: --position last|second-last|mean  --pad-side right|left  --pad-to-ctx  --batch N\n"
+    "  pools: --pools 32,128,1024 --seed S --out DIR --threads N\n"
+    "  eval: --tfidf-only --no-tfidf\n"
+    "  train (InfoNCE, docs/paper.md E.3): --steps N --group 32 --groups-per-step 1 --in-batch B --tau 0.02\n"
+    "         --lr 1e-4 --warmup 500 --weight-decay 0 --grad-clip 1 --log-every 10 --train-seed 0\n"
+    "         --precision f32|bf16 --checkpoint-every N --resume --stop-after N --no-eval\n"
+    "  embed: --split test|train|all --out FILE.safetensors\n"
+    "  frozen (docs/paper.md E.2): --pools 32,128 --depth 8 --frozen-batch 32 --epochs 1 | --steps N --lr 1e-4\n"
+    "         --warmup 500 --precision f32|bf16 --resume (with --out)";
 
 struct Model {
   RunConfig rc;
-  std::string source;  // checkpoint path or "config + seed"
+  std::string source;  // checkpoint path or "untrained ..."
   std::unique_ptr<LanguageModel> lm;
   std::shared_ptr<BpeTokenizer> tok;
   std::string tok_path;
 };
 
-// --checkpoint P (tokenizer.bpe beside it), or --config C.yaml [--init-seed S] [--tokenizer T]
-// for an untrained model. Returns null when neither is given.
-std::unique_ptr<Model> load_model(const Args& a) {
+// The model of o (null when none is named).
+std::unique_ptr<Model> load_model(const RetrieveModelOptions& o) {
   auto m = std::make_unique<Model>();
-  if (a.has("checkpoint")) {
-    const std::string ckpt = a.get("checkpoint", "");
-    auto meta = read_checkpoint_metadata(ckpt);
+  if (!o.checkpoint.empty()) {
+    auto meta = read_checkpoint_metadata(o.checkpoint);
     auto it = meta.find("config");
-    MG_CHECK(it != meta.end(), "checkpoint '", ckpt, "' carries no config");
-    m->rc = parse_run_config(it->second, ckpt + " [config]");
-    require_language_model(m->rc, ckpt, "retrieve");
-    m->tok_path = a.get("tokenizer", (fs::path(ckpt).parent_path() / "tokenizer.bpe").string());
+    MG_CHECK(it != meta.end(), "checkpoint '", o.checkpoint, "' carries no config");
+    m->rc = parse_run_config(it->second, o.checkpoint + " [config]");
+    require_language_model(m->rc, o.checkpoint, "retrieve");
+    m->tok_path = !o.tokenizer.empty() ? o.tokenizer : (fs::path(o.checkpoint).parent_path() / "tokenizer.bpe").string();
     Generator gen(0);
     m->lm = make_model(m->rc.model, gen);
-    load_checkpoint(ckpt, *m->lm, nullptr);
-    m->source = ckpt;
-  } else if (a.has("config")) {
-    m->rc = load_run_config(a.get("config", ""));
-    require_language_model(m->rc, a.get("config", ""), "retrieve");
-    m->tok_path = a.get("tokenizer", data_cache_dir(m->rc.data) + "/tokenizer.bpe");
+    load_checkpoint(o.checkpoint, *m->lm, nullptr);
+    m->source = o.checkpoint;
+  } else if (!o.config.empty()) {
+    m->rc = load_run_config(o.config);
+    require_language_model(m->rc, o.config, "retrieve");
+    m->tok_path = !o.tokenizer.empty() ? o.tokenizer : data_cache_dir(m->rc.data) + "/tokenizer.bpe";
     MG_CHECK(fs::exists(m->tok_path), "tokenizer ", m->tok_path,
              " does not exist: run `mixgrad tokenize CONFIG` or pass --tokenizer PATH");
-    const uint64_t seed = uint64_t(a.get_int("init-seed", 0));
-    Generator gen(seed);
+    Generator gen(o.init_seed);
     m->lm = make_model(m->rc.model, gen);
-    m->source = "untrained " + m->rc.name + " (init seed " + std::to_string(seed) + ")";
+    m->source = "untrained " + m->rc.name + " (init seed " + std::to_string(o.init_seed) + ")";
   } else {
     return nullptr;
   }
   m->tok = std::make_shared<BpeTokenizer>(BpeTokenizer::load(m->tok_path));
   MG_CHECK(m->tok->vocab_size() <= m->rc.model.vocab_size, "tokenizer ", m->tok_path, " has ",
            m->tok->vocab_size(), " tokens, more than the model's vocab_size ", m->rc.model.vocab_size);
-  const Device dev = parse_device(a.get("device", m->rc.train.device));
+  const Device dev = parse_device(o.device);
   if (!dev.is_cpu()) m->lm->to(dev);
   return m;
 }
 
-EmbedOptions embed_options(const Args& a) {
-  EmbedOptions o;
-  o.position = parse_embed_position(a.get("position", "second-last"));
-  const std::string side = a.get("pad-side", "right");
-  MG_CHECK(side == "left" || side == "right", "--pad-side: expected left or right, got '", side, "'");
-  o.pad_side = side == "left" ? PadSide::left : PadSide::right;
-  // Left padding moves every token with the batch's padding; only n_ctx padding is stable.
-  o.pad_to_ctx = a.flag("pad-to-ctx") || o.pad_side == PadSide::left;
-  o.batch_size = a.get_int("batch", 16);
-  return o;
-}
-
-struct Data {
-  std::string name;
-  PairSplit split;
-};
-
-Data load_data(const Args& a) {
-  MG_CHECK(a.has("pairs"), "--pairs reuters|manpages|PATH.jsonl is required");
-  Data d;
-  d.name = a.get("pairs", "");
-  std::vector<RetrievalPair> pairs = load_pairs(d.name);
-  // The man pages are too few to train on (DATA.md B): all of them are evaluation pairs.
-  const double frac = a.get_double("test-fraction", d.name == "manpages" ? 1.0 : 0.125);
-  MG_CHECK(frac > 0 && frac <= 1, "--test-fraction must be in (0, 1], got ", frac);
-  if (frac >= 1) d.split.test = std::move(pairs);
-  else d.split = split_pairs(pairs, frac, uint64_t(a.get_int("split-seed", 0)));
-  const int64_t maxq = a.get_int("max-queries", 0);
-  if (maxq > 0 && int64_t(d.split.test.size()) > maxq) d.split.test.resize(size_t(maxq));
-  std::fprintf(stderr, "pairs %s: %zu train, %zu test\n", d.name.c_str(), d.split.train.size(),
-               d.split.test.size());
-  return d;
-}
-
-void texts_of(const std::vector<RetrievalPair>& pairs, std::vector<std::string>& q, std::vector<std::string>& d) {
-  q.clear();
-  d.clear();
-  for (const auto& p : pairs) {
-    q.push_back(p.query);
-    d.push_back(p.document);
-  }
+std::pair<Tensor, Tensor> embed_pairs(Model& m, const std::vector<RetrievalPair>& pairs, const EmbedOptions& eo,
+                                      const std::string& what) {
+  auto [q, d] = pair_texts(pairs);
+  const int64_t n_ctx = m.rc.model.n_ctx;
+  const int32_t pad = m.tok->pad_id();
+  Tensor qe = embed_sequences(*m.lm, tokenize_texts(*m.tok, q, n_ctx), pad, eo, "embed " + what + "queries");
+  Tensor de = embed_sequences(*m.lm, tokenize_texts(*m.tok, d, n_ctx), pad, eo, "embed " + what + "documents");
+  return {qe, de};
 }
 
 // Scores TF-IDF and (when given) the model on identical pools; prints, writes CSV and a plot.
-int evaluate(const Args& a, const Data& data, Model* model, const std::string& out_dir, bool tfidf) {
-  std::vector<std::string> q, d;
-  texts_of(data.split.test, q, d);
+void evaluate(const RetrieveOptions& o, const PairSplit& split, Model* model, bool tfidf) {
+  auto [q, d] = pair_texts(split.test);
   std::vector<NamedScorer> methods;
   if (tfidf) methods.push_back({"tfidf", tfidf_scorer(q, d)});
   if (model) {
-    EmbedOptions eo = embed_options(a);
-    const int64_t n_ctx = model->rc.model.n_ctx;
-    const int32_t pad = model->tok->pad_id();
-    Tensor qe = embed_sequences(*model->lm, tokenize_texts(*model->tok, q, n_ctx), pad, eo, "embed queries");
-    Tensor de = embed_sequences(*model->lm, tokenize_texts(*model->tok, d, n_ctx), pad, eo, "embed documents");
-    methods.push_back({model->rc.name + " (" + embed_position_name(eo.position) + ")", cosine_scorer(qe, de)});
+    auto [qe, de] = embed_pairs(*model, split.test, o.embed, "");
+    methods.push_back({model->rc.name + " (" + embed_position_name(o.embed.position) + ")", cosine_scorer(qe, de)});
   }
-  evaluate_methods(methods, int64_t(q.size()), parse_pools(a.get("pools", "32,128,1024")),
-                   uint64_t(a.get_int("seed", 0)), data.name, out_dir, true);
+  evaluate_methods(methods, int64_t(q.size()), o.pools, o.pool_seed, o.split.pairs, o.out, true);
+}
+
+int retrieve_eval(const RetrieveOptions& o) {
+  std::unique_ptr<Model> model = o.tfidf_only ? nullptr : load_model(o.model);
+  MG_CHECK(model || !o.no_tfidf, "retrieve eval: --no-tfidf needs a model (--checkpoint or --config)");
+  PairSplit split = load_pair_split(o.split);
+  if (model) std::fprintf(stderr, "model: %s\n", model->source.c_str());
+  evaluate(o, split, model.get(), !o.no_tfidf);
   return 0;
 }
 
-void set_threads(const Args& a) {
-  const int64_t t = a.get_int("threads", 0);
-  if (t > 0) omp_set_num_threads(int(t));
-}
-
-int retrieve_eval(const std::vector<std::string>& argv) {
-  Args a("retrieve eval", argv, kCommonOptions, with(kCommonFlags, {"tfidf-only", "no-tfidf"}));
-  set_threads(a);
-  std::unique_ptr<Model> model = a.flag("tfidf-only") ? nullptr : load_model(a);
-  MG_CHECK(model || !a.flag("no-tfidf"), "retrieve eval: --no-tfidf needs a model (--checkpoint or --config)");
-  Data data = load_data(a);
-  if (model) std::fprintf(stderr, "model: %s\n", model->source.c_str());
-  return evaluate(a, data, model.get(), a.get("out", ""), !a.flag("no-tfidf"));
-}
-
-int retrieve_embed(const std::vector<std::string>& argv) {
-  Args a("retrieve embed", argv, with(kCommonOptions, {"split"}), kCommonFlags);
-  set_threads(a);
-  std::unique_ptr<Model> model = load_model(a);
+int retrieve_embed(const RetrieveOptions& o) {
+  std::unique_ptr<Model> model = load_model(o.model);
   MG_CHECK(model, "retrieve embed: a model is required (--checkpoint P, or --config C.yaml [--init-seed S])");
-  MG_CHECK(a.has("out"), "retrieve embed: --out FILE.safetensors is required");
-  Data data = load_data(a);
-  const std::string which = a.get("split", "test");
+  MG_CHECK(!o.out.empty(), "retrieve embed: --out FILE.safetensors is required");
+  MG_CHECK(o.which == "test" || o.which == "train" || o.which == "all", "--split: expected test, train or all, got '",
+           o.which, "'");
+  PairSplit split = load_pair_split(o.split);
   std::vector<RetrievalPair> pairs;
-  if (which == "test" || which == "all") pairs = data.split.test;
-  if (which == "train" || which == "all") pairs.insert(pairs.end(), data.split.train.begin(), data.split.train.end());
-  MG_CHECK(which == "test" || which == "train" || which == "all", "--split: expected test, train or all, got '",
-           which, "'");
-  MG_CHECK(!pairs.empty(), "retrieve embed: the ", which, " split is empty");
-  std::vector<std::string> q, d;
-  texts_of(pairs, q, d);
-  EmbedOptions eo = embed_options(a);
-  const int64_t n_ctx = model->rc.model.n_ctx;
-  const int32_t pad = model->tok->pad_id();
-  Tensor qe = embed_sequences(*model->lm, tokenize_texts(*model->tok, q, n_ctx), pad, eo, "embed queries");
-  Tensor de = embed_sequences(*model->lm, tokenize_texts(*model->tok, d, n_ctx), pad, eo, "embed documents");
+  if (o.which == "test" || o.which == "all") pairs = split.test;
+  if (o.which == "train" || o.which == "all") pairs.insert(pairs.end(), split.train.begin(), split.train.end());
+  MG_CHECK(!pairs.empty(), "retrieve embed: the ", o.which, " split is empty");
+  auto [qe, de] = embed_pairs(*model, pairs, o.embed, "");
   std::string ids;
   for (const auto& p : pairs) ids += p.id + "\n";
-  const std::string out = a.get("out", "");
-  if (fs::path(out).has_parent_path()) fs::create_directories(fs::path(out).parent_path());
-  save_safetensors(out, {{"queries", qe}, {"documents", de}},
-                   {{"model", model->source}, {"pairs", data.name}, {"split", which},
-                    {"position", embed_position_name(eo.position)},
-                    {"pad_side", eo.pad_side == PadSide::left ? "left" : "right"}, {"ids", ids}});
-  std::printf("wrote %s: queries and documents [%lld, %lld]\n", out.c_str(), (long long)qe.size(0),
+  if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
+  save_safetensors(o.out, {{"queries", qe}, {"documents", de}},
+                   {{"model", model->source}, {"pairs", o.split.pairs}, {"split", o.which},
+                    {"position", embed_position_name(o.embed.position)},
+                    {"pad_side", o.embed.pad_side == PadSide::left ? "left" : "right"}, {"ids", ids}});
+  std::printf("wrote %s: queries and documents [%lld, %lld]\n", o.out.c_str(), (long long)qe.size(0),
               (long long)qe.size(1));
   return 0;
 }
 
-int retrieve_train(const std::vector<std::string>& argv) {
-  Args a("retrieve train", argv,
-         with(kCommonOptions, {"steps", "group", "groups-per-step", "in-batch", "tau", "lr", "warmup", "weight-decay",
-                               "grad-clip", "log-every", "train-seed", "max-train"}),
-         with(kCommonFlags, {"no-eval"}));
-  set_threads(a);
-  std::unique_ptr<Model> model = load_model(a);
+int retrieve_train(const RetrieveOptions& o) {
+  std::unique_ptr<Model> model = load_model(o.model);
   MG_CHECK(model, "retrieve train: a model is required (--checkpoint P, or --config C.yaml [--init-seed S])");
-  MG_CHECK(a.has("out"), "retrieve train: --out DIR is required");
-  const std::string out_dir = a.get("out", "");
-  Data data = load_data(a);
-  std::vector<RetrievalPair> train = data.split.train;
-  const int64_t max_train = a.get_int("max-train", 0);
-  if (max_train > 0 && int64_t(train.size()) > max_train) train.resize(size_t(max_train));
-  MG_CHECK(!train.empty(), "retrieve train: no training pairs (lower --test-fraction)");
-  InfoNceOptions o;
-  o.embed = embed_options(a);
-  o.temperature = a.get_double("tau", 0.02);
-  o.group_size = a.get_int("group", 32);
-  o.groups_per_step = a.get_int("groups-per-step", 1);
-  o.in_batch = a.get_int("in-batch", 0);
-  o.steps = a.get_int("steps", 0);
-  o.lr = a.get_double("lr", 1e-4);
-  o.warmup_steps = a.get_int("warmup", 500);
-  o.weight_decay = a.get_double("weight-decay", 0);
-  o.grad_clip = a.get_double("grad-clip", 1.0);
-  o.log_every = a.get_int("log-every", 10);
-  o.seed = uint64_t(a.get_int("train-seed", 0));
-  std::vector<std::string> q, d;
-  texts_of(train, q, d);
+  MG_CHECK(!o.out.empty(), "retrieve train: --out DIR is required");
+  PairSplit split = load_pair_split(o.split);
+  MG_CHECK(!split.train.empty(), "retrieve train: no training pairs (lower --test-fraction)");
+  auto [q, d] = pair_texts(split.train);
   const int64_t n_ctx = model->rc.model.n_ctx;
-  const int32_t pad = model->tok->pad_id();
   auto qt = tokenize_texts(*model->tok, q, n_ctx), dt = tokenize_texts(*model->tok, d, n_ctx);
-  fs::create_directories(out_dir);
-  report::CsvWriter log(out_dir + "/infonce_loss.csv", {"step", "loss"});
-  report::LinePlot lp;
-  lp.title = "InfoNCE training loss (tau " + report::csv_num(o.temperature) + ")";
-  lp.xlabel = "step";
-  lp.ylabel = "loss";
-  lp.series.push_back({"train", {}, {}});
-  std::fprintf(stderr, "InfoNCE on %zu pairs from %s: %s\n", train.size(), model->source.c_str(),
-               o.in_batch > 0 ? ("in-batch " + std::to_string(o.in_batch)).c_str()
-                              : ("groups of " + std::to_string(o.group_size) + " x " +
-                                 std::to_string(o.groups_per_step) + " per step").c_str());
-  InfoNceStats st = train_info_nce(*model->lm, qt, dt, pad, o, [&](int64_t step, double loss) {
-    std::fprintf(stderr, "step %lld loss %.4f\n", (long long)step, loss);
-    log.row({std::to_string(step), report::csv_num(loss)});
-    lp.series[0].x.push_back(double(step));
-    lp.series[0].y.push_back(loss);
-  });
-  report::save_line_plot(out_dir + "/infonce_loss.png", lp);
+  const InfoNceOptions& io = o.infonce;
+  std::fprintf(stderr, "InfoNCE on %zu pairs from %s: %s\n", split.train.size(), model->source.c_str(),
+               io.in_batch > 0 ? ("in-batch " + std::to_string(io.in_batch)).c_str()
+                               : ("groups of " + std::to_string(io.group_size) + " x " +
+                                  std::to_string(io.groups_per_step) + " per step").c_str());
+  // The run directory holds a checkpoint that `retrieve eval --checkpoint` reads like a trained
+  // language model's (config in its metadata, tokenizer.bpe beside it).
   std::map<std::string, std::string> meta{{"config", model->rc.source_yaml},
                                           {"retrieval.base", model->source},
-                                          {"retrieval.pairs", data.name},
-                                          {"retrieval.position", embed_position_name(o.embed.position)},
-                                          {"retrieval.tau", report::csv_num(o.temperature)},
-                                          {"retrieval.steps", std::to_string(st.steps)}};
-  const std::string ckpt = out_dir + "/retrieval.safetensors";
-  save_checkpoint(ckpt, *model->lm, nullptr, meta);
-  const std::string tok_copy = out_dir + "/tokenizer.bpe";
+                                          {"retrieval.pairs", o.split.pairs},
+                                          {"retrieval.position", embed_position_name(io.embed.position)},
+                                          {"retrieval.tau", report::csv_num(io.temperature)}};
+  RunControl control{o.out, o.resume, o.stop_after, "infonce", true};
+  InfoNceStats st = train_info_nce(*model->lm, qt, dt, model->tok->pad_id(), io, nullptr, control, meta);
+  const std::string tok_copy = o.out + "/tokenizer.bpe";
   if (!fs::exists(tok_copy) || !fs::equivalent(tok_copy, model->tok_path))
     fs::copy_file(model->tok_path, tok_copy, fs::copy_options::overwrite_existing);
-  std::printf("InfoNCE: %lld steps in %.1fs, loss %.4f -> %.4f; wrote %s\n", (long long)st.steps, st.seconds,
-              st.first_loss, st.last_loss, ckpt.c_str());
-  if (a.flag("no-eval")) return 0;
-  return evaluate(a, data, model.get(), out_dir, true);
+  std::printf("InfoNCE: step %lld in %.1fs, loss %.4f -> %.4f; wrote %s/checkpoint.safetensors\n", (long long)st.steps,
+              st.seconds, st.first_loss, st.last_loss, o.out.c_str());
+  if (st.interrupted) return 130;
+  if (o.no_eval) return 0;
+  evaluate(o, split, model.get(), true);
+  return 0;
 }
 
-int retrieve_frozen(const std::vector<std::string>& argv) {
-  Args a("retrieve frozen", argv,
-         with(kCommonOptions, {"steps", "epochs", "depth", "lr", "warmup", "grad-clip", "log-every", "train-seed",
-                               "max-train", "frozen-batch"}),
-         kCommonFlags);
-  set_threads(a);
-  std::unique_ptr<Model> model = load_model(a);
+int retrieve_frozen(const RetrieveOptions& o) {
+  std::unique_ptr<Model> model = load_model(o.model);
   MG_CHECK(model, "retrieve frozen: a model is required (--checkpoint P, or --config C.yaml [--init-seed S])");
-  Data data = load_data(a);
-  std::vector<RetrievalPair> train = data.split.train;
-  const int64_t max_train = a.get_int("max-train", 0);
-  if (max_train > 0 && int64_t(train.size()) > max_train) train.resize(size_t(max_train));
-  MG_CHECK(!train.empty(), "retrieve frozen: no training pairs (lower --test-fraction)");
-  EmbedOptions eo = embed_options(a);
-  const int64_t n_ctx = model->rc.model.n_ctx;
-  const int32_t pad = model->tok->pad_id();
-  auto embed_pairs = [&](const std::vector<RetrievalPair>& pairs, const std::string& what, Tensor& qe, Tensor& de) {
-    std::vector<std::string> q, d;
-    texts_of(pairs, q, d);
-    qe = embed_sequences(*model->lm, tokenize_texts(*model->tok, q, n_ctx), pad, eo, "embed " + what + " queries");
-    de = embed_sequences(*model->lm, tokenize_texts(*model->tok, d, n_ctx), pad, eo, "embed " + what + " documents");
-  };
-  Tensor trq, trd, teq, ted;
-  embed_pairs(train, "train", trq, trd);
-  embed_pairs(data.split.test, "test", teq, ted);
-  const uint64_t seed = uint64_t(a.get_int("seed", 0));
-  std::vector<std::string> tq, td;
-  texts_of(data.split.test, tq, td);
+  MG_CHECK(!o.resume || !o.out.empty(), "retrieve frozen: --resume needs --out DIR");
+  PairSplit split = load_pair_split(o.split);
+  MG_CHECK(!split.train.empty(), "retrieve frozen: no training pairs (lower --test-fraction)");
+  auto [trq, trd] = embed_pairs(*model, split.train, o.embed, "train ");
+  auto [teq, ted] = embed_pairs(*model, split.test, o.embed, "test ");
+  auto [tq, td] = pair_texts(split.test);
   PoolScorer tfidf = tfidf_scorer(tq, td);
-  const std::string out_dir = a.get("out", "");
   std::unique_ptr<report::CsvWriter> csv;
-  if (!out_dir.empty()) {
-    fs::create_directories(out_dir);
+  if (!o.out.empty()) {
+    fs::create_directories(o.out);
     csv = std::make_unique<report::CsvWriter>(
-        out_dir + "/frozen_retrieval.csv",
+        o.out + "/frozen_retrieval.csv",
         std::vector<std::string>{"method", "pairs", "pool_size", "train_loss", "test_loss", "top1", "mrr", "seed"});
   }
-  std::printf("frozen-embedding retrieval (PAPER E.2) on %s: %zu train, %zu test pairs, embeddings of %s (%s)\n",
-              data.name.c_str(), train.size(), data.split.test.size(), model->source.c_str(),
-              embed_position_name(eo.position));
+  std::printf("frozen-embedding retrieval (docs/paper.md E.2) on %s: %zu train, %zu test pairs, embeddings of %s (%s)\n",
+              o.split.pairs.c_str(), split.train.size(), split.test.size(), model->source.c_str(),
+              embed_position_name(o.embed.position));
   std::printf("%-6s %-10s %-10s %-10s %-10s %-10s %-10s\n", "c", "train CE", "test CE", "chance", "top1", "MRR",
               "tfidf top1");
-  for (int64_t c : parse_pools(a.get("pools", "32,128"))) {
-    if (c - 1 > int64_t(data.split.test.size()) || c - 1 > int64_t(train.size())) {
+  int code = 0;
+  for (int64_t c : o.frozen_pools) {
+    if (c - 1 > int64_t(split.test.size()) || c - 1 > int64_t(split.train.size())) {
       std::fprintf(stderr, "pool size %lld skipped: too few pairs\n", (long long)c);
       continue;
     }
-    FrozenRetrievalOptions o;
-    o.pool_size = c;
-    o.depth = a.get_int("depth", 8);
-    o.batch_size = a.get_int("frozen-batch", 32);
-    o.epochs = a.get_int("epochs", 1);
-    o.steps = a.get_int("steps", 0);
-    o.lr = a.get_double("lr", 1e-4);
-    o.warmup_steps = a.get_int("warmup", 500);
-    o.grad_clip = a.get_double("grad-clip", 1.0);
-    o.log_every = a.get_int("log-every", 50);
-    o.seed = uint64_t(a.get_int("train-seed", 0));
-    Generator gen(o.seed + 17);
-    RetrievalMixer rm(trq.size(1), o.depth, c, gen);
-    FrozenRetrievalResult r =
-        train_frozen_retrieval(rm, trq, trd, teq, ted, o, seed, [&](int64_t step, double loss) {
-          std::fprintf(stderr, "c=%lld step %lld train CE %.4f\n", (long long)c, (long long)step, loss);
-        });
-    RetrievalScore t = score_pools(make_pools(int64_t(data.split.test.size()), c, seed), c, tfidf);
+    FrozenRetrievalOptions fo = o.frozen;
+    fo.pool_size = c;
+    Generator gen(fo.train.seed + 17);
+    RetrievalMixer rm(trq.size(1), fo.depth, c, gen);
+    RunControl control{o.out.empty() ? "" : o.out + "/c" + std::to_string(c), o.resume, -1,
+                       "frozen c=" + std::to_string(c), true};
+    FrozenRetrievalResult r = train_frozen_retrieval(rm, trq, trd, teq, ted, fo, o.pool_seed, nullptr, control);
+    if (r.interrupted) code = 130;
+    RetrievalScore t = score_pools(make_pools(int64_t(split.test.size()), c, o.pool_seed), c, tfidf);
     std::printf("%-6lld %-10.4f %-10.4f %-10.4f %-10.4f %-10.4f %-10.4f\n", (long long)c, r.train_loss, r.test_loss,
                 std::log(double(c - 1)), r.test.top1, r.test.mrr, t.top1);
     std::fflush(stdout);  // one row per pool size, each after minutes of training
     if (csv) {
-      csv->row({"frozen " + model->rc.name, data.name, std::to_string(c), report::csv_num(r.train_loss),
+      csv->row({"frozen " + model->rc.name, o.split.pairs, std::to_string(c), report::csv_num(r.train_loss),
                 report::csv_num(r.test_loss), report::csv_num(r.test.top1), report::csv_num(r.test.mrr),
-                std::to_string(seed)});
-      csv->row({"tfidf", data.name, std::to_string(c), "", "", report::csv_num(t.top1), report::csv_num(t.mrr),
-                std::to_string(seed)});
+                std::to_string(o.pool_seed)});
+      csv->row({"tfidf", o.split.pairs, std::to_string(c), "", "", report::csv_num(t.top1), report::csv_num(t.mrr),
+                std::to_string(o.pool_seed)});
     }
+    if (code) break;
   }
-  return 0;
+  return code;
 }
 
 }  // namespace
 
-int run_retrieve(const std::vector<std::string>& args) {
-  const char* usage =
-      "usage: mixgrad retrieve train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [options]\n"
-      "  model: --checkpoint P | --config C.yaml [--init-seed S] [--tokenizer T]   (eval: none = TF-IDF only)\n"
-      "  embedding: --position last|second-last|mean  --pad-side right|left  --pad-to-ctx  --batch N\n"
-      "  pools: --pools 32,128,1024 --seed S --test-fraction F --split-seed S --max-queries N --out DIR\n"
-      "  train: --steps N --group 32 --groups-per-step 1 --in-batch B --tau 0.02 --lr 1e-4 --warmup 500\n"
-      "  embed: --split test|train|all --out FILE.safetensors\n"
-      "  frozen (PAPER E.2): --pools 32,128 --depth 8 --frozen-batch 32 --epochs 1 | --steps N --lr 1e-4 --max-train N";
-  MG_CHECK(!args.empty(), usage);
-  const std::string sub = args[0];
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
-  if (sub == "eval") return retrieve_eval(rest);
-  if (sub == "train") return retrieve_train(rest);
-  if (sub == "embed") return retrieve_embed(rest);
-  if (sub == "frozen") return retrieve_frozen(rest);
-  if (sub == "--help" || sub == "-h") {
-    std::printf("%s\n", usage);
-    return 0;
+RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& help) {
+  help = args.empty() || args[0] == "--help" || args[0] == "-h";
+  RetrieveOptions o;
+  if (help) return o;
+  o.command = args[0];
+  MG_CHECK(o.command == "eval" || o.command == "train" || o.command == "embed" || o.command == "frozen",
+           "retrieve: unknown subcommand '", o.command, "'\n", kUsage);
+  const std::vector<std::string> argv(args.begin() + 1, args.end());
+  std::set<std::string> options = {"pools", "seed", "out", "position", "pad-side", "batch", "threads", "device",
+                                   "checkpoint", "config", "init-seed", "tokenizer"};
+  for (const auto& n : pair_split_option_names()) options.insert(n);
+  std::set<std::string> flags = {"pad-to-ctx", "help"};
+  if (o.command == "eval") flags.insert({"tfidf-only", "no-tfidf"});
+  if (o.command == "embed") options.insert("split");
+  if (o.command == "train" || o.command == "frozen") {
+    options.insert({"steps", "lr", "warmup", "grad-clip", "log-every", "train-seed", "precision", "checkpoint-every"});
+    flags.insert("resume");
   }
-  throw Error("retrieve: unknown subcommand '" + sub + "'\n" + usage);
+  if (o.command == "train") {
+    options.insert({"group", "groups-per-step", "in-batch", "tau", "weight-decay", "stop-after"});
+    flags.insert("no-eval");
+  }
+  if (o.command == "frozen") options.insert({"epochs", "depth", "frozen-batch"});
+  Args a("retrieve " + o.command, argv, options, flags);
+  help = a.flag("help");
+  a.read("checkpoint", o.model.checkpoint);
+  a.read("config", o.model.config);
+  a.read("init-seed", o.model.init_seed);
+  a.read("tokenizer", o.model.tokenizer);
+  a.read("device", o.model.device);
+  read_pair_split_args(a, o.split);
+  if (a.has("position")) o.embed.position = parse_embed_position(a.get("position", ""));
+  if (a.has("pad-side")) {
+    const std::string side = a.get("pad-side", "");
+    MG_CHECK(side == "left" || side == "right", "--pad-side: expected left or right, got '", side, "'");
+    o.embed.pad_side = side == "left" ? PadSide::left : PadSide::right;
+  }
+  // Left padding moves every token with the batch's padding; only n_ctx padding is stable.
+  o.embed.pad_to_ctx = a.flag("pad-to-ctx") || o.embed.pad_side == PadSide::left;
+  a.read("batch", o.embed.batch_size);
+  MG_CHECK(o.embed.batch_size >= 1, "--batch must be >= 1, got ", o.embed.batch_size);
+  a.read("pools", o.command == "frozen" ? o.frozen_pools : o.pools);
+  a.read("seed", o.pool_seed);
+  a.read("out", o.out);
+  a.read("threads", o.threads);
+  a.read_flag("tfidf-only", o.tfidf_only);
+  a.read_flag("no-tfidf", o.no_tfidf);
+  a.read("split", o.which);
+  a.read_flag("no-eval", o.no_eval);
+  a.read_flag("resume", o.resume);
+  a.read("stop-after", o.stop_after);
+  // The loop settings of whichever run this is (InfoNCE or the frozen mixer).
+  TrainSettings& t = o.command == "frozen" ? o.frozen.train : o.infonce.train;
+  t.device = o.model.device;
+  a.read("steps", t.steps);
+  a.read("lr", t.lr);
+  a.read("warmup", t.warmup_steps);
+  a.read("grad-clip", t.grad_clip);
+  a.read("log-every", t.log_every);
+  a.read("train-seed", t.seed);
+  a.read("precision", t.precision);
+  a.read("checkpoint-every", t.checkpoint_every);
+  a.read("weight-decay", t.weight_decay);
+  a.read("threads", t.threads);
+  o.infonce.embed = o.embed;
+  a.read("tau", o.infonce.temperature);
+  a.read("group", o.infonce.group_size);
+  a.read("groups-per-step", o.infonce.groups_per_step);
+  a.read("in-batch", o.infonce.in_batch);
+  a.read("epochs", o.frozen.epochs);
+  a.read("depth", o.frozen.depth);
+  a.read("frozen-batch", o.frozen.train.batch_size);
+  return o;
+}
+
+int run_retrieve_experiment(const RetrieveOptions& o) {
+  if (o.threads > 0) omp_set_num_threads(o.threads);
+  if (o.command == "eval") return retrieve_eval(o);
+  if (o.command == "train") return retrieve_train(o);
+  if (o.command == "embed") return retrieve_embed(o);
+  if (o.command == "frozen") return retrieve_frozen(o);
+  throw Error("retrieve: unknown subcommand '" + o.command + "'\n" + kUsage);
+}
+
+int run_retrieve(const std::vector<std::string>& args) {
+  bool help = false;
+  RetrieveOptions o = parse_retrieve_args(args, help);
+  if (help) {
+    std::printf("%s\n", kUsage);
+    return args.empty() ? 2 : 0;
+  }
+  return run_retrieve_experiment(o);
 }
 
 }  // namespace mg

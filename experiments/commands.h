@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "experiments/lm_run.h"
+
 namespace mg {
 
 int run_example(const std::vector<std::string>& args);
@@ -15,5 +17,9 @@ int run_reproduce(const std::vector<std::string>& args);
 int run_retrieve(const std::vector<std::string>& args);
 int run_represent(const std::vector<std::string>& args);
 int run_autoencode(const std::vector<std::string>& args);
+
+// `CONFIG.yaml [--steps N] [--out-dir D] [--resume] [--stop-after N]` of `train` and `autoencode
+// train`: the config with the overrides applied and validated; o gets resume and stop_after.
+RunConfig parse_train_args(const std::string& command, const std::vector<std::string>& argv, TrainOptions& o);
 
 }  // namespace mg

@@ -1,6 +1,6 @@
 #pragma once
 // Text generation from a language model: the model re-reads the whole window for every new token
-// (the paper's procedure, PAPER A.9: the masked mixer has no incremental form).
+// (the paper's procedure, docs/paper.md A.9: the masked mixer has no incremental form).
 #include <cstdint>
 #include <string>
 #include <vector>

@@ -24,12 +24,12 @@ const Command kCommands[] = {
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
     {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
-     "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (PAPER E), TF-IDF baseline"},
+     "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (docs/paper.md E), TF-IDF baseline"},
     {"represent", mg::run_represent,
      "[--kinds K,..|--checkpoint P,..|--config Y,..] [--layers all|1,4,8] [--out DIR]: input-representation test (Fig. 3)"},
     {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
     {"autoencode", mg::run_autoencode,
-     "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | plot: autoencoders (PAPER F)"},
+     "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | plot: autoencoders (docs/paper.md F)"},
 };
 
 void usage(FILE* out) {

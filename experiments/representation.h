@@ -1,5 +1,5 @@
 #pragma once
-// The paper's input-representation test (PAPER.md D, Algorithm 1, Fig. 1 and 3): how much of a
+// The paper's input-representation test (docs/paper.md D, Algorithm 1, Fig. 1 and 3): how much of a
 // model's input can be recovered from its activations after `layer` blocks.
 //
 // With the model frozen, target activations O = f(embed(ids)) are recorded; random Gaussian

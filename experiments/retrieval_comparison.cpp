@@ -107,10 +107,10 @@ std::vector<RetrievalComparisonRow> run_retrieval_comparison(const std::vector<P
       FrozenRetrievalOptions fo;
       fo.pool_size = o.frozen_pool;
       fo.depth = o.frozen_depth;
-      fo.steps = o.frozen_steps;
-      fo.lr = o.frozen_lr;
-      fo.warmup_steps = o.frozen_warmup;
-      fo.seed = o.seed;
+      fo.train.steps = o.frozen_steps;
+      fo.train.lr = o.frozen_lr;
+      fo.train.warmup_steps = o.frozen_warmup;
+      fo.train.seed = o.seed;
       Generator gen(o.seed + 17);
       RetrievalMixer rm(trqe.size(1), fo.depth, fo.pool_size, gen);
       FrozenRetrievalResult r = train_frozen_retrieval(rm, trqe, trde, qe, de, fo, o.pool_seed);
@@ -129,11 +129,11 @@ std::vector<RetrievalComparisonRow> run_retrieval_comparison(const std::vector<P
     io.embed = eo;
     io.temperature = o.temperature;
     io.group_size = o.group;
-    io.steps = o.infonce_steps;
-    io.lr = o.infonce_lr;
-    io.warmup_steps = o.infonce_warmup;
-    io.seed = o.seed;
-    io.log_every = std::max<int64_t>(1, o.infonce_steps / 10);
+    io.train.steps = o.infonce_steps;
+    io.train.lr = o.infonce_lr;
+    io.train.warmup_steps = o.infonce_warmup;
+    io.train.seed = o.seed;
+    io.train.log_every = std::max<int64_t>(1, o.infonce_steps / 10);
     InfoNceStats st = train_info_nce(*m.lm, train_q, train_d, pad, io, [&](int64_t step, double loss) {
       std::fprintf(stderr, "%s InfoNCE step %lld loss %.4f\n", label.c_str(), (long long)step, loss);
     });

@@ -1,5 +1,5 @@
 #pragma once
-// The retrieval comparison of the reproduction report (PAPER.md E): for each pretrained language
+// The retrieval comparison of the reproduction report (docs/paper.md E): for each pretrained language
 // model, top-1 / MRR on the same test pools for (a) its embeddings as they are, (b) the
 // frozen-embedding method of the paper's first version (E.2) and (c) the model fine-tuned with
 // InfoNCE (E.3), beside the TF-IDF baseline.
@@ -25,7 +25,7 @@ struct RetrievalComparisonOptions {
   int64_t group = 32;
   // The frozen-embedding method, at frozen_pool only (its mixer's width is the pool size). It
   // sits at chance (CE ln 31) for its first ~1500 steps here before breaking symmetry, as the
-  // paper's took epochs (PAPER E.2), hence the step count.
+  // paper's took epochs (docs/paper.md E.2), hence the step count.
   int64_t frozen_pool = 32;
   int64_t frozen_steps = 3000;
   double frozen_lr = 3e-4;

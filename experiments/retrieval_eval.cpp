@@ -10,28 +10,11 @@
 
 namespace mg {
 
-std::vector<int64_t> parse_pools(const std::string& s) {
-  std::vector<int64_t> out;
-  std::stringstream ss(s);
-  std::string part;
-  while (std::getline(ss, part, ',')) {
-    try {
-      size_t used = 0;
-      long long v = std::stoll(part, &used);
-      MG_CHECK(used == part.size() && v >= 2, "");
-      out.push_back(v);
-    } catch (...) {
-      throw Error("--pools: expected comma-separated integers >= 2, got '" + s + "'");
-    }
-  }
-  MG_CHECK(!out.empty(), "--pools: empty");
-  return out;
-}
-
 std::vector<MethodScores> evaluate_methods(const std::vector<NamedScorer>& methods, int64_t n,
                                            const std::vector<int64_t>& pool_sizes, uint64_t seed,
                                            const std::string& pairs_name, const std::string& out_dir, bool plot) {
   MG_CHECK(!methods.empty(), "retrieval: no method to evaluate");
+  for (int64_t c : pool_sizes) MG_CHECK(c >= 2, "--pools: pool size ", c, " < 2 (a pool holds the query and c - 1 candidates)");
   std::vector<MethodScores> results;
   for (const auto& m : methods) results.push_back({m.name, {}});
   for (int64_t c : pool_sizes) {

@@ -9,10 +9,6 @@
 
 namespace mg {
 
-// "32,128,1024" -> {32, 128, 1024}; throws mg::Error naming the text unless every part is an
-// integer >= 2.
-std::vector<int64_t> parse_pools(const std::string& s);
-
 struct NamedScorer {
   std::string name;
   PoolScorer scorer;

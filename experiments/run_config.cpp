@@ -97,15 +97,7 @@ void read_train(YamlSection s, TrainSettings& t) {
   s.get("deterministic", t.deterministic);
   s.get("time_limit_minutes", t.time_limit_minutes);
   s.finish();
-  MG_CHECK(t.batch_size > 0, "train.batch_size must be positive, got ", t.batch_size);
-  MG_CHECK(t.steps > 0, "train.steps must be positive, got ", t.steps);
-  MG_CHECK(t.lr > 0, "train.lr must be positive, got ", t.lr);
-  MG_CHECK(t.warmup_steps >= 0 && t.warmup_steps <= t.steps, "train.warmup_steps must be in [0, steps], got ",
-           t.warmup_steps);
-  MG_CHECK(t.eval_every > 0 && t.log_every > 0 && t.checkpoint_every > 0,
-           "train.eval_every, log_every and checkpoint_every must be positive");
-  MG_CHECK(t.threads >= 0, "train.threads must be >= 0");
-  parse_device(t.device);  // throws naming a bad device
+  validate_train_settings(t, s.file());
 }
 
 }  // namespace

@@ -4,7 +4,7 @@
 //
 //   name: mixer_quick          # run name (default: the config file's stem)
 //   out_dir: runs/mixer_quick  # where logs, figures and checkpoints go
-//   autoencoder: false         # true: the model is the autoencoder of model.kind (PAPER.md F),
+//   autoencoder: false         # true: the model is the autoencoder of model.kind (docs/paper.md F),
 //                              # trained by `mixgrad autoencode train`, not `mixgrad train`
 //   model:  {kind, vocab_size, d_model, n_layers, n_ctx, n_heads, ffn_mult, mixer_form,
 //            mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta, init_std}
@@ -24,6 +24,7 @@
 #include "data/shards.h"
 #include "nn/lr_schedule.h"
 #include "nn/model_config.h"
+#include "train/train_settings.h"
 
 namespace mg {
 
@@ -37,27 +38,6 @@ struct DataConfig {
   PadSide pad_side = PadSide::right;
 };
 
-struct TrainSettings {
-  int64_t batch_size = 8;
-  int64_t steps = 1000;
-  double lr = 5e-4;
-  int64_t warmup_steps = 50;
-  DecayKind decay = DecayKind::linear;
-  double min_lr = 0;
-  double weight_decay = 0;  // HF Trainer default, as the paper
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double grad_clip = 1.0;   // global L2 norm; 0 disables
-  int64_t eval_every = 100;
-  int64_t eval_batches = 20;  // 0 = the whole validation split
-  int64_t log_every = 10;
-  int64_t checkpoint_every = 200;
-  std::uint64_t seed = 42;
-  int threads = 0;  // 0 = OpenMP's default
-  std::string device = "cpu";
-  std::string precision = "f32";  // f32 | bf16
-  bool deterministic = false;
-  double time_limit_minutes = 0;  // 0 = none; stops (with a checkpoint) when exceeded
-};
 
 struct RunConfig {
   std::string name;

@@ -30,6 +30,7 @@ class YamlSection {
   bool has(const std::string& key) const;
   // Throws if the node holds keys that no get/section call asked for.
   void finish() const;
+  const std::string& file() const { return file_; }
 
  private:
   std::string where(const std::string& key) const;

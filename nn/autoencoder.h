@@ -1,5 +1,5 @@
 #pragma once
-// The paper's autoencoders (PAPER.md F): a masked-mixer one and a Llama-style transformer one.
+// The paper's autoencoders (docs/paper.md F): a masked-mixer one and a Llama-style transformer one.
 //
 //   ids -> wte -> L encoder blocks (causal) -> z = X[:, -1, :]   (the last position: with left
 //   padding, the last real token; causality makes it the only position that has seen them all)
@@ -14,7 +14,7 @@
 // attention returns that same vector at every position whatever RoPE does to q and k, and the
 // decoder's output -- hence its logits -- is the same at every position. The transformer
 // autoencoder can therefore only learn a bag of tokens per sequence, which is part of why the
-// paper finds it far worse than the mixer one (PAPER.md F table). This is the paper's
+// paper finds it far worse than the mixer one (docs/paper.md F table). This is the paper's
 // architecture, reproduced as is.
 //
 // Both run without dropout (the paper's mixer autoencoders use p = 0.05, placement unstated;
@@ -128,7 +128,7 @@ std::unique_ptr<Autoencoder> make_autoencoder(const ModelConfig& config, Generat
 // Exact parameter count of make_autoencoder(config) from the shapes alone.
 int64_t autoencoder_num_parameters(const ModelConfig& config);
 
-// The reconstruction loss (PAPER.md F): cross-entropy of logits[:, t] against labels[:, t] for
+// The reconstruction loss (docs/paper.md F): cross-entropy of logits[:, t] against labels[:, t] for
 // every t, NO shift; positions whose label is ignore_index are skipped (the batcher's labels
 // carry kIgnoreIndex = -100 at padding). logits [B, T, V], labels i32 [B, T]. Mean over the
 // scored positions, or their sum.

@@ -1,5 +1,5 @@
 #pragma once
-// GPT-1 (PAPER.md B.2): HF OpenAIGPTLMHeadModel. Learned token and position embeddings, POST-LN
+// GPT-1 (docs/paper.md B.2): HF OpenAIGPTLMHeadModel. Learned token and position embeddings, POST-LN
 // blocks, tanh-approximation GELU, LayerNorm eps 1e-5, attention scale 1/sqrt(head_dim), init
 // N(0, 0.02) with zero biases, lm_head tied to the token embedding (HF default). No dropout
 // (the HF default of 0.1 is left out on purpose; see nn/lm.h).

@@ -9,7 +9,7 @@
 namespace mg {
 
 // How a layer initialises its weights.
-//   torch_default: PyTorch's defaults (PAPER A.10): Linear / Conv1d weight and bias
+//   torch_default: PyTorch's defaults (docs/paper.md A.10): Linear / Conv1d weight and bias
 //                  U(-1/sqrt(fan_in), 1/sqrt(fan_in)), Embedding N(0, 1).
 //   normal:        Hugging Face's _init_weights: weights and embeddings N(0, std), biases 0.
 // Norm layers always start at weight 1, bias 0.

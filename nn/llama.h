@@ -1,5 +1,5 @@
 #pragma once
-// Llama-style transformer (PAPER.md B.1): HF LlamaForCausalLM with hidden_size d,
+// Llama-style transformer (docs/paper.md B.1): HF LlamaForCausalLM with hidden_size d,
 // intermediate_size ffn_mult*d, h heads (no GQA), RoPE theta 10000, RMSNorm eps 1e-6, no biases,
 // init N(0, 0.02) for every Linear and the embedding, norms 1.
 //

@@ -1,11 +1,11 @@
 #pragma once
 // The common interface of the paper's language models (masked mixer, Llama, GPT-1), the factory
-// that builds one from a ModelConfig, and the shifted causal-LM loss (PAPER.md A.8).
+// that builds one from a ModelConfig, and the shifted causal-LM loss (docs/paper.md A.8).
 //
 // Every model maps token ids [B, T] (i32, 1 <= T <= n_ctx for the mixer and GPT) to logits
 // [B, T, V]; logits at position t depend on ids[:, :t+1] only. Models run in f32 for training and
 // f64 for gradchecks (make_model's opts, or Module::to). None uses dropout: the project runs
-// every model without it (PAPER.md A.1: the paper's mixers have none; the HF GPT default of 0.1
+// every model without it (docs/paper.md A.1: the paper's mixers have none; the HF GPT default of 0.1
 // is deliberately not reproduced, so the three families compare without regularisation).
 #include <cstdint>
 #include <memory>

@@ -1,5 +1,5 @@
 #pragma once
-// The masked mixer language model (PAPER.md A.1, A.3, A.5, A.8, A.10).
+// The masked mixer language model (docs/paper.md A.1, A.3, A.5, A.8, A.10).
 //
 //   wte Embedding(V, d) -> L MixerBlocks -> lm_head Linear(d, V, bias=False); no final norm, no
 //   positional encoding (position lives in the position-indexed mixing matrices).

@@ -46,6 +46,44 @@ double ModelConfig::resolved_norm_eps() const {
   return norm_eps.value_or(kind == ModelKind::llama ? 1e-6 : 1e-5);
 }
 
+namespace {
+
+// The parameter count in 128-bit arithmetic: with every size below 2^31 (validate() checks that
+// first) no product of the formulas can overflow, however absurd the config.
+__int128 parameter_count(const ModelConfig& c) {
+  using W = __int128;
+  const W d = c.d_model, n = c.n_ctx, V = c.vocab_size, f = W(c.ffn_mult) * c.d_model;
+  const W head = c.resolved_tie_weights() ? 0 : V * d;
+  const W n_layers = c.n_layers, mixer_expansion = c.mixer_expansion, mixer_heads = c.mixer_heads;
+  switch (c.kind) {
+    case ModelKind::masked_mixer: {
+      W mix = 0;
+      switch (c.mixer_form) {
+        case MixerForm::flat: mix = n * n + n; break;
+        case MixerForm::expanded: {
+          const W e = mixer_expansion * n;
+          mix = (e * n + e) + (n * e + n);
+          break;
+        }
+        case MixerForm::multihead: mix = (d * d + d) + mixer_heads * (n * n + n) + (d * d + d); break;
+      }
+      const W block = 2 * d + mix + 2 * d + (d * f + f) + (f * d + d);
+      return V * d + n_layers * block + head;
+    }
+    case ModelKind::llama: {
+      const W block = 4 * d * d + 3 * d * f + 2 * d;
+      return V * d + n_layers * block + d + head;
+    }
+    case ModelKind::gpt: {
+      const W block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d;
+      return V * d + n * d + n_layers * block + head;
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
 void ModelConfig::validate() const {
   auto positive = [](const char* field, int64_t v) {
     MG_CHECK(v > 0, "ModelConfig.", field, " = ", v, " must be positive");
@@ -78,36 +116,23 @@ void ModelConfig::validate() const {
     MG_CHECK(rope_theta > 0 && std::isfinite(rope_theta), "ModelConfig.rope_theta = ", rope_theta,
              " must be positive and finite");
   }
+  // Absurd sizes (a typo, a corrupt checkpoint's config) are refused here, before building the
+  // model would overflow a size or spend hours allocating: every size below 2^31 and at most
+  // kMaxParameters parameters in all.
+  for (const auto& [field, v] : {std::pair<const char*, int64_t>{"d_model", d_model}, {"n_layers", n_layers},
+                                 {"n_ctx", n_ctx}, {"n_heads", n_heads}, {"ffn_mult", ffn_mult},
+                                 {"mixer_expansion", mixer_expansion}, {"mixer_heads", mixer_heads}})
+    MG_CHECK(v <= std::numeric_limits<int32_t>::max(), "ModelConfig.", field, " = ", v, " is too large (at most ",
+             std::numeric_limits<int32_t>::max(), ")");
+  const __int128 params = parameter_count(*this);
+  MG_CHECK(params <= kMaxParameters, "ModelConfig: ", summary(), " would have ", double(params),
+           " parameters, more than the limit of ", double(kMaxParameters), " (check d_model, n_layers, n_ctx)");
 }
 
 int64_t ModelConfig::expected_num_parameters() const {
-  const int64_t d = d_model, n = n_ctx, V = vocab_size, f = ffn_mult * d_model;
-  const int64_t head = resolved_tie_weights() ? 0 : V * d;
-  switch (kind) {
-    case ModelKind::masked_mixer: {
-      int64_t mix = 0;
-      switch (mixer_form) {
-        case MixerForm::flat: mix = n * n + n; break;
-        case MixerForm::expanded: {
-          const int64_t e = mixer_expansion * n;
-          mix = (e * n + e) + (n * e + n);
-          break;
-        }
-        case MixerForm::multihead: mix = (d * d + d) + mixer_heads * (n * n + n) + (d * d + d); break;
-      }
-      const int64_t block = 2 * d + mix + 2 * d + (d * f + f) + (f * d + d);
-      return V * d + n_layers * block + head;
-    }
-    case ModelKind::llama: {
-      const int64_t block = 4 * d * d + 3 * d * f + 2 * d;
-      return V * d + n_layers * block + d + head;
-    }
-    case ModelKind::gpt: {
-      const int64_t block = (d * 3 * d + 3 * d) + (d * d + d) + 2 * d + (d * f + f) + (f * d + d) + 2 * d;
-      return V * d + n * d + n_layers * block + head;
-    }
-  }
-  return 0;
+  const __int128 n = parameter_count(*this);
+  MG_CHECK(n <= std::numeric_limits<int64_t>::max(), "ModelConfig: ", summary(), ": parameter count overflows int64");
+  return int64_t(n);
 }
 
 std::string ModelConfig::summary() const {

@@ -1,5 +1,5 @@
 #pragma once
-// The architecture of one of the paper's three language-model families (PAPER.md A, B.1, B.2).
+// The architecture of one of the paper's three language-model families (docs/paper.md A, B.1, B.2).
 // A plain struct with defaults; the YAML loader fills it and calls validate(). Runtime choices
 // (device, dtype) are not part of it: pass them to make_model or call Module::to.
 #include <cstdint>
@@ -33,8 +33,12 @@ struct ModelConfig {
 
   bool resolved_tie_weights() const;
   double resolved_norm_eps() const;
-  // Throws mg::Error naming the first bad field and why ("ModelConfig.n_heads = 3 must divide d_model = 8").
+  // Throws mg::Error naming the first bad field and why ("ModelConfig.n_heads = 3 must divide d_model = 8"),
+  // including a size of 2^31 or more and a model of more than kMaxParameters parameters.
   void validate() const;
+  // 2^36 (about 69 billion, 256 GiB of f32 weights): far beyond any model here, small enough that
+  // no parameter count or tensor size of a valid config overflows.
+  static constexpr int64_t kMaxParameters = int64_t(1) << 36;
   // Exact parameter count of the model make_model builds (unique tensors: a tied lm_head counts
   // once), from the shapes alone, without allocating anything.
   int64_t expected_num_parameters() const;

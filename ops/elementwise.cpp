@@ -31,8 +31,9 @@ Tensor add(const Tensor& a, const Tensor& b) {
   Tensor out = binary_raw(BinaryOp::add, "add", a, b);
   Shape sa = a.shape(), sb = b.shape();
   // A broadcast operand (a bias) costs a reduction: skip it when frozen.
-  return record("add", out, {a, b}, [sa, sb](const Tensor& g) -> std::vector<Tensor> {
-    return {needs_input_grad(0) ? sum_to(g, sa) : Tensor(), needs_input_grad(1) ? sum_to(g, sb) : Tensor()};
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
+  return record("add", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
+    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(g, sb) : Tensor()};
   });
 }
 
@@ -40,16 +41,16 @@ Tensor sub(const Tensor& a, const Tensor& b) {
   if (autocast_widens(a, b)) return sub(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::sub, "sub", a, b);
   Shape sa = a.shape(), sb = b.shape();
-  bool need_b = b.requires_grad();
-  return record("sub", out, {a, b}, [sa, sb, need_b](const Tensor& g) -> std::vector<Tensor> {
-    return {needs_input_grad(0) ? sum_to(g, sa) : Tensor(), need_b ? sum_to(neg(g), sb) : Tensor()};
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
+  return record("sub", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
+    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(neg(g), sb) : Tensor()};
   });
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
   if (autocast_widens(a, b)) return mul(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::mul, "mul", a, b);
-  bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
   // Save only what each gradient needs.
   Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
   Shape sha = a.shape(), shb = b.shape();
@@ -61,13 +62,13 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 Tensor div(const Tensor& a, const Tensor& b) {
   if (autocast_widens(a, b)) return div(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::div, "div", a, b);
-  bool need_b = b.requires_grad();
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
   Tensor sb = b.detach(), so = need_b ? out.detach() : Tensor();
   Shape sha = a.shape(), shb = b.shape();
-  return record("div", out, {a, b}, [sb, so, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+  return record("div", out, {a, b}, [sb, so, sha, shb, need_a](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga = div(g, sb);
     // d(a/b)/db = -(a/b)/b = -out/b
-    return {needs_input_grad(0) ? sum_to(ga, sha) : Tensor(), so.defined() ? sum_to(neg(mul(ga, so)), shb) : Tensor()};
+    return {need_a ? sum_to(ga, sha) : Tensor(), so.defined() ? sum_to(neg(mul(ga, so)), shb) : Tensor()};
   });
 }
 

@@ -1,6 +1,5 @@
 #include "ops/inplace.h"
 
-#include "autograd/grad_mode.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -9,7 +8,7 @@ using namespace detail;
 namespace {
 void check_writable(const char* op, const Tensor& dst) {
   MG_CHECK(dst.defined(), op, ": undefined destination");
-  MG_CHECK(!(grad_enabled() && dst.requires_grad()), op, ": writing into ", dst.desc(),
+  MG_CHECK(!needs_grad(dst), op, ": writing into ", dst.desc(),
            " which requires grad while grad mode is on; wrap the write in NoGradGuard");
 }
 }  // namespace

@@ -31,7 +31,7 @@ Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim = -1, dou
 // loss = mean_i (logsumexp(S[i]) - S[i, i]).
 Tensor info_nce_loss(const Tensor& queries, const Tensor& docs, double temperature = 0.02);
 
-// The paper's grouped InfoNCE (PAPER.md E.3): query g [G, D] against its own candidates
+// The paper's grouped InfoNCE (docs/paper.md E.3): query g [G, D] against its own candidates
 // [G, C, D], candidate 0 the positive and the others its negatives.
 // S[g, c] = cos(q_g, cand_{g,c}) / temperature;  loss = mean_g (logsumexp(S[g]) - S[g, 0]).
 Tensor info_nce_loss_grouped(const Tensor& queries, const Tensor& candidates, double temperature = 0.02);

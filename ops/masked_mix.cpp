@@ -80,13 +80,16 @@ struct Mixer {
   // y = tril(W) x (+ bias[r] on row r). wm is the masked weight, row stride wld.
   void forward(Mats x, const void* wm, int64_t wld, const void* bias, const void* ones, Mats y) const {
     if (bias) {  // y[b, r, :] = bias[r] * ones: a K=1 GEMM seeds the rows, the mixing accumulates
-      be.gemm(dt, false, false, R, D, 1, 1.0, bias, 1, 0, ones, D, 0, 0.0, y.p, y.ld, y.bs, B);
+      be.gemm({.dtype = dt, .M = R, .N = D, .K = 1, .A = bias, .lda = 1, .B = ones, .ldb = D,
+               .C = y.p, .ldc = y.ld, .stride_c = y.bs, .batch = B});
     }
     for (const Rect& q : row_cover(R, C)) {
       // A rectangle starting at column 0 is the first to write its rows.
       const double beta = bias || q.c0 > 0 ? 1.0 : 0.0;
-      be.gemm(dt, false, false, q.r1 - q.r0, D, q.c1 - q.c0, 1.0, at(wm, q.r0 * wld + q.c0), wld, 0,
-              at(x.p, q.c0 * x.ld), x.ld, x.bs, beta, at_out(y.p, q.r0 * y.ld), y.ld, y.bs, B);
+      be.gemm({.dtype = dt, .M = q.r1 - q.r0, .N = D, .K = q.c1 - q.c0,
+               .A = at(wm, q.r0 * wld + q.c0), .lda = wld,
+               .B = at(x.p, q.c0 * x.ld), .ldb = x.ld, .stride_b = x.bs,
+               .beta = beta, .C = at_out(y.p, q.r0 * y.ld), .ldc = y.ld, .stride_c = y.bs, .batch = B});
     }
   }
 
@@ -97,16 +100,20 @@ struct Mixer {
       const int64_t c1 = std::min(c0 + kBand, C);
       const bool below = R > c1;
       if (below) {
-        be.gemm(dt, true, false, c1 - c0, D, R - c1, 1.0, at(wm, c1 * wld + c0), wld, 0, at(dy.p, c1 * dy.ld), dy.ld,
-                dy.bs, 0.0, at_out(dx.p, c0 * dx.ld), dx.ld, dx.bs, B);
+        be.gemm({.dtype = dt, .trans_a = true, .M = c1 - c0, .N = D, .K = R - c1,
+                 .A = at(wm, c1 * wld + c0), .lda = wld,
+                 .B = at(dy.p, c1 * dy.ld), .ldb = dy.ld, .stride_b = dy.bs,
+                 .C = at_out(dx.p, c0 * dx.ld), .ldc = dx.ld, .stride_c = dx.bs, .batch = B});
       }
       for (int64_t s0 = c0; s0 < c1; s0 += kStrip) {
         const int64_t s1 = std::min(s0 + kStrip, c1), k = std::max<int64_t>(std::min(c1, R) - s0, 0);
         if (k == 0 && below) continue;
         // k == 0 (columns past the last output row, R < C) writes zeros without reading A or B.
         const int64_t r = std::min(s0, R - 1);
-        be.gemm(dt, true, false, s1 - s0, D, k, 1.0, at(wm, r * wld + s0), wld, 0, at(dy.p, r * dy.ld), dy.ld, dy.bs,
-                below ? 1.0 : 0.0, at_out(dx.p, s0 * dx.ld), dx.ld, dx.bs, B);
+        be.gemm({.dtype = dt, .trans_a = true, .M = s1 - s0, .N = D, .K = k,
+                 .A = at(wm, r * wld + s0), .lda = wld,
+                 .B = at(dy.p, r * dy.ld), .ldb = dy.ld, .stride_b = dy.bs,
+                 .beta = below ? 1.0 : 0.0, .C = at_out(dx.p, s0 * dx.ld), .ldc = dx.ld, .stride_c = dx.bs, .batch = B});
       }
     }
   }
@@ -119,16 +126,20 @@ struct Mixer {
     for (const Rect& q : row_cover(R, C)) {
       if (q.strip && q.r0 / kBand < whole) continue;
       for (int64_t b = 0; b < B; ++b) {
-        be.gemm(dt, false, true, q.r1 - q.r0, q.c1 - q.c0, D, 1.0, at(dy.p, b * dy.bs + q.r0 * dy.ld), dy.ld, 0,
-                at(x.p, b * x.bs + q.c0 * x.ld), x.ld, 0, 1.0, at_out(dw, q.r0 * dwld + q.c0), dwld, 0, 1);
+        be.gemm({.dtype = dt, .trans_b = true, .M = q.r1 - q.r0, .N = q.c1 - q.c0, .K = D,
+                 .A = at(dy.p, b * dy.bs + q.r0 * dy.ld), .lda = dy.ld,
+                 .B = at(x.p, b * x.bs + q.c0 * x.ld), .ldb = x.ld,
+                 .beta = 1.0, .C = at_out(dw, q.r0 * dwld + q.c0), .ldc = dwld});
       }
     }
     if (whole == 0) return;
     // Strip s0 of band k: rows k*kBand + [s0, s0 + kStrip), columns k*kBand + [0, s0 + kStrip).
     for (int64_t s0 = 0; s0 < kBand; s0 += kStrip) {
       for (int64_t b = 0; b < B; ++b) {
-        be.gemm(dt, false, true, kStrip, s0 + kStrip, D, 1.0, at(dy.p, b * dy.bs + s0 * dy.ld), dy.ld, kBand * dy.ld,
-                at(x.p, b * x.bs), x.ld, kBand * x.ld, 1.0, at_out(dw, s0 * dwld), dwld, kBand * dwld + kBand, whole);
+        be.gemm({.dtype = dt, .trans_b = true, .M = kStrip, .N = s0 + kStrip, .K = D,
+                 .A = at(dy.p, b * dy.bs + s0 * dy.ld), .lda = dy.ld, .stride_a = kBand * dy.ld,
+                 .B = at(x.p, b * x.bs), .ldb = x.ld, .stride_b = kBand * x.ld,
+                 .beta = 1.0, .C = at_out(dw, s0 * dwld), .ldc = dwld, .stride_c = kBand * dwld + kBand, .batch = whole});
       }
     }
   }
@@ -171,15 +182,14 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
   }
   y = cast_raw(y, x.dtype());
 
-  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  const bool need_x = needs_grad(x), need_w = needs_grad(weight), need_bias = needs_grad(bias);
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
-  const bool has_bias = bias.defined();
   return record("masked_token_mix", y, {x, weight, bias}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor gc = contiguous_raw(g);
     Tensor dx, dw, db;
     if (g.numel() == 0) {
       return {ws.defined() ? zeros({B, C, D}, opts_of(g)) : Tensor(), xs.defined() ? zeros({R, C}, opts_of(g)) : Tensor(),
-              has_bias ? zeros({R}, opts_of(g)) : Tensor()};
+              need_bias ? zeros({R}, opts_of(g)) : Tensor()};
     }
     const Mats dy{gc.raw_data(), R * D, D};
     if (ws.defined()) {
@@ -192,7 +202,7 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
       mix.backward_w(dy, {xs.raw_data(), C * D, D}, full.raw_data(), C);
       dw = cast_raw(masked(full), g.dtype());
     }
-    if (has_bias && needs_input_grad(2)) db = sum_any(gc, {0, 2});
+    if (need_bias) db = sum_any(gc, {0, 2});
     return {dx, dw, db};
   });
 }
@@ -226,15 +236,14 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
   }
   y = cast_raw(y, x.dtype());
 
-  const bool need_x = x.requires_grad(), need_w = weight.requires_grad();
+  const bool need_x = needs_grad(x), need_w = needs_grad(weight), need_bias = needs_grad(bias);
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
-  const bool has_bias = bias.defined();
   return record("masked_token_mix_heads", y, {x, weight, bias}, [=](const Tensor& g) -> std::vector<Tensor> {
     Tensor gc = contiguous_raw(g);
     Tensor dx, dw, db;
     if (g.numel() == 0) {
       return {ws.defined() ? zeros({B, T, HD}, opts_of(g)) : Tensor(),
-              xs.defined() ? zeros({H, T, T}, opts_of(g)) : Tensor(), has_bias ? zeros({H, T}, opts_of(g)) : Tensor()};
+              xs.defined() ? zeros({H, T, T}, opts_of(g)) : Tensor(), need_bias ? zeros({H, T}, opts_of(g)) : Tensor()};
     }
     auto head_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
     auto head_out_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at_out(t.raw_data(), h * Dh), T * HD, HD}; };
@@ -250,7 +259,7 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
         mix.backward_w(head_of(gc, h), head_of(xs, h), mix.at_out(full.raw_data(), h * T * T), T);
       dw = cast_raw(masked(full), g.dtype());
     }
-    if (has_bias && needs_input_grad(2)) db = sum_any(gc.view({B, T, H, Dh}), {0, 3}).transpose(0, 1).contiguous();
+    if (need_bias) db = sum_any(gc.view({B, T, H, Dh}), {0, 3}).transpose(0, 1).contiguous();
     return {dx, dw, db};
   });
 }

@@ -82,8 +82,10 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   const bool low = a.dtype() == DType::bf16;
   Tensor acc = low ? Tensor::empty(so, TensorOptions{DType::f32, a.device(), false}) : out;
   GemmOperand A = as_operand(broadcast_to_raw(a, sa)), B = as_operand(broadcast_to_raw(b, sb));
-  be(a).gemm(a.dtype(), A.trans, B.trans, M, N, K, 1.0, A.t.raw_data(), A.ld, A.batch_stride, B.t.raw_data(), B.ld,
-             B.batch_stride, 0.0, acc.raw_data(), N, M * N, numel(batch));
+  be(a).gemm({.dtype = a.dtype(), .trans_a = A.trans, .trans_b = B.trans, .M = M, .N = N, .K = K,
+              .A = A.t.raw_data(), .lda = A.ld, .stride_a = A.batch_stride,
+              .B = B.t.raw_data(), .ldb = B.ld, .stride_b = B.batch_stride,
+              .C = acc.raw_data(), .ldc = N, .stride_c = M * N, .batch = numel(batch)});
   if (low) be(a).copy(acc, out);
   return out;
 }
@@ -109,7 +111,7 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     return r;
   }
   Tensor out = matmul_nd(a, b);
-  bool need_a = a.requires_grad(), need_b = b.requires_grad();
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
   Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
   Shape sha = a.shape(), shb = b.shape();
   return record("matmul", out, {a, b}, [sa, sb, sha, shb](const Tensor& g) -> std::vector<Tensor> {

@@ -43,7 +43,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   Tensor y = empty_as(x.shape(), x), mean = empty_as({rows}, x), rstd = empty_as({rows}, x);
   if (y.numel()) be(x).layernorm_forward(as_rows(xc), wc, bc, eps, as_rows(y), mean, rstd);
 
-  const bool need_w = weight.defined() && weight.requires_grad(), need_b = bias.defined() && bias.requires_grad();
+  const bool need_w = needs_grad(weight), need_b = needs_grad(bias);
   Tensor ws = wc.defined() ? wc.detach() : Tensor();
   return record("layer_norm", y, {x, weight, bias},
                 [xc, ws, mean, rstd, need_w, need_b, D](const Tensor& g) -> std::vector<Tensor> {
@@ -65,7 +65,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   Tensor y = empty_as(x.shape(), x), rstd = empty_as({rows}, x);
   if (y.numel()) be(x).rmsnorm_forward(as_rows(xc), wc, eps, as_rows(y), rstd);
 
-  const bool need_w = weight.defined() && weight.requires_grad();
+  const bool need_w = needs_grad(weight);
   Tensor ws = wc.defined() ? wc.detach() : Tensor();
   return record("rms_norm", y, {x, weight}, [xc, ws, rstd, need_w, D](const Tensor& g) -> std::vector<Tensor> {
     Tensor gc = contiguous_raw(g);

@@ -7,6 +7,7 @@
 #include "core/tensor.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/dropout.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/inplace.h"

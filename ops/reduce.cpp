@@ -46,8 +46,8 @@ bool sum_leading_as_gemm(const Tensor& x, const ReducePlan& p, const Tensor& out
   if (lead == 0 || lead == p.reduced.size()) return false;
   const int64_t R = p.count, K = x.numel() / std::max<int64_t>(R, 1);
   Tensor ones_row = full({1, R}, 1.0, opts_of(x));
-  be(x).gemm(x.dtype(), false, false, 1, K, R, 1.0, ones_row.raw_data(), R, 0, x.raw_data(), K, 0, 0.0,
-             out.raw_data(), K, 0, 1);
+  be(x).gemm({.dtype = x.dtype(), .M = 1, .N = K, .K = R, .A = ones_row.raw_data(), .lda = R, .B = x.raw_data(),
+              .ldb = K, .C = out.raw_data(), .ldc = K});
   return true;
 }
 

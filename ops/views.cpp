@@ -20,7 +20,7 @@ Shape infer_shape(const Shape& req, int64_t n, const char* op, const Tensor& x) 
       infer = int(i);
     } else {
       MG_CHECK(s[i] >= 0, op, ": invalid size ", s[i], " in ", shape_str(req));
-      known *= s[i];
+      known = checked_mul(known, s[i], req, op);
     }
   }
   if (infer >= 0) {
@@ -165,9 +165,11 @@ Tensor Tensor::expand(const Shape& req) const {
     }
     int64_t have = shape()[i - lead];
     if (req[i] == -1) s[i] = have;
+    MG_CHECK(s[i] >= 0, "expand: invalid size ", req[i], " at dim ", i, " in ", shape_str(req));
     MG_CHECK(have == s[i] || have == 1, "expand: cannot expand ", desc(), " to ", shape_str(req), " (dim ", i,
              ": ", have, " vs ", s[i], ")");
   }
+  checked_numel(s, "expand");  // a broadcast view still needs a representable element count
   Tensor out = broadcast_to_raw(*this, s);
   if (out.same(*this)) out = make_view(*this, s, strides(), offset());
   Shape xs = shape();

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <sys/stat.h>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 namespace mg::report {
@@ -86,6 +87,20 @@ int CsvTable::column(const std::string& name) const {
   for (size_t i = 0; i < columns.size(); ++i)
     if (columns[i] == name) return int(i);
   return -1;
+}
+
+void write_csv(const std::string& path, const CsvTable& table) {
+  std::string text = join(table.columns) + "\n";
+  for (const auto& r : table.rows) {
+    MG_CHECK(r.size() == table.columns.size(), "csv '", path, "': row has ", r.size(), " values for ",
+             table.columns.size(), " columns");
+    text += join(r) + "\n";
+  }
+  try {
+    write_file_atomically(path, text);
+  } catch (const AtomicFileError& e) {
+    throw Error(std::string("csv: ") + e.what());
+  }
 }
 
 CsvTable read_csv(const std::string& path) {

@@ -34,4 +34,10 @@ struct CsvTable {
 };
 CsvTable read_csv(const std::string& path);
 
+// Replaces `path` with a whole table (header, then rows) in CsvWriter's format, atomically
+// (core/atomic_file.h): readers see the old file or the new one. For rewriting a log, e.g.
+// dropping the rows a resumed run will redo. Throws mg::Error naming the path for a row without
+// one value per column or an I/O failure.
+void write_csv(const std::string& path, const CsvTable& table);
+
 }  // namespace mg::report

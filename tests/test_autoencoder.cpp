@@ -1,4 +1,4 @@
-// nn/autoencoder: the paper's mixer and transformer autoencoders (PAPER.md F). Gradchecks of the
+// nn/autoencoder: the paper's mixer and transformer autoencoders (docs/paper.md F). Gradchecks of the
 // reconstruction loss w.r.t. every parameter, the bottleneck (tokens reach the logits only
 // through z), causality of encoder and decoder, learning to reconstruct, names and checkpoints;
 // and the training program (experiments/autoencode) end to end on a tiny corpus.
@@ -13,6 +13,7 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "ops/inplace.h"
+#include "tests/model_configs.h"
 #include "tests/temp_dir.h"
 #include "tests/test_helpers.h"
 
@@ -24,17 +25,8 @@ namespace {
 const TensorOptions kF64{DType::f64};
 constexpr int32_t kPad = 0;
 
-// V=11, d=8, L=2 (each side), n=6, 2 heads.
-ModelConfig tiny(ModelKind kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_ctx = 6;
-  c.n_heads = 2;
-  return c;
-}
+// L=2 on each side.
+ModelConfig tiny(ModelKind kind) { return tiny_model(kind); }
 
 struct Variant {
   const char* name;
@@ -287,7 +279,7 @@ TEST_CASE("autoencoders: state-dict names follow the paper's code; parameter cou
   CHECK(t.at("encoder.model.model.layers.1.mlp.down_proj.weight") == Shape{d, f});
   CHECK(t.at("decoder.model.model.layers.1.post_attention_layernorm.weight") == Shape{d});
   CHECK_FALSE(t.count("encoder.model.model.norm.weight"));  // no final norm
-  // Mixer: 2Vd + 2L (8d^2 + 9d + n^2 + n) (PAPER.md A.11's block); Llama: 2Vd + 2L (4d^2 + 3df + 2d).
+  // Mixer: 2Vd + 2L (8d^2 + 9d + n^2 + n) (docs/paper.md A.11's block); Llama: 2Vd + 2L (4d^2 + 3df + 2d).
   CHECK(mixer->num_parameters() == 2 * V * d + 2 * 2 * (8 * d * d + 9 * d + n * n + n));
   CHECK(tr->num_parameters() == 2 * V * d + 2 * 2 * (4 * d * d + 3 * d * f + 2 * d));
   CHECK(autoencoder_num_parameters(tiny(ModelKind::masked_mixer)) == mixer->num_parameters());

@@ -23,9 +23,7 @@ namespace fs = std::filesystem;
 using namespace mg;
 using Docs = std::vector<std::vector<std::int32_t>>;
 
-struct TempDir : test::TempDir {
-  TempDir() : test::TempDir("mg_test_batcher") {}
-};
+using test::TempDir;
 
 std::shared_ptr<const TokenShard> make_shard(const TempDir& dir, const Docs& docs, std::int32_t vocab = 100) {
   static int counter = 0;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "tests/temp_dir.h"
+#include "tests/test_helpers.h"
 #include "data/corpus.h"
 #include "data/jsonl.h"
 
@@ -19,23 +20,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mg;
 
-struct TempDir : test::TempDir {
-  TempDir() : test::TempDir("mg_test_corpus") {}
-};
+using test::TempDir;
+using test::error_of;
 
 std::vector<std::string> drain(DocumentReader& r) { return read_documents(r); }
-
-// The message of the exception `f` throws, as type E; fails the test if it throws nothing.
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return {};
-}
 
 }  // namespace
 

@@ -3,6 +3,12 @@
 // tensor's scale), forward and backward through the ops, and the caching allocator.
 // Without a usable CUDA device (or in a build without CUDA) the executable prints why and exits
 // with 77, which ctest reports as skipped.
+//
+// Each op's parity cases are registered under its name in the op table (PARITY_CASE(op, ...)).
+// Before anything runs, with or without a GPU, the registry is compared with the table: every op
+// with a Backend kernel needs a case, every case needs a table op, else the suite fails
+// (MG_CUDA_PARITY_REGISTRY_ONLY=1 runs only that check: ctest's test_cuda_parity_registry).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -16,17 +22,20 @@
 #include "core/autocast.h"
 #include "core/backend.h"
 #include "core/determinism.h"
-#include "experiments/trainer.h"
+#include "experiments/lm_run.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/dropout.h"
 #include "ops/embedding.h"
 #include "ops/masked_mix.h"
 #include "ops/norm.h"
+#include "ops/op_table.h"
 #include "ops/rope.h"
 #include "ops/softmax.h"
 #include "ops/tril.h"
+#include "tests/model_configs.h"
 #include "tests/test_helpers.h"
 #ifdef MG_WITH_CUDA
 #include "cuda/cuda_allocator.h"
@@ -37,23 +46,29 @@ using namespace mg;
 
 namespace {
 
-// Runs before doctest's main (the library's backends registered themselves earlier, when it was
-// loaded). Where CUDA is unusable it also checks that touching a CUDA tensor fails cleanly.
-struct SkipWithoutCuda {
-  SkipWithoutCuda() {
-    if (backend_available(DeviceType::CUDA)) return;
-    std::string why;
-    try {
-      Tensor t = zeros({2}, TensorOptions{}.with_device(kCUDA));
-      std::fprintf(stderr, "CUDA is unavailable, yet a CUDA tensor was created\n");
-      std::exit(1);
-    } catch (const Error& e) {
-      why = e.what();
-    }
-    std::printf("CUDA suite skipped: %s\n", why.c_str());
-    std::exit(77);
-  }
-} skip_without_cuda;
+// The ops under which parity cases registered (one entry per case), in file order.
+std::vector<std::string>& parity_registry() {
+  static std::vector<std::string> ops;
+  return ops;
+}
+struct ParityRegistration {
+  explicit ParityRegistration(const char* op) { parity_registry().emplace_back(op); }
+};
+
+// What is wrong with the registry against the op table, one line each.
+std::vector<std::string> parity_registry_problems() {
+  const std::vector<std::string>& reg = parity_registry();
+  std::vector<std::string> problems;
+  for (const OpInfo& op : kOpTable)
+    if (!op_field_words(op.kernels).empty() && std::find(reg.begin(), reg.end(), op.name) == reg.end())
+      problems.push_back(std::string("op '") + op.name + "' calls Backend kernels (" + op.kernels +
+                         ") but tests/test_cuda.cpp registers no PARITY_CASE(" + op.name + ", ...)");
+  for (const std::string& name : reg)
+    if (find_op(name) == nullptr)
+      problems.push_back("PARITY_CASE(" + name + ", ...) is registered, but '" + name +
+                         "' is not an op of ops/op_table.def");
+  return problems;
+}
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
@@ -162,7 +177,19 @@ Tensor leaf(const Shape& s, uint64_t seed, DType dt = DType::f32) {
 
 }  // namespace
 
-TEST_CASE("fill: every dtype, contiguous and strided destinations, same bits as the CPU") {
+// PARITY_CASE(op, "what") { body }: a test named "parity <op>: <what>" registered under `op`, a
+// name of ops/op_table.def (an op may have several).
+#define MG_PARITY_CAT2(a, b) a##b
+#define MG_PARITY_CAT(a, b) MG_PARITY_CAT2(a, b)
+#define PARITY_CASE(op, title)                                                        \
+  static const ParityRegistration MG_PARITY_CAT(parity_registration_, __LINE__)(#op); \
+  TEST_CASE("parity " #op ": " title)
+
+TEST_CASE("op table: every op with a Backend kernel has a CUDA parity case") {
+  for (const std::string& p : parity_registry_problems()) FAIL_CHECK(p);
+}
+
+PARITY_CASE(inplace, "fill: every dtype, contiguous and strided destinations, same bits as the CPU") {
   for (DType dt : {DType::f32, DType::f64, DType::i32, DType::bf16}) {
     for (double v : {1.3, -7.0, 0.0, 1e30}) {
       if (dt == DType::i32 && std::abs(v) > 1e9) continue;
@@ -179,7 +206,7 @@ TEST_CASE("fill: every dtype, contiguous and strided destinations, same bits as 
   }
 }
 
-TEST_CASE("copy: host round trip, strided layouts and dtype casts match the CPU bit for bit") {
+PARITY_CASE(views, "copy: host round trip, strided layouts and dtype casts match the CPU bit for bit") {
   Tensor x = randn({37, 53}, 1);
   check_same_bits(x.to(kCUDA).to(kCPU), x, "host -> device -> host");
 
@@ -243,7 +270,7 @@ TEST_CASE("random: rand, randn, normal, uniform and randint draw the CPU's exact
   }
 }
 
-TEST_CASE("unary ops on strided inputs match the CPU") {
+PARITY_CASE(elementwise, "unary ops on strided inputs match the CPU") {
   struct U { UnaryOp op; const char* name; double alpha; bool positive; };
   const std::vector<U> ops = {{UnaryOp::neg, "neg", 0, false},        {UnaryOp::exp, "exp", 0, false},
                               {UnaryOp::log, "log", 0, true},         {UnaryOp::sqrt, "sqrt", 0, true},
@@ -266,7 +293,7 @@ TEST_CASE("unary ops on strided inputs match the CPU") {
   }
 }
 
-TEST_CASE("binary ops with broadcasting and strided operands: same bits as the CPU") {
+PARITY_CASE(elementwise, "binary ops with broadcasting and strided operands: same bits as the CPU") {
   for (DType dt : {DType::f32, DType::f64}) {
     Tensor a = randn({4, 1, 6}, 1, on(kCPU, dt)), b = randn({5, 1}, 2, on(kCPU, dt));
     Tensor at = randn({6, 5, 4}, 3, on(kCPU, dt)).permute({2, 1, 0});  // [4, 5, 6], non-contiguous
@@ -296,7 +323,7 @@ TEST_CASE("binary ops with broadcasting and strided operands: same bits as the C
   }
 }
 
-TEST_CASE("row reductions: short, long and single rows, NaN propagation, deterministic") {
+PARITY_CASE(reduce, "row reductions: short, long and single rows, NaN propagation, deterministic") {
   for (DType dt : {DType::f32, DType::f64}) {
     for (int64_t n : {1, 5, 32, 33, 255, 256, 257, 1000, 5000}) {
       for (int64_t rows : {1, 3, 70}) {
@@ -326,7 +353,7 @@ TEST_CASE("row reductions: short, long and single rows, NaN propagation, determi
   CHECK(std::isnan(mx[1]));
 }
 
-TEST_CASE("matmul: 2-D, batched, broadcast, transposed, vectors; f32 stays out of TF32") {
+PARITY_CASE(matmul, "2-D, batched, broadcast, transposed, vectors; f32 stays out of TF32") {
   struct Case { Shape a, b; bool ta, tb; };
   const std::vector<Case> cases = {{{33, 17}, {17, 29}, false, false},   {{3, 33, 17}, {3, 17, 29}, false, false},
                                    {{3, 33, 17}, {17, 29}, false, false}, {{33, 17}, {4, 17, 29}, false, false},
@@ -358,10 +385,12 @@ TEST_CASE("matmul: 2-D, batched, broadcast, transposed, vectors; f32 stays out o
     Tensor A = randn({batch, M, lda}, 1, on(kCPU, dt)), B = randn({K, ldb}, 2, on(kCPU, dt));
     Tensor C = randn({batch, M, ldc}, 3, on(kCPU, dt));
     Tensor Ag = A.to(kCUDA), Bg = B.to(kCUDA), Cg = C.to(kCUDA);
-    backend_for(kCPU).gemm(dt, false, false, M, N, K, 0.5, A.raw_data(), lda, M * lda, B.raw_data(), ldb, 0, 2.0,
-                           C.raw_data(), ldc, M * ldc, batch);
-    backend_for(kCUDA).gemm(dt, false, false, M, N, K, 0.5, Ag.raw_data(), lda, M * lda, Bg.raw_data(), ldb, 0, 2.0,
-                            Cg.raw_data(), ldc, M * ldc, batch);
+    GemmArgs args{.dtype = dt, .M = M, .N = N, .K = K, .alpha = 0.5,
+                  .A = A.raw_data(), .lda = lda, .stride_a = M * lda, .B = B.raw_data(), .ldb = ldb,
+                  .beta = 2.0, .C = C.raw_data(), .ldc = ldc, .stride_c = M * ldc, .batch = batch};
+    backend_for(kCPU).gemm(args);
+    args.A = Ag.raw_data(), args.B = Bg.raw_data(), args.C = Cg.raw_data();
+    backend_for(kCUDA).gemm(args);
     check_close(Cg, C, default_rtol(dt), std::string("gemm alpha/beta/stride 0/padded ") + dtype_name(dt));
   }
 #ifdef MG_WITH_CUDA
@@ -390,7 +419,7 @@ TEST_CASE("matmul: 2-D, batched, broadcast, transposed, vectors; f32 stays out o
 #endif
 }
 
-TEST_CASE("index_select and index_add: repeated ids, every dim, every dtype, CPU bits") {
+PARITY_CASE(shape_ops, "index_select and index_add: repeated ids, every dim, every dtype, CPU bits") {
   const std::vector<int32_t> ids = {4, 0, 4, 4, 2, 1, 0};
   Tensor idx = from_vector(ids), idxg = idx.to(kCUDA);
   for (int64_t dim : {0, 1, 2}) {
@@ -411,16 +440,19 @@ TEST_CASE("index_select and index_add: repeated ids, every dim, every dtype, CPU
       check_same_bits(og, oc, std::string("index_add dim ") + std::to_string(dim) + " " + dtype_name(dt));
     }
   }
-  // Through the ops: the backward of index_select and of embedding scatter-adds repeated ids.
+  // Through the op: the backward of index_select scatter-adds repeated ids.
   check_op_parity("index_select", [&](const std::vector<Tensor>& in) { return index_select(in[0], 1, in[1]); },
                   {leaf({5, 6, 7}, 1), from_vector(std::vector<int32_t>{5, 5, 0, 3, 5})});
+  // A bad id throws, naming it.
+  Tensor bad = from_vector(std::vector<int32_t>{1, 5}).to(kCUDA);
+  CHECK_THROWS_WITH_AS(index_select(randn({5, 3}, 1, on(kCUDA)), 0, bad), doctest::Contains("out of range"), Error);
+}
+
+PARITY_CASE(embedding, "forward and the scatter-add backward of repeated ids") {
   std::vector<int32_t> tok(200);
   for (size_t i = 0; i < tok.size(); ++i) tok[i] = int32_t((i * 7919) % 37 % 13);
   check_op_parity("embedding", [](const std::vector<Tensor>& in) { return embedding(in[0], in[1]); },
                   {leaf({50, 16}, 2), from_vector(tok, {8, 25})});
-  // A bad id throws, naming it.
-  Tensor bad = from_vector(std::vector<int32_t>{1, 5}).to(kCUDA);
-  CHECK_THROWS_WITH_AS(index_select(randn({5, 3}, 1, on(kCUDA)), 0, bad), doctest::Contains("out of range"), Error);
 }
 
 TEST_CASE("gradients through a chain of ops agree between CUDA and CPU") {
@@ -435,20 +467,35 @@ TEST_CASE("gradients through a chain of ops agree between CUDA and CPU") {
   }
 }
 
-TEST_CASE("activations and SwiGLU: forward and backward through the ops") {
+PARITY_CASE(gelu, "erf and tanh forms, forward and backward") {
   for (DType dt : {DType::f32, DType::f64}) {
     const std::string d = dtype_name(dt);
     Tensor x = leaf({13, 35}, 1, dt);
     check_op_parity("gelu " + d, [](const std::vector<Tensor>& in) { return gelu(in[0].t()); }, {x});
     check_op_parity("gelu tanh " + d, [](const std::vector<Tensor>& in) { return gelu(in[0], true); }, {x});
-    check_op_parity("silu " + d, [](const std::vector<Tensor>& in) { return silu(in[0]); }, {x});
-    check_op_parity("relu " + d, [](const std::vector<Tensor>& in) { return relu(in[0]); }, {x});
-    check_op_parity("swiglu " + d, [](const std::vector<Tensor>& in) { return swiglu(in[0], in[1]); },
-                    {x, leaf({13, 35}, 2, dt)});
   }
 }
 
-TEST_CASE("layer_norm and rms_norm: forward and backward, with and without affine parameters") {
+PARITY_CASE(silu, "forward and backward") {
+  for (DType dt : {DType::f32, DType::f64})
+    check_op_parity(std::string("silu ") + dtype_name(dt), [](const std::vector<Tensor>& in) { return silu(in[0]); },
+                    {leaf({13, 35}, 1, dt)});
+}
+
+PARITY_CASE(relu, "forward and backward") {
+  for (DType dt : {DType::f32, DType::f64})
+    check_op_parity(std::string("relu ") + dtype_name(dt), [](const std::vector<Tensor>& in) { return relu(in[0]); },
+                    {leaf({13, 35}, 1, dt)});
+}
+
+PARITY_CASE(swiglu, "forward and backward") {
+  for (DType dt : {DType::f32, DType::f64})
+    check_op_parity(std::string("swiglu ") + dtype_name(dt),
+                    [](const std::vector<Tensor>& in) { return swiglu(in[0], in[1]); },
+                    {leaf({13, 35}, 1, dt), leaf({13, 35}, 2, dt)});
+}
+
+PARITY_CASE(layer_norm, "forward and backward, with and without affine parameters") {
   for (DType dt : {DType::f32, DType::f64}) {
     for (Shape s : {Shape{1, 1}, Shape{7, 5}, Shape{3, 100, 64}, Shape{300, 513}}) {
       const int64_t D = s.back();
@@ -461,10 +508,6 @@ TEST_CASE("layer_norm and rms_norm: forward and backward, with and without affin
                       {x, leaf({D}, 2, dt), leaf({D}, 3, dt)});
       check_op_parity("layer_norm no affine " + what,
                       [](const std::vector<Tensor>& in) { return layer_norm(in[0], Tensor(), Tensor()); }, {x});
-      check_op_parity("rms_norm " + what, [](const std::vector<Tensor>& in) { return rms_norm(in[0], in[1]); },
-                      {x, leaf({D}, 4, dt)});
-      check_op_parity("rms_norm no affine " + what,
-                      [](const std::vector<Tensor>& in) { return rms_norm(in[0], Tensor()); }, {x});
     }
   }
   // Parameter gradients are reduced without atomics: the same bits every run.
@@ -480,18 +523,41 @@ TEST_CASE("layer_norm and rms_norm: forward and backward, with and without affin
   CHECK(runs[0] == runs[1]);
 }
 
-TEST_CASE("softmax, log_softmax and cross_entropy: forward and backward") {
+PARITY_CASE(rms_norm, "forward and backward, with and without weight") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (Shape s : {Shape{1, 1}, Shape{7, 5}, Shape{3, 100, 64}, Shape{300, 513}}) {
+      const int64_t D = s.back();
+      const std::string what = shape_str(s) + " " + dtype_name(dt);
+      Tensor x = leaf(s, 1, dt);
+      check_op_parity("rms_norm " + what, [](const std::vector<Tensor>& in) { return rms_norm(in[0], in[1]); },
+                      {x, leaf({D}, 4, dt)});
+      check_op_parity("rms_norm no affine " + what,
+                      [](const std::vector<Tensor>& in) { return rms_norm(in[0], Tensor()); }, {x});
+    }
+  }
+}
+
+PARITY_CASE(softmax, "forward and backward, last dim and dim 0") {
   for (DType dt : {DType::f32, DType::f64}) {
     const std::string d = dtype_name(dt);
-    for (Shape s : {Shape{1, 1}, Shape{9, 31}, Shape{4, 3, 4096}}) {
-      Tensor x = leaf(s, 1, dt);
+    for (Shape s : {Shape{1, 1}, Shape{9, 31}, Shape{4, 3, 4096}})
       check_op_parity("softmax " + shape_str(s) + " " + d,
-                      [](const std::vector<Tensor>& in) { return softmax(mul(in[0], 4.0)); }, {x});
-      check_op_parity("log_softmax " + shape_str(s) + " " + d,
-                      [](const std::vector<Tensor>& in) { return log_softmax(mul(in[0], 4.0)); }, {x});
-    }
+                      [](const std::vector<Tensor>& in) { return softmax(mul(in[0], 4.0)); }, {leaf(s, 1, dt)});
     check_op_parity("softmax over dim 0 " + d, [](const std::vector<Tensor>& in) { return softmax(in[0], 0); },
                     {leaf({17, 6}, 2, dt)});
+  }
+}
+
+PARITY_CASE(log_softmax, "forward and backward") {
+  for (DType dt : {DType::f32, DType::f64})
+    for (Shape s : {Shape{1, 1}, Shape{9, 31}, Shape{4, 3, 4096}})
+      check_op_parity("log_softmax " + shape_str(s) + " " + dtype_name(dt),
+                      [](const std::vector<Tensor>& in) { return log_softmax(mul(in[0], 4.0)); }, {leaf(s, 1, dt)});
+}
+
+PARITY_CASE(cross_entropy, "forward and backward, every reduction, ignored rows, a bad target") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const std::string d = dtype_name(dt);
     std::vector<int32_t> t(48);
     for (size_t i = 0; i < t.size(); ++i) t[i] = int32_t((i * 37) % 1000);
     t[3] = -100;
@@ -512,24 +578,51 @@ TEST_CASE("softmax, log_softmax and cross_entropy: forward and backward") {
   CHECK(sum(ones({10}, on(kCUDA))).item() == 10.0);
 }
 
-TEST_CASE("tril, masked token mixing and rope: forward and backward") {
+PARITY_CASE(masked_mix, "masked_token_mix and masked_token_mix_heads, forward and backward") {
   for (DType dt : {DType::f32, DType::f64}) {
     const std::string d = dtype_name(dt);
-    for (int64_t diag : {-1, 0, 2})
-      check_op_parity("tril " + std::to_string(diag) + " " + d,
-                      [diag](const std::vector<Tensor>& in) { return tril(in[0], diag); }, {leaf({2, 5, 7}, 1, dt)});
     check_op_parity("masked_token_mix " + d,
                     [](const std::vector<Tensor>& in) { return masked_token_mix(in[0], in[1], in[2]); },
                     {leaf({2, 9, 6}, 2, dt), leaf({9, 9}, 3, dt), leaf({9}, 4, dt)});
     check_op_parity("masked_token_mix_heads " + d,
                     [](const std::vector<Tensor>& in) { return masked_token_mix_heads(in[0], in[1], in[2]); },
                     {leaf({2, 9, 12}, 5, dt), leaf({3, 9, 9}, 6, dt), leaf({3, 9}, 7, dt)});
+  }
+}
+
+PARITY_CASE(rope, "forward and backward, at offset 0 and 1000") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const std::string d = dtype_name(dt);
     check_op_parity("rope " + d, [](const std::vector<Tensor>& in) { return rope(in[0], 10000.0, 0); },
                     {leaf({2, 3, 9, 8}, 8, dt)});
     check_op_parity("rope at offset 1000 " + d,
                     [](const std::vector<Tensor>& in) { return rope(in[0].transpose(1, 2), 500.0, 1000); },
                     {leaf({2, 9, 3, 16}, 9, dt)});
   }
+}
+
+PARITY_CASE(dropout, "the CPU's Philox mask bit for bit, forward and backward, transposed input") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    for (double p : {0.05, 0.1, 0.5}) {
+      const std::string what = "dropout p " + std::to_string(p) + " " + dtype_name(dt);
+      Tensor x = randn({300, 257}, 1, on(kCPU, dt));  // above the CPU kernel's parallel grain
+      check_same_bits(dropout(x.to(kCUDA), p, true, 42, 3), dropout(x, p, true, 42, 3), what);
+      check_same_bits(dropout(x.to(kCUDA).t(), p, true, 42, 4), dropout(x.t(), p, true, 42, 4), what + " transposed");
+      // The backward masks the upstream gradient with the same draw on both devices.
+      std::vector<Tensor> a = leaves_on({leaf({33, 65}, 2, dt)}, kCPU), b = leaves_on({leaf({33, 65}, 2, dt)}, kCUDA);
+      Tensor v = randn({65, 33}, 3, on(kCPU, dt));
+      dropout(a[0].t(), p, true, 7, 0).backward(v);
+      dropout(b[0].t(), p, true, 7, 0).backward(v.to(kCUDA));
+      check_same_bits(b[0].grad(), a[0].grad(), what + " gradient");
+    }
+  }
+}
+
+PARITY_CASE(tril, "forward and backward for several diagonals; the kernel on every dtype") {
+  for (DType dt : {DType::f32, DType::f64})
+    for (int64_t diag : {-1, 0, 2})
+      check_op_parity("tril " + std::to_string(diag) + " " + dtype_name(dt),
+                      [diag](const std::vector<Tensor>& in) { return tril(in[0], diag); }, {leaf({2, 5, 7}, 1, dt)});
   // The kernel masks any dtype (the op takes floating tensors only).
   for (DType dt : {DType::i32, DType::bf16}) {
     Tensor x = mul(randn({3, 4, 5}, 1), 50.0).to(dt);
@@ -540,7 +633,7 @@ TEST_CASE("tril, masked token mixing and rope: forward and backward") {
   }
 }
 
-TEST_CASE("scaled dot-product attention: forward and backward, causal and not, several key chunks") {
+PARITY_CASE(attention, "forward and backward, causal and not, several key chunks") {
 #ifdef MG_WITH_CUDA
   // f32 runs through both kernel forms (tiled: 32-row tiles; row-wise: 128-key chunks); f64 has
   // the row-wise form only.
@@ -593,9 +686,11 @@ TEST_CASE("scaled dot-product attention: forward and backward, causal and not, s
 #endif
 }
 
-TEST_CASE("optimizers: AdamW and SGD steps match the CPU") {
+namespace {
+// Three steps of optimizer `which` (0 AdamW, 1-3 SGD forms) on each device: the parameters agree.
+void check_optimizer_parity(int which) {
   for (DType dt : {DType::f32, DType::f64}) {
-    auto run = [&](Device dev, int which) {
+    auto run = [&](Device dev) {
       Tensor p = randn({1000}, 1, on(kCPU, dt)).to(dev).detach(), q = randn({7, 3}, 2, on(kCPU, dt)).to(dev).detach();
       p.set_requires_grad(true);
       q.set_requires_grad(true);
@@ -612,13 +707,18 @@ TEST_CASE("optimizers: AdamW and SGD steps match the CPU") {
       }
       return std::vector<Tensor>{p.detach().to(kCPU), q.detach().to(kCPU)};
     };
-    for (int which = 0; which < 4; ++which) {
-      std::vector<Tensor> c = run(kCPU, which), g = run(kCUDA, which);
-      for (size_t i = 0; i < c.size(); ++i)
-        check_close(g[i], c[i], default_rtol(dt), "optimizer " + std::to_string(which) + " param " + std::to_string(i) +
-                                                      " " + dtype_name(dt));
-    }
+    std::vector<Tensor> c = run(kCPU), g = run(kCUDA);
+    for (size_t i = 0; i < c.size(); ++i)
+      check_close(g[i], c[i], default_rtol(dt), "optimizer " + std::to_string(which) + " param " + std::to_string(i) +
+                                                    " " + dtype_name(dt));
   }
+}
+}  // namespace
+
+PARITY_CASE(adamw, "three steps match the CPU") { check_optimizer_parity(0); }
+
+PARITY_CASE(sgd, "three steps with momentum, nesterov and plain match the CPU") {
+  for (int which = 1; which < 4; ++which) check_optimizer_parity(which);
 }
 
 // ---- bf16 autocast, deterministic mode, training parity -----------------------------------------
@@ -629,18 +729,7 @@ namespace {
 // round once to bf16, so they differ by at most one bf16 ulp (2^-8 relative) in rare ties.
 constexpr double kBf16Rtol = 1.0 / 128;
 
-ModelConfig tiny_config(ModelKind kind, MixerForm form = MixerForm::flat) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 64;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_ctx = 16;
-  c.n_heads = 4;
-  c.mixer_form = form;
-  c.mixer_heads = 2;
-  return c;
-}
+ModelConfig tiny_config(ModelKind kind) { return test::small_model(kind); }
 
 // `steps` AdamW steps of a tiny model on fixed random batches: the loss of every step.
 std::vector<double> train_losses(const ModelConfig& c, Device dev, bool bf16, int steps) {
@@ -676,10 +765,12 @@ TEST_CASE("bf16 kernels: GEMM (f32 accumulation), casts and gradient addition ag
       Tensor b = randn({tb ? N : K, tb ? K : N}, 2).to(DType::bf16);
       Tensor cc = zeros({batch, M, N}), cg = zeros({batch, M, N}, on(kCUDA));
       Tensor ag = a.to(kCUDA), bg = b.to(kCUDA);
-      backend_for(kCPU).gemm(DType::bf16, ta, tb, M, N, K, 1.0, a.raw_data(), ta ? M : K, M * K, b.raw_data(),
-                             tb ? K : N, 0, 0.0, cc.raw_data(), N, M * N, batch);
-      backend_for(kCUDA).gemm(DType::bf16, ta, tb, M, N, K, 1.0, ag.raw_data(), ta ? M : K, M * K, bg.raw_data(),
-                              tb ? K : N, 0, 0.0, cg.raw_data(), N, M * N, batch);
+      GemmArgs args{.dtype = DType::bf16, .trans_a = ta, .trans_b = tb, .M = M, .N = N, .K = K,
+                    .A = a.raw_data(), .lda = ta ? M : K, .stride_a = M * K, .B = b.raw_data(), .ldb = tb ? K : N,
+                    .C = cc.raw_data(), .ldc = N, .stride_c = M * N, .batch = batch};
+      backend_for(kCPU).gemm(args);
+      args.A = ag.raw_data(), args.B = bg.raw_data(), args.C = cg.raw_data();
+      backend_for(kCUDA).gemm(args);
       check_close(cg, cc, 1e-4, "bf16 gemm ta=" + std::to_string(ta) + " tb=" + std::to_string(tb));
     }
   // Elementwise add of bf16 tensors (the engine adds bf16 gradients with it): same bits.
@@ -819,3 +910,36 @@ TEST_CASE("caching allocator: size classes, reuse of freed blocks, statistics, o
   CHECK(sum(ones({100}, on(kCUDA))).item() == 100.0);
 }
 #endif
+
+namespace {
+
+// Runs before doctest's main, after every registration above (a file's static initialisers run
+// in the order they are defined; the library's backends registered when it was loaded). The
+// parity registry is checked first, on every machine. Where CUDA is unusable it also checks that
+// touching a CUDA tensor fails cleanly.
+struct SkipWithoutCuda {
+  SkipWithoutCuda() {
+    const std::vector<std::string> problems = parity_registry_problems();
+    for (const std::string& p : problems) std::fprintf(stderr, "test_cuda: %s\n", p.c_str());
+    if (std::getenv("MG_CUDA_PARITY_REGISTRY_ONLY") != nullptr) {
+      if (problems.empty())
+        std::printf("CUDA parity registry: %zu cases, every op of ops/op_table.def with a Backend kernel has one\n",
+                    parity_registry().size());
+      std::exit(problems.empty() ? 0 : 1);
+    }
+    if (!problems.empty()) std::exit(1);
+    if (backend_available(DeviceType::CUDA)) return;
+    std::string why;
+    try {
+      Tensor t = zeros({2}, TensorOptions{}.with_device(kCUDA));
+      std::fprintf(stderr, "CUDA is unavailable, yet a CUDA tensor was created\n");
+      std::exit(1);
+    } catch (const Error& e) {
+      why = e.what();
+    }
+    std::printf("CUDA suite skipped: %s\n", why.c_str());
+    std::exit(77);
+  }
+} skip_without_cuda;
+
+}  // namespace

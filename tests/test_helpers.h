@@ -4,11 +4,24 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "ops/ops.h"
 
 namespace mg::test {
+
+// The message of the exception of type E that f() throws; fails the test when it throws none.
+template <class E = Error, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  FAIL("expected an exception");
+  return {};
+}
 
 // The values of a tensor of any dtype and layout, as doubles, in row-major order.
 inline std::vector<double> vals(const Tensor& t) {

@@ -1,9 +1,10 @@
 // ops/losses: l1/mse, l2_normalize, cosine_similarity and InfoNCE (plain and grouped), forward
-// against plain loops and gradients against finite differences in f64.
+// against the plain loops of tests/reference.h and gradients against finite differences in f64.
 #include <cmath>
 #include <functional>
 
 #include "ops/losses.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -22,27 +23,16 @@ std::vector<std::vector<double>> rows(const Tensor& t) {
   return out;
 }
 
-double dot(const std::vector<double>& a, const std::vector<double>& b) {
-  double s = 0;
-  for (size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
-  return s;
-}
-double norm(const std::vector<double>& a) { return std::sqrt(dot(a, a)); }
-
-// Plain InfoNCE: mean over rows of logsumexp(S[i]) - S[i, pos_i] with S[i, j] = cos(q_i, c_ij) / tau.
+// Plain InfoNCE (tests/reference.h): mean over rows of logsumexp(S[i]) - S[i, 0] with
+// S[i, j] = cos(q_i, c_ij) / tau; every row has the same number of candidates.
 double ref_info_nce(const std::vector<std::vector<double>>& q, const std::vector<std::vector<std::vector<double>>>& c,
                     double tau) {
-  double total = 0;
-  for (size_t i = 0; i < q.size(); ++i) {
-    std::vector<double> s;
-    for (auto& cj : c[i]) s.push_back(dot(q[i], cj) / (norm(q[i]) * norm(cj)) / tau);
-    double m = s[0];
-    for (double v : s) m = std::max(m, v);
-    double z = 0;
-    for (double v : s) z += std::exp(v - m);
-    total += m + std::log(z) - s[0];
-  }
-  return total / double(q.size());
+  const int64_t G = int64_t(q.size()), C = int64_t(c[0].size()), D = int64_t(q[0].size());
+  std::vector<double> qf, cf;
+  for (const auto& row : q) qf.insert(qf.end(), row.begin(), row.end());
+  for (const auto& group : c)
+    for (const auto& row : group) cf.insert(cf.end(), row.begin(), row.end());
+  return ref::info_nce_forward(qf.data(), cf.data(), G, C, D, tau);
 }
 
 // Candidates for the in-batch form: row i sees every doc, with its own doc moved to slot 0.
@@ -62,15 +52,11 @@ Tensor t64(std::vector<double> v, const Shape& s) { return from_vector(v, s); }
 TEST_CASE("l1_loss and mse_loss: forward, reductions, gradients, shape checks") {
   for (DType dt : {DType::f32, DType::f64}) {
     Tensor x = randn({3, 5}, 1, TensorOptions{dt}), y = randn({3, 5}, 2, TensorOptions{dt});
-    std::vector<double> xv = vals(x), yv = vals(y), l1, l2;
+    std::vector<double> xv = vals(x), yv = vals(y), l1(xv.size()), l2(xv.size());
+    ref::l1_loss_forward(l1.data(), xv.data(), yv.data(), int64_t(xv.size()));
+    ref::mse_loss_forward(l2.data(), xv.data(), yv.data(), int64_t(xv.size()));
     double s1 = 0, s2 = 0;
-    for (size_t i = 0; i < xv.size(); ++i) {
-      double d = xv[i] - yv[i];
-      l1.push_back(std::abs(d));
-      l2.push_back(d * d);
-      s1 += std::abs(d);
-      s2 += d * d;
-    }
+    for (size_t i = 0; i < xv.size(); ++i) s1 += l1[i], s2 += l2[i];
     const double tol = dt == DType::f32 ? 1e-6 : 1e-12;
     check_close(l1_loss(x, y, Reduction::none), l1, tol);
     check_close(mse_loss(x, y, Reduction::none), l2, tol);
@@ -110,10 +96,8 @@ TEST_CASE("l1_loss and mse_loss: forward, reductions, gradients, shape checks") 
 
 TEST_CASE("l2_normalize: forward, any dim, gradients, eps clamp") {
   Tensor x = randn({3, 4}, 1, TensorOptions{DType::f64});
-  auto r = rows(x);
-  std::vector<double> want;
-  for (auto& row : r)
-    for (double v : row) want.push_back(v / norm(row));
+  std::vector<double> xv = vals(x), want(xv.size());
+  ref::l2_normalize_forward(want.data(), xv.data(), 3, 4);
   check_close(l2_normalize(x), want, 1e-12);
   check_close(l2_normalize(x, 1), want, 1e-12);
   // dim 0 normalises columns
@@ -150,9 +134,8 @@ TEST_CASE("l2_normalize: forward, any dim, gradients, eps clamp") {
 
 TEST_CASE("cosine_similarity: torch semantics, broadcasting, near-zero vectors") {
   Tensor a = randn({4, 6}, 1, TensorOptions{DType::f64}), b = randn({4, 6}, 2, TensorOptions{DType::f64});
-  auto ra = rows(a), rb = rows(b);
-  std::vector<double> want;
-  for (size_t i = 0; i < 4; ++i) want.push_back(dot(ra[i], rb[i]) / (norm(ra[i]) * norm(rb[i])));
+  std::vector<double> av = vals(a), bv = vals(b), want(4);
+  ref::cosine_similarity_forward(want.data(), av.data(), bv.data(), 4, 6);
   Tensor c = cosine_similarity(a, b);
   CHECK(c.shape() == Shape{4});
   check_close(c, want, 1e-12);
@@ -169,7 +152,7 @@ TEST_CASE("cosine_similarity: torch semantics, broadcasting, near-zero vectors")
   auto rp = rows(p.reshape({3, 5})), rq = rows(q);
   std::vector<double> wpq;
   for (auto& u : rp)
-    for (auto& v : rq) wpq.push_back(dot(u, v) / (norm(u) * norm(v)));
+    for (auto& v : rq) ref::cosine_similarity_forward(&wpq.emplace_back(), u.data(), v.data(), 1, 5);
   check_close(pq, wpq, 1e-12);
   // size 1 along the reduced dim broadcasts before normalising: [2, 1] vs [2, 3]
   Tensor s = t64({2, -1}, {2, 1}), m = t64({1, 2, 2, 1, 1, -1}, {2, 3});

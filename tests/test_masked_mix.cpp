@@ -1,10 +1,11 @@
 // ops/masked_mix and ops/tril: the masked mixer's token mixing (flat, expanded, multi-head) against
-// naive loops, f64 gradcheck for x, weight and bias, causality bit for bit, and the masking
-// guarantees (upper-triangle gradient exactly 0, stored weight untouched).
+// the plain loops of tests/reference.h, f64 gradcheck for x, weight and bias, causality bit for
+// bit, and the masking guarantees (upper-triangle gradient exactly 0, stored weight untouched).
 #include <functional>
 
 #include "ops/masked_mix.h"
 #include "ops/tril.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -13,34 +14,22 @@ using namespace mg::test;
 namespace {
 
 
+// The plain references of tests/reference.h on the tensors' values.
 // y[b, r, d] = sum_{c <= r} w[r, c] x[b, c, d] + bias[r]
 std::vector<double> naive_mix(const Tensor& x, const Tensor& w, const Tensor& bias) {
   const int64_t B = x.size(0), C = x.size(1), D = x.size(2), R = w.size(0);
-  std::vector<double> xv = vals(x), wv = vals(w), bv = bias.defined() ? vals(bias) : std::vector<double>(size_t(R), 0.0);
-  std::vector<double> y(size_t(B * R * D), 0.0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t r = 0; r < R; ++r)
-      for (int64_t d = 0; d < D; ++d) {
-        double s = bv[size_t(r)];
-        for (int64_t c = 0; c <= std::min(r, C - 1); ++c) s += wv[size_t(r * C + c)] * xv[size_t((b * C + c) * D + d)];
-        y[size_t((b * R + r) * D + d)] = s;
-      }
+  std::vector<double> xv = vals(x), wv = vals(w), bv = bias.defined() ? vals(bias) : std::vector<double>();
+  std::vector<double> y(size_t(B * R * D));
+  ref::masked_mix_forward(y.data(), xv.data(), wv.data(), bias.defined() ? bv.data() : nullptr, B, C, D, R);
   return y;
 }
 
 // y[b, t, h*Dh + j] = sum_{s <= t} w[h, t, s] x[b, s, h*Dh + j] + bias[h, t]
 std::vector<double> naive_mix_heads(const Tensor& x, const Tensor& w, const Tensor& bias) {
-  const int64_t B = x.size(0), T = x.size(1), HD = x.size(2), H = w.size(0), Dh = HD / H;
-  std::vector<double> xv = vals(x), wv = vals(w), bv = bias.defined() ? vals(bias) : std::vector<double>(size_t(H * T), 0.0);
-  std::vector<double> y(size_t(B * T * HD), 0.0);
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t t = 0; t < T; ++t)
-      for (int64_t h = 0; h < H; ++h)
-        for (int64_t j = 0; j < Dh; ++j) {
-          double s = bv[size_t(h * T + t)];
-          for (int64_t u = 0; u <= t; ++u) s += wv[size_t((h * T + t) * T + u)] * xv[size_t((b * T + u) * HD + h * Dh + j)];
-          y[size_t((b * T + t) * HD + h * Dh + j)] = s;
-        }
+  const int64_t B = x.size(0), T = x.size(1), HD = x.size(2), H = w.size(0);
+  std::vector<double> xv = vals(x), wv = vals(w), bv = bias.defined() ? vals(bias) : std::vector<double>();
+  std::vector<double> y(size_t(B * T * HD));
+  ref::masked_mix_heads_forward(y.data(), xv.data(), wv.data(), bias.defined() ? bv.data() : nullptr, B, T, H, HD / H);
   return y;
 }
 
@@ -213,7 +202,7 @@ TEST_CASE("causality: changing position s never changes outputs at positions < s
     Tensor wh = randn({H, T, T}, 7, o), bh = randn({H, T}, 8, o);
     std::vector<std::pair<const char*, std::function<Tensor(const Tensor&)>>> forms = {
         {"flat", [&](const Tensor& x) { return masked_token_mix(x, w, b); }},
-        // Expanded (PAPER.md A.3): mix up to e*T positions, a nonlinearity, mix back down to T.
+        // Expanded (docs/paper.md A.3): mix up to e*T positions, a nonlinearity, mix back down to T.
         {"expanded", [&](const Tensor& x) { return masked_token_mix(tanh(masked_token_mix(x, w_up, b_up)), w_down, b_down); }},
         {"heads", [&](const Tensor& x) { return masked_token_mix_heads(x, wh, bh); }},
     };

@@ -1,5 +1,5 @@
 // nn/ language models: the masked mixer (flat, expanded, multihead), Llama and GPT-1. End-to-end
-// gradchecks of the loss w.r.t. every parameter, causality, parameter counts against PAPER.md
+// gradchecks of the loss w.r.t. every parameter, causality, parameter counts against docs/paper.md
 // A.11 / B.4, state-dict names, checkpoint loading errors, the shifted loss and a short training run.
 #include <algorithm>
 #include <cmath>
@@ -13,6 +13,8 @@
 #include "nn/masked_mixer.h"
 #include "nn/optim.h"
 #include "ops/softmax.h"
+#include "tests/model_configs.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -23,20 +25,8 @@ namespace {
 const TensorOptions kF64{DType::f64};
 constexpr int32_t kPad = 0;
 
-// The tiny sizes of every test here: V=11, d=8, L=2, n=6, 2 heads.
-ModelConfig tiny(ModelKind kind, MixerForm form = MixerForm::flat) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_ctx = 6;
-  c.n_heads = 2;
-  c.mixer_form = form;
-  c.mixer_expansion = 2;
-  c.mixer_heads = 2;
-  return c;
-}
+// The tiny sizes of every test here.
+ModelConfig tiny(ModelKind kind, MixerForm form = MixerForm::flat) { return tiny_model(kind, form); }
 
 struct Variant {
   const char* name;
@@ -82,42 +72,47 @@ struct Weights {
   Vec vec(const std::string& name) const { return vals(sd.at(name)); }
 };
 
+// The ops are the plain loops of tests/reference.h; these adapt them to whole matrices and to
+// the column blocks of one head.
+
+// The columns [c0, c0 + width) of x as a contiguous [x.r, width] matrix, and back.
+Mat columns(const Mat& x, int64_t c0, int64_t width) {
+  Mat y = zeros_mat(x.r, width);
+  for (int64_t i = 0; i < x.r; ++i)
+    for (int64_t j = 0; j < width; ++j) y.at(i, j) = x.at(i, c0 + j);
+  return y;
+}
+void set_columns(Mat& y, int64_t c0, const Mat& block) {
+  for (int64_t i = 0; i < block.r; ++i)
+    for (int64_t j = 0; j < block.c; ++j) y.at(i, c0 + j) = block.at(i, j);
+}
+Mat transposed(const Mat& w) {
+  Mat t = zeros_mat(w.c, w.r);
+  for (int64_t i = 0; i < w.r; ++i)
+    for (int64_t j = 0; j < w.c; ++j) t.at(j, i) = w.at(i, j);
+  return t;
+}
+
 // y = x W^T + b (W [out, in], PyTorch Linear); transposed_w: y = x W + b (W [in, out], HF Conv1D).
 Mat ref_linear(const Mat& x, const Mat& w, const Vec* b, bool transposed_w = false) {
-  const int64_t out = transposed_w ? w.c : w.r, in = transposed_w ? w.r : w.c;
-  REQUIRE(x.c == in);
-  Mat y = zeros_mat(x.r, out);
-  for (int64_t i = 0; i < x.r; ++i)
-    for (int64_t o = 0; o < out; ++o) {
-      double s = b ? (*b)[size_t(o)] : 0.0;
-      for (int64_t k = 0; k < in; ++k) s += x.at(i, k) * (transposed_w ? w.at(k, o) : w.at(o, k));
-      y.at(i, o) = s;
-    }
+  const Mat wt = transposed_w ? transposed(w) : w;  // [out, in]
+  REQUIRE(x.c == wt.c);
+  Mat y = zeros_mat(x.r, wt.r);
+  ref::matmul_forward(y.v.data(), x.v.data(), wt.v.data(), b ? b->data() : nullptr, x.r, x.c, wt.r);
   return y;
 }
 Mat ref_layernorm(const Mat& x, const Vec& g, const Vec& b, double eps) {
   Mat y = x;
-  for (int64_t i = 0; i < x.r; ++i) {
-    double m = 0, var = 0;
-    for (int64_t j = 0; j < x.c; ++j) m += x.at(i, j) / double(x.c);
-    for (int64_t j = 0; j < x.c; ++j) var += (x.at(i, j) - m) * (x.at(i, j) - m) / double(x.c);
-    for (int64_t j = 0; j < x.c; ++j) y.at(i, j) = (x.at(i, j) - m) / std::sqrt(var + eps) * g[size_t(j)] + b[size_t(j)];
-  }
+  ref::layer_norm_forward(y.v.data(), x.v.data(), g.data(), b.data(), x.r, x.c, eps);
   return y;
 }
 Mat ref_rmsnorm(const Mat& x, const Vec& g, double eps) {
   Mat y = x;
-  for (int64_t i = 0; i < x.r; ++i) {
-    double ms = 0;
-    for (int64_t j = 0; j < x.c; ++j) ms += x.at(i, j) * x.at(i, j) / double(x.c);
-    for (int64_t j = 0; j < x.c; ++j) y.at(i, j) = x.at(i, j) / std::sqrt(ms + eps) * g[size_t(j)];
-  }
+  ref::rms_norm_forward(y.v.data(), x.v.data(), g.data(), x.r, x.c, eps);
   return y;
 }
-double gelu_erf(double v) { return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))); }
-double gelu_tanh(double v) {
-  return 0.5 * v * (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)));
-}
+double gelu_erf(double v) { return ref::gelu(v); }
+double gelu_tanh(double v) { return ref::gelu_tanh(v); }
 Mat apply(Mat x, double (*f)(double)) {
   for (double& v : x.v) v = f(v);
   return x;
@@ -126,45 +121,33 @@ Mat plus(Mat a, const Mat& b) {
   for (size_t i = 0; i < a.v.size(); ++i) a.v[i] += b.v[i];
   return a;
 }
-// y[i, :] = sum_{j <= i} W[i, j] x[j, :] + c[i] over the columns [c0, c0 + w) of x.
+// y[i, :] = sum_{j <= i} W[i, j] x[j, :] + c[i] over the columns [c0, c0 + w) of x: the leading
+// [y.r, x.r] block of W (a sequence shorter than the model's n uses the first x.r positions).
 void ref_masked_mix(const Mat& x, const Mat& W, const Vec& c, int64_t c0, int64_t width, Mat& y) {
+  const Mat xs = columns(x, c0, width);
+  Mat w = zeros_mat(y.r, x.r), out = zeros_mat(y.r, width);
   for (int64_t i = 0; i < y.r; ++i)
-    for (int64_t f = c0; f < c0 + width; ++f) {
-      double s = c[size_t(i)];
-      for (int64_t j = 0; j <= i && j < x.r; ++j) s += W.at(i, j) * x.at(j, f);
-      y.at(i, f) = s;
-    }
+    for (int64_t j = 0; j < x.r; ++j) w.at(i, j) = W.at(i, j);
+  ref::masked_mix_forward(out.v.data(), xs.v.data(), w.v.data(), c.data(), 1, x.r, width, y.r);
+  set_columns(y, c0, out);
 }
 // Causal softmax attention of one head over the columns [c0, c0 + Dh) of q, k, v.
 void ref_attention(const Mat& q, const Mat& k, const Mat& v, int64_t c0, int64_t Dh, Mat& out) {
-  for (int64_t i = 0; i < q.r; ++i) {
-    Vec sc;
-    for (int64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (int64_t f = 0; f < Dh; ++f) s += q.at(i, c0 + f) * k.at(j, c0 + f);
-      sc.push_back(s / std::sqrt(double(Dh)));
-    }
-    double m = *std::max_element(sc.begin(), sc.end()), z = 0;
-    for (double& s : sc) z += (s = std::exp(s - m));
-    for (int64_t f = 0; f < Dh; ++f) {
-      double acc = 0;
-      for (int64_t j = 0; j <= i; ++j) acc += sc[size_t(j)] / z * v.at(j, c0 + f);
-      out.at(i, c0 + f) = acc;
-    }
-  }
+  const Mat qh = columns(q, c0, Dh), kh = columns(k, c0, Dh), vh = columns(v, c0, Dh);
+  Mat oh = zeros_mat(q.r, Dh);
+  ref::attention_forward(oh.v.data(), qh.v.data(), kh.v.data(), vh.v.data(), 1, q.r, Dh, true, 0);
+  set_columns(out, c0, oh);
 }
 // HF rotate-half RoPE on every head of x [T, H*Dh], positions 0..T-1.
 Mat ref_rope(const Mat& x, int64_t heads, double theta) {
   Mat y = x;
-  const int64_t Dh = x.c / heads, half = Dh / 2;
-  for (int64_t t = 0; t < x.r; ++t)
-    for (int64_t h = 0; h < heads; ++h)
-      for (int64_t i = 0; i < half; ++i) {
-        double a = double(t) * std::pow(theta, -2.0 * double(i) / double(Dh)), cs = std::cos(a), sn = std::sin(a);
-        double x1 = x.at(t, h * Dh + i), x2 = x.at(t, h * Dh + i + half);
-        y.at(t, h * Dh + i) = x1 * cs - x2 * sn;
-        y.at(t, h * Dh + i + half) = x2 * cs + x1 * sn;
-      }
+  const int64_t Dh = x.c / heads;
+  for (int64_t h = 0; h < heads; ++h) {
+    const Mat xh = columns(x, h * Dh, Dh);
+    Mat yh = xh;
+    ref::rope_forward(yh.v.data(), xh.v.data(), 1, x.r, Dh, theta, 0);
+    set_columns(y, h * Dh, yh);
+  }
   return y;
 }
 
@@ -234,7 +217,7 @@ Mat reference_logits(const ModelConfig& c, const Weights& w, const std::vector<i
       const int64_t f = c.ffn_mult * d;
       Mat gate = ref_linear(g, w.mat(p + "mlp.gate_proj.weight", f), nullptr);
       Mat up = ref_linear(g, w.mat(p + "mlp.up_proj.weight", f), nullptr);
-      for (size_t i = 0; i < gate.v.size(); ++i) gate.v[i] = gate.v[i] / (1 + std::exp(-gate.v[i])) * up.v[i];
+      ref::swiglu_forward(gate.v.data(), gate.v.data(), up.v.data(), int64_t(gate.v.size()));
       x = plus(x, ref_linear(gate, w.mat(p + "mlp.down_proj.weight", d), nullptr));
     }
     x = ref_rmsnorm(x, w.vec("model.norm.weight"), eps);
@@ -478,7 +461,7 @@ TEST_CASE("f32 models hold the f64 twin's weights and agree with it") {
 
 // ---- parameter counts --------------------------------------------------------------------------
 
-TEST_CASE("parameter counts: PAPER.md A.11 / B.4 tables, and the formula matches the built models") {
+TEST_CASE("parameter counts: docs/paper.md A.11 / B.4 tables, and the formula matches the built models") {
   auto cfg = [](ModelKind k, int64_t d, int64_t L, int64_t n, int64_t V) {
     ModelConfig c;
     c.kind = k;
@@ -755,6 +738,17 @@ TEST_CASE("ModelConfig: defaults per family, validation names the bad field, nam
   bad([](ModelConfig& m) { m.norm_eps = 0.0; }, "ModelConfig.norm_eps");
   bad([](ModelConfig& m) { m.rope_theta = -1; }, "ModelConfig.rope_theta");
   bad([](ModelConfig& m) { m.vocab_size = int64_t(1) << 40; }, "does not fit the i32 token ids");
+  // Absurd sizes fail here instead of overflowing or allocating for hours.
+  bad([](ModelConfig& m) { m.n_layers = 4294967297; }, "ModelConfig.n_layers = 4294967297 is too large");
+  bad([](ModelConfig& m) { m.d_model = int64_t(1) << 40; }, "ModelConfig.d_model = 1099511627776 is too large");
+  bad([](ModelConfig& m) { m.n_layers = 1000000000; }, "parameters, more than the limit");
+  bad([](ModelConfig& m) { m.d_model = 2000000000; }, "parameters, more than the limit");
+  bad(
+      [](ModelConfig& m) {
+        m.kind = ModelKind::masked_mixer;
+        m.n_ctx = 2000000000;  // the flat mixer's [n_ctx, n_ctx] matrix alone
+      },
+      "parameters, more than the limit");
   bad(
       [](ModelConfig& m) {
         m.kind = ModelKind::masked_mixer;

@@ -6,6 +6,7 @@
 
 #include "nn/layers.h"
 #include "ops/shape_ops.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -40,16 +41,11 @@ double std_of(const std::vector<double>& v) {
   return std::sqrt(s / double(v.size() - 1));
 }
 
-// y[r, o] = sum_i x[r, i] w[o, i] + b[o]
+// y[r, o] = sum_i x[r, i] w[o, i] + b[o] (tests/reference.h)
 std::vector<double> ref_linear(const std::vector<double>& x, const std::vector<double>& w, const std::vector<double>* b,
                                int64_t rows, int64_t in, int64_t out) {
   std::vector<double> y(size_t(rows * out));
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t o = 0; o < out; ++o) {
-      double s = b ? (*b)[size_t(o)] : 0.0;
-      for (int64_t i = 0; i < in; ++i) s += x[size_t(r * in + i)] * w[size_t(o * in + i)];
-      y[size_t(r * out + o)] = s;
-    }
+  ref::matmul_forward(y.data(), x.data(), w.data(), b ? b->data() : nullptr, rows, in, out);
   return y;
 }
 
@@ -270,20 +266,9 @@ TEST_CASE("LayerNorm and RMSNorm: forward matches the formulas; gradcheck") {
   randomize(rms.weight, 3);
   Tensor x = randn({rows, D}, 4, kF64);
   std::vector<double> xv = vals(x), g = vals(ln.weight), b = vals(ln.bias), rw = vals(rms.weight);
-  std::vector<double> e_ln, e_rms;
-  for (int64_t r = 0; r < rows; ++r) {
-    double m = 0, v = 0, ms = 0;
-    for (int64_t j = 0; j < D; ++j) m += xv[size_t(r * D + j)] / D;
-    for (int64_t j = 0; j < D; ++j) {
-      double c = xv[size_t(r * D + j)] - m;
-      v += c * c / D;
-      ms += xv[size_t(r * D + j)] * xv[size_t(r * D + j)] / D;
-    }
-    for (int64_t j = 0; j < D; ++j) {
-      e_ln.push_back((xv[size_t(r * D + j)] - m) / std::sqrt(v + 1e-5) * g[size_t(j)] + b[size_t(j)]);
-      e_rms.push_back(xv[size_t(r * D + j)] / std::sqrt(ms + 1e-6) * rw[size_t(j)]);
-    }
-  }
+  std::vector<double> e_ln(xv.size()), e_rms(xv.size());
+  ref::layer_norm_forward(e_ln.data(), xv.data(), g.data(), b.data(), rows, D, 1e-5);
+  ref::rms_norm_forward(e_rms.data(), xv.data(), rw.data(), rows, D, 1e-6);
   check_all_close(ln.forward(x), e_ln, 1e-12);
   check_all_close(rms.forward(x), e_rms, 1e-12);
   check_grad([&](const std::vector<Tensor>& in) { return ln.forward(in[0]); }, {leaf64({3, D}, 5), ln.weight, ln.bias});
@@ -306,10 +291,7 @@ TEST_CASE("FeedForward: Linear -> GELU (erf or tanh) -> Linear, named 0 and 2") 
     Tensor x = randn({3, 4}, 8, kF64);
     std::vector<double> b1 = vals(ff.in_proj.bias), b2 = vals(ff.out_proj.bias);
     std::vector<double> h = ref_linear(vals(x), vals(ff.in_proj.weight), &b1, 3, 4, 10);
-    for (double& v : h) {
-      v = tanh_form ? 0.5 * v * (1 + std::tanh(std::sqrt(2 / 3.14159265358979323846) * (v + 0.044715 * v * v * v)))
-                    : 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
-    }
+    for (double& v : h) v = tanh_form ? ref::gelu_tanh(v) : ref::gelu(v);
     check_all_close(ff.forward(x), ref_linear(h, vals(ff.out_proj.weight), &b2, 3, 10, 4), 1e-12);
     check_grad([&](const std::vector<Tensor>& in) { return ff.forward(in[0]); },
                {leaf64({2, 4}, 9), ff.in_proj.weight, ff.in_proj.bias, ff.out_proj.weight, ff.out_proj.bias});
@@ -325,7 +307,7 @@ TEST_CASE("SwiGLUMLP: down(silu(gate x) * up x), no biases") {
   Tensor x = randn({3, 4}, 10, kF64);
   std::vector<double> gt = ref_linear(vals(x), vals(mlp.gate_proj.weight), nullptr, 3, 4, 6);
   std::vector<double> up = ref_linear(vals(x), vals(mlp.up_proj.weight), nullptr, 3, 4, 6);
-  for (size_t i = 0; i < gt.size(); ++i) gt[i] = gt[i] / (1 + std::exp(-gt[i])) * up[i];
+  ref::swiglu_forward(gt.data(), gt.data(), up.data(), int64_t(gt.size()));
   check_all_close(mlp.forward(x), ref_linear(gt, vals(mlp.down_proj.weight), nullptr, 3, 6, 4), 1e-12);
   check_grad([&](const std::vector<Tensor>& in) { return mlp.forward(in[0]); },
              {leaf64({2, 4}, 11), mlp.gate_proj.weight, mlp.up_proj.weight, mlp.down_proj.weight});

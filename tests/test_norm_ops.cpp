@@ -1,11 +1,12 @@
-// layer_norm and rms_norm: forward against plain double loops, gradients against finite
-// differences (f64) on plain, odd-sized and non-contiguous inputs, f32 kernels against f64, the
-// determinism of the weight/bias reductions, and argument errors.
+// layer_norm and rms_norm: forward against the plain loops of tests/reference.h, gradients against
+// finite differences (f64) on plain, odd-sized and non-contiguous inputs, f32 kernels against f64,
+// the determinism of the weight/bias reductions, and argument errors.
 #include <omp.h>
 
 #include <functional>
 
 #include "ops/norm.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -27,37 +28,18 @@ void check_vals(const std::vector<double>& got, const std::vector<double>& ref, 
   CHECK(bad == 0);
 }
 
-// Plain reference over rows of the last dim; w/b empty = no affine.
+// The plain references (tests/reference.h) over rows of the last dim; w/b empty = no affine.
 std::vector<double> ref_layer_norm(const std::vector<double>& x, int64_t D, const std::vector<double>& w,
                                    const std::vector<double>& b, double eps) {
   std::vector<double> y(x.size());
-  for (size_t r = 0; r < x.size() / size_t(D); ++r) {
-    const double* row = x.data() + r * size_t(D);
-    double mu = 0, var = 0;
-    for (int64_t j = 0; j < D; ++j) mu += row[j];
-    mu /= double(D);
-    for (int64_t j = 0; j < D; ++j) var += (row[j] - mu) * (row[j] - mu);
-    var /= double(D);
-    for (int64_t j = 0; j < D; ++j) {
-      double v = (row[j] - mu) / std::sqrt(var + eps);
-      if (!w.empty()) v *= w[size_t(j)];
-      if (!b.empty()) v += b[size_t(j)];
-      y[r * size_t(D) + size_t(j)] = v;
-    }
-  }
+  ref::layer_norm_forward(y.data(), x.data(), w.empty() ? nullptr : w.data(), b.empty() ? nullptr : b.data(),
+                          int64_t(x.size()) / D, D, eps);
   return y;
 }
 
 std::vector<double> ref_rms_norm(const std::vector<double>& x, int64_t D, const std::vector<double>& w, double eps) {
   std::vector<double> y(x.size());
-  for (size_t r = 0; r < x.size() / size_t(D); ++r) {
-    const double* row = x.data() + r * size_t(D);
-    double ms = 0;
-    for (int64_t j = 0; j < D; ++j) ms += row[j] * row[j];
-    ms /= double(D);
-    for (int64_t j = 0; j < D; ++j)
-      y[r * size_t(D) + size_t(j)] = row[j] / std::sqrt(ms + eps) * (w.empty() ? 1.0 : w[size_t(j)]);
-  }
+  ref::rms_norm_forward(y.data(), x.data(), w.empty() ? nullptr : w.data(), int64_t(x.size()) / D, D, eps);
   return y;
 }
 

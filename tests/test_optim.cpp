@@ -7,6 +7,7 @@
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "ops/inplace.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -21,39 +22,23 @@ Tensor param(const std::vector<double>& v, DType dt = DType::f64) {
   return t;
 }
 
-// torch.optim.AdamW._single_tensor_adamw for one scalar, step t (1-based).
+// One scalar's optimizer state, stepped by the references of tests/reference.h
+// (torch.optim.AdamW._single_tensor_adamw, step t 1-based; torch.optim.SGD._single_tensor_sgd).
 struct RefAdamW {
   double lr, b1, b2, eps, wd;
   double m = 0, v = 0;
   int64_t t = 0;
-  void step(double& p, double g) {
-    ++t;
-    p *= 1 - lr * wd;
-    m = b1 * m + (1 - b1) * g;
-    v = b2 * v + (1 - b2) * g * g;
-    const double bc1 = 1 - std::pow(b1, double(t)), bc2 = 1 - std::pow(b2, double(t));
-    p -= lr / bc1 * m / (std::sqrt(v) / std::sqrt(bc2) + eps);
-  }
+  void step(double& p, double g) { ref::adamw_step(&p, &g, &m, &v, 1, lr, b1, b2, eps, wd, ++t); }
 };
 
-// torch.optim.SGD._single_tensor_sgd for one scalar.
 struct RefSGD {
   double lr, momentum, dampening, wd;
   bool nesterov;
   bool has_buf = false;
   double buf = 0;
   void step(double& p, double g) {
-    double d = g + wd * p;
-    if (momentum != 0) {
-      if (!has_buf) {
-        buf = d;
-        has_buf = true;
-      } else {
-        buf = momentum * buf + (1 - dampening) * d;
-      }
-      d = nesterov ? d + momentum * buf : buf;
-    }
-    p -= lr * d;
+    ref::sgd_step(&p, &g, &buf, !has_buf, 1, lr, momentum, dampening, wd, nesterov);
+    has_buf = true;
   }
 };
 
@@ -360,7 +345,7 @@ TEST_CASE("LR schedules: warmup, linear, cosine, constant, min_lr") {
   CHECK(cst.at(2) == doctest::Approx(0.5 * peak).epsilon(1e-15));
   CHECK(cst.at(4) == peak);
   CHECK(cst.at(1000000) == peak);
-  // the paper's InfoNCE run: AdamW 1e-4, warmup 500 (PAPER.md E.3)
+  // the paper's InfoNCE run: AdamW 1e-4, warmup 500 (docs/paper.md E.3)
   LRSchedule paper{1e-4, 500, 45000, DecayKind::linear};
   CHECK(paper.at(250) == doctest::Approx(5e-5).epsilon(1e-15));
   CHECK(paper.at(500) == 1e-4);

@@ -10,6 +10,7 @@
 #include "report/csv.h"
 #include "report/plot.h"
 #include "report/progress.h"
+#include "tests/temp_dir.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
@@ -57,7 +58,7 @@ TEST_CASE("line plot: a decodable PNG of the requested size with each series dra
   CHECK(h == 400);
   CHECK(blue > 200);                             // series 0 (plus its legend swatch)
   CHECK(count_color(path, 214, 39, 40) > 200);  // series 1
-  CHECK_FALSE(fs::exists(path + ".tmp"));
+  CHECK(test::atomic_temp_files(path).empty());
   p.series[0].y.pop_back();
   CHECK_THROWS_WITH_AS(save_line_plot(path, p), doctest::Contains("has 4 x and 3 y values"), Error);
   fs::remove_all(d);
@@ -102,6 +103,33 @@ TEST_CASE("csv: quoted fields round trip, append checks the header") {
   CHECK_THROWS_WITH_AS(CsvWriter(path, {"other"}, true), doctest::Contains("differs"), Error);
   std::ofstream(path, std::ios::app) << "1,2,3\n";
   CHECK_THROWS_WITH_AS(read_csv(path), doctest::Contains("line 5: 3 fields"), Error);
+  fs::remove_all(d);
+}
+
+TEST_CASE("csv: write_csv replaces a log atomically with the rows kept") {
+  fs::path d = temp_dir();
+  std::string path = (d / "log.csv").string();
+  {
+    CsvWriter w(path, {"step", "note"});
+    for (int s = 1; s <= 4; ++s) w.row({std::to_string(s), s == 2 ? "a, \"b\"" : "x"});
+  }
+  CsvTable t = read_csv(path);
+  t.rows.resize(2);  // keep steps 1 and 2
+  write_csv(path, t);
+  CHECK(test::atomic_temp_files(path).empty());
+  const CsvTable back = read_csv(path);
+  CHECK(back.columns == t.columns);
+  CHECK(back.rows == t.rows);
+  {
+    CsvWriter w(path, {"step", "note"}, /*append=*/true);  // a rewritten log can be extended
+    w.row({"3", "y"});
+  }
+  CHECK(read_csv(path).rows.size() == 3);
+  t.rows.push_back({"only one"});
+  CHECK_THROWS_WITH_AS(write_csv(path, t), doctest::Contains("row has 1 values for 2 columns"), Error);
+  CHECK(read_csv(path).rows.size() == 3);  // untouched
+  t.rows.pop_back();
+  CHECK_THROWS_WITH_AS(write_csv("/nonexistent-dir/x.csv", t), doctest::Contains("cannot create temporary file"), Error);
   fs::remove_all(d);
 }
 

@@ -1,4 +1,4 @@
-// experiments/representation: the paper's input-representation test (PAPER.md D). Exact
+// experiments/representation: the paper's input-representation test (docs/paper.md D). Exact
 // recovery through a tiny untrained masked mixer, a falling loss, frozen weights, the
 // pseudo-inverse decode, the metric's pad handling and argument errors.
 #include <algorithm>
@@ -15,6 +15,7 @@
 #include "nn/lm.h"
 #include "report/csv.h"
 #include "ops/matmul.h"
+#include "tests/model_configs.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -25,26 +26,14 @@ int run_represent(const std::vector<std::string>& args);  // experiments/cmd_rep
 
 namespace {
 
-// V=64, d=32, L=2, n=8: small enough that 500 steps take well under a second.
+// The small model with n=8: 500 steps take well under a second.
 ModelConfig tiny(ModelKind kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 64;
-  c.d_model = 32;
-  c.n_layers = 2;
+  ModelConfig c = test::small_model(kind);
   c.n_ctx = 8;
-  c.n_heads = 4;
   return c;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 // Mean of loss[from, from + width).
 double window_mean(const std::vector<double>& v, size_t from, size_t width) {

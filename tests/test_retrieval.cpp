@@ -17,6 +17,7 @@
 #include "experiments/retrieval.h"
 #include "nn/optim.h"
 #include "ops/ops.h"
+#include "tests/model_configs.h"
 #include "test_helpers.h"
 
 using namespace mg;
@@ -33,16 +34,7 @@ PoolScorer matrix_scorer(std::vector<std::vector<double>> m) {
   };
 }
 
-ModelConfig tiny_config(ModelKind kind) {
-  ModelConfig c;
-  c.kind = kind;
-  c.vocab_size = 11;
-  c.d_model = 8;
-  c.n_layers = 2;
-  c.n_ctx = 6;
-  c.n_heads = 2;
-  return c;
-}
+ModelConfig tiny_config(ModelKind kind) { return test::tiny_model(kind); }
 
 constexpr int32_t kPad = 0;
 

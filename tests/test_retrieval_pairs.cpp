@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tests/temp_dir.h"
+#include "tests/test_helpers.h"
 #include "data/retrieval_pairs.h"
 
 namespace {
@@ -21,20 +22,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mg;
 
-struct TempDir : test::TempDir {
-  TempDir() : test::TempDir("mg_test_pairs") {}
-};
-
-template <class F>
-std::string pairs_error(F&& f) {
-  try {
-    f();
-  } catch (const PairsError& e) {
-    return e.what();
-  }
-  FAIL("expected a PairsError");
-  return {};
-}
+using test::error_of;
+using test::TempDir;
 
 // A body over 200 bytes once cleaned, with the wire service's sign-off.
 std::string long_body(const std::string& lead, const std::string& signoff = "\\n Reuter\\n\\u0003") {
@@ -145,10 +134,10 @@ TEST_CASE("Reuters: malformed files name the file, the record and the problem") 
   for (const Case& c : cases) {
     CAPTURE(c.content);
     const std::string path = dir.write("r.json", c.content);
-    const std::string msg = pairs_error([&] { read_reuters_pairs(path); });
+    const std::string msg = error_of<PairsError>([&] { read_reuters_pairs(path); });
     CHECK_MESSAGE(msg.find(dir.path.string() + "/" + c.expect) == 0, msg);
   }
-  CHECK(pairs_error([&] { read_reuters_pairs((dir.path / "none").string()); }).find("install_corpus.sh") !=
+  CHECK(error_of<PairsError>([&] { read_reuters_pairs((dir.path / "none").string()); }).find("install_corpus.sh") !=
         std::string::npos);
 }
 
@@ -217,12 +206,12 @@ TEST_CASE("man page pairs: summaries, stubs, symlinks, repeats") {
   CHECK(all[0].document.find("NAME\nfoo, bar - do things quickly") == 0);
 
   dir.write("bad/man1/x.1", ".SH NAME\nx \\- bad \xC3\n");
-  CHECK(pairs_error([&] { read_manpage_pairs((dir.path / "bad").string()); })
+  CHECK(error_of<PairsError>([&] { read_manpage_pairs((dir.path / "bad").string()); })
             .find("x.1: page is not valid UTF-8") != std::string::npos);
   dir.write("gz/man1/y.1.gz", "\x1f\x8b");
-  CHECK(pairs_error([&] { read_manpage_pairs((dir.path / "gz").string()); }).find("compressed man page") !=
+  CHECK(error_of<PairsError>([&] { read_manpage_pairs((dir.path / "gz").string()); }).find("compressed man page") !=
         std::string::npos);
-  CHECK(pairs_error([&] { read_manpage_pairs((dir.path / "none").string()); }).find("not a directory") !=
+  CHECK(error_of<PairsError>([&] { read_manpage_pairs((dir.path / "none").string()); }).find("not a directory") !=
         std::string::npos);
 }
 
@@ -258,10 +247,10 @@ TEST_CASE("JSONL pairs: reading, ids, and every malformed record") {
   for (const Case& c : cases) {
     CAPTURE(c.content);
     const std::string path = dir.write("bad.jsonl", c.content);
-    const std::string msg = pairs_error([&] { read_jsonl_pairs(path); });
+    const std::string msg = error_of<PairsError>([&] { read_jsonl_pairs(path); });
     CHECK_MESSAGE(msg.find(path + c.expect) == 0, msg);
   }
-  CHECK(pairs_error([&] { read_jsonl_pairs(dir.path.string() + "/none.jsonl"); }).find("cannot open") !=
+  CHECK(error_of<PairsError>([&] { read_jsonl_pairs(dir.path.string() + "/none.jsonl"); }).find("cannot open") !=
         std::string::npos);
 }
 
@@ -273,7 +262,7 @@ TEST_CASE("JSONL pairs round trip through write_jsonl_pairs") {
   };
   const std::string path = (dir.path / "out.jsonl").string();
   write_jsonl_pairs(path, pairs);
-  CHECK(!fs::exists(path + ".tmp"));
+  CHECK(test::atomic_temp_files(path).empty());
   CHECK(read_jsonl_pairs(path) == pairs);
   CHECK_THROWS_AS(write_jsonl_pairs((dir.path / "no/dir/x.jsonl").string(), pairs), PairsError);
 }

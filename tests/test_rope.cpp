@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "ops/rope.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -12,23 +13,11 @@ using namespace mg::test;
 namespace {
 
 
-// HF transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb), written out in f64:
-//   inv_freq[i] = 1 / theta^(2i/Dh); emb = cat(freqs, freqs); out = x*cos(emb) + rotate_half(x)*sin(emb)
-//   rotate_half(x) = cat(-x[..., Dh/2:], x[..., :Dh/2])
+// HF transformers (LlamaRotaryEmbedding + apply_rotary_pos_emb), written out in f64 in
+// tests/reference.h.
 std::vector<double> hf_rope(const std::vector<double>& x, int64_t N, int64_t T, int64_t Dh, double theta, int64_t off) {
   std::vector<double> out(x.size());
-  const int64_t h = Dh / 2;
-  for (int64_t n = 0; n < N; ++n)
-    for (int64_t t = 0; t < T; ++t) {
-      const double* xr = x.data() + (n * T + t) * Dh;
-      double* o = out.data() + (n * T + t) * Dh;
-      for (int64_t i = 0; i < Dh; ++i) {
-        const double inv_freq = 1.0 / std::pow(theta, double(2 * (i % h)) / double(Dh));
-        const double emb = double(t + off) * inv_freq;
-        const double rot = i < h ? -xr[i + h] : xr[i - h];
-        o[i] = xr[i] * std::cos(emb) + rot * std::sin(emb);
-      }
-    }
+  ref::rope_forward(out.data(), x.data(), N, T, Dh, theta, off);
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/safetensors.h"
+#include "tests/temp_dir.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -16,39 +17,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path dir;
-  TempDir() {
-    static int counter = 0;
-    dir = fs::temp_directory_path() / ("mg_safetensors_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-  std::string file(const std::string& name) const { return (dir / name).string(); }
-  // Names of everything in the directory, sorted.
-  std::vector<std::string> listing() const {
-    std::vector<std::string> names;
-    for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
-    std::sort(names.begin(), names.end());
-    return names;
-  }
-};
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  f.write(bytes.data(), std::streamsize(bytes.size()));
-  REQUIRE(f.good());
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 
 std::string le64(uint64_t v) {
   std::string s(8, '\0');
@@ -68,7 +39,7 @@ std::string floats(std::initializer_list<float> v) {
 // Loading `bytes` must throw mg::Error whose message names the file and contains `needle`.
 void expect_load_error(const TempDir& tmp, const std::string& bytes, const std::string& needle) {
   const std::string path = tmp.file("corrupt.safetensors");
-  write_bytes(path, bytes);
+  write_file(path, bytes);
   std::string msg;
   try {
     load_safetensors(path);
@@ -132,7 +103,7 @@ TEST_CASE("safetensors: round trip of every dtype, 0-dim, empty and non-contiguo
 
   // No temporary file is left behind, and the data section starts 8-byte aligned.
   CHECK(tmp.listing() == std::vector<std::string>{"model.safetensors"});
-  const std::string raw = read_bytes(path);
+  const std::string raw = read_file(path);
   uint64_t header_len;
   std::memcpy(&header_len, raw.data(), 8);
   CHECK(header_len % 8 == 0);
@@ -196,7 +167,7 @@ TEST_CASE("safetensors: a hand-written file in the reference layout loads, I64 c
   const std::string header =
       R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[24,32]}, "ids" : {"shape":[3],"dtype":"I64","data_offsets":[0,24]},)"
       R"("__metadata__":{"format":"pt"},"\u00e9\ud83d\ude00":{"dtype":"F32","shape":[],"data_offsets":[32,36]}})";
-  write_bytes(path, st_file(header, ids + floats({1.5f, -2.f}) + floats({7.f})));
+  write_file(path, st_file(header, ids + floats({1.5f, -2.f}) + floats({7.f})));
   SafetensorsFile f = load_safetensors(path);
   REQUIRE(f.tensors.size() == 3);
   CHECK(f.tensors[0].first == "b");
@@ -214,14 +185,14 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
   const std::string one = R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}})";
   const std::string data = floats({1, 2});
   // Sanity: the well-formed base case loads.
-  write_bytes(tmp.file("ok.safetensors"), st_file(one, data));
+  write_file(tmp.file("ok.safetensors"), st_file(one, data));
   CHECK(load_safetensors(tmp.file("ok.safetensors")).get("a").to_vector<float>() == std::vector<float>{1, 2});
 
   SUBCASE("missing file") {
     const std::string path = tmp.file("nope.safetensors");
     CHECK_THROWS_WITH_AS(load_safetensors(path), doctest::Contains((path + ": cannot open").c_str()), Error);
   }
-  SUBCASE("a directory") { CHECK_THROWS_AS(load_safetensors(tmp.dir.string()), Error); }
+  SUBCASE("a directory") { CHECK_THROWS_AS(load_safetensors(tmp.path.string()), Error); }
   SUBCASE("truncated: shorter than the length prefix") { expect_load_error(tmp, "abc", "file truncated"); }
   SUBCASE("truncated: empty file") { expect_load_error(tmp, "", "file truncated"); }
   SUBCASE("header length beyond the file") {
@@ -237,12 +208,12 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
         {"{", "expected a quoted key"},
         {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},})", "expected a quoted key"},
         {R"({"a":{"dtype":"F32","shape":[2,],"data_offsets":[0,8]}})", "expected a value"},
-        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", "after the top-level value"},
-        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", "expected '}'"},
-        {R"({"a":{"dtype":"F32, "shape":[2],"data_offsets":[0,8]}})", "expected '}', found 's'"},
+        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}} x)", "unexpected 'x' after the value"},
+        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]})", "end of input in object (expected ',' or '}')"},
+        {R"({"a":{"dtype":"F32, "shape":[2],"data_offsets":[0,8]}})", "unexpected 's' in object (expected ',' or '}')"},
         {R"({"a" 1})", "expected ':'"},
         {R"({"a":{"dtype":"F32","shape":[02],"data_offsets":[0,8]}})", "leading zero"},
-        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}, "b":tru})", "expected a value"},
+        {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}, "b":tru})", "invalid literal (expected 'true')"},
         {R"({'a':1})", "expected a quoted key"},
         {R"({"a\q":1})", "invalid escape"},
         {R"({"\ud800":1})", "high surrogate"},
@@ -250,7 +221,7 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
         {"{\"a\tb\":1}", "unescaped control character"},
         {"{\"\xC3\x28\":1}", "invalid UTF-8"},
         {"{\"\xC0\xAF\":1}", "invalid UTF-8"},  // overlong '/'
-        {std::string("{\"a\":1}\0   ", 11), "after the top-level value"},
+        {std::string("{\"a\":1}\0   ", 11), "unexpected '\\x00' after the value"},
         {std::string(100, '[') + std::string(100, ']'), "nesting deeper"},
         {"[1]", "header must be a JSON object"},
     };
@@ -321,6 +292,11 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
                       "__metadata__ value for \"step\" must be a string, found a number");
     expect_load_error(tmp, st_file(R"({"__metadata__":"x"})", ""), "__metadata__ must be an object");
   }
+  SUBCASE("a zero-size shape whose other dims overflow the strides") {
+    // Zero bytes of data, so the byte check passes; the strides of [0, 2^40, 2^40] do not fit.
+    expect_load_error(tmp, st_file(R"({"a":{"dtype":"F32","shape":[0,1099511627776,1099511627776],"data_offsets":[0,0]}})", ""),
+                      "tensor \"a\": strides of shape [0, 1099511627776, 1099511627776] overflows int64");
+  }
   SUBCASE("I64 value out of i32 range") {
     std::string big(8, '\0');
     const int64_t v = int64_t(1) << 40;
@@ -354,21 +330,21 @@ TEST_CASE("safetensors: a failed write leaves neither a temporary nor a partial 
     // The target is an existing non-empty directory, so the final rename fails.
     const std::string path = tmp.file("target");
     fs::create_directories(path);
-    write_bytes(path + "/keep", "x");
+    write_file(path + "/keep", "x");
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"a", ones({2})}}), doctest::Contains("cannot rename"), Error);
     CHECK(tmp.listing() == std::vector<std::string>{"target"});
   }
   SUBCASE("invalid arguments are rejected before anything is written, and an old file survives") {
     const std::string path = tmp.file("m.safetensors");
     save_safetensors(path, {{"a", ones({2})}});
-    const std::string before = read_bytes(path);
+    const std::string before = read_file(path);
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"a", ones({2})}, {"a", ones({3})}}),
                          doctest::Contains("duplicate tensor name \"a\""), Error);
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"", ones({2})}}), doctest::Contains("empty name"), Error);
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"__metadata__", ones({2})}}), doctest::Contains("reserved"), Error);
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"u", Tensor()}}), doctest::Contains("\"u\" is undefined"), Error);
     CHECK_THROWS_WITH_AS(save_safetensors(path, {{"\xFF", ones({1})}}), doctest::Contains("not valid UTF-8"), Error);
-    CHECK(read_bytes(path) == before);
+    CHECK(read_file(path) == before);
     CHECK(tmp.listing() == std::vector<std::string>{"m.safetensors"});
   }
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "tests/temp_dir.h"
+#include "tests/test_helpers.h"
 #include "data/bpe_tokenizer.h"
 #include "data/corpus.h"
 #include "data/shards.h"
@@ -23,30 +24,10 @@ namespace {
 namespace fs = std::filesystem;
 using namespace mg;
 
-struct TempDir : test::TempDir {
-  TempDir() : test::TempDir("mg_test_shards") {}
-};
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-}
-
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  FAIL("expected an exception");
-  return {};
-}
+using test::error_of;
+using test::read_file;
+using test::TempDir;
+using test::write_file;
 
 const std::vector<std::vector<std::int32_t>> kDocs = {
     {1, 2, 3}, {4}, {5, 6, 7, 8, 9}, {999, 0, 999}, {7, 7}};
@@ -106,7 +87,7 @@ TEST_CASE("round trip: header, tokens, documents, offsets") {
   CHECK_THROWS_AS(s.document(kDocs.size()), Error);
   // 64-byte header + 14 tokens (28 bytes padded to 32) + 6 offsets.
   CHECK(fs::file_size(path) == 64 + 32 + 6 * 8);
-  CHECK(read_bytes(path).substr(0, 8) == std::string("MGTOK1\0\0", 8));
+  CHECK(read_file(path).substr(0, 8) == std::string("MGTOK1\0\0", 8));
 
   // An empty shard is valid too, and a moved shard keeps its mapping.
   const std::string empty = dir.file("empty.bin");
@@ -155,15 +136,15 @@ TEST_CASE("large shards span several write buffers") {
 TEST_CASE("writer is atomic and rejects bad input") {
   TempDir dir;
   const std::string path = dir.file("s.bin");
-  write_bytes(path, "old contents");
+  write_file(path, "old contents");
   {
     ShardWriter w(path, 10, 1);
     w.add_document(std::vector<std::int32_t>{1, 2});
-    CHECK(fs::exists(path + ".tmp"));
-    CHECK(read_bytes(path) == "old contents");  // untouched until finish()
+    CHECK(test::atomic_temp_files(path).size() == 1);
+    CHECK(read_file(path) == "old contents");  // untouched until finish()
   }  // abandoned
-  CHECK(!fs::exists(path + ".tmp"));
-  CHECK(read_bytes(path) == "old contents");
+  CHECK(test::atomic_temp_files(path).empty());
+  CHECK(read_file(path) == "old contents");
 
   ShardWriter w(path, 10, 1);
   CHECK(error_of<ShardError>([&] { w.add_document(std::vector<std::int32_t>{1, 10}); }) ==
@@ -174,7 +155,7 @@ TEST_CASE("writer is atomic and rejects bad input") {
         path + ": document 0 is empty");
   w.add_document(std::vector<std::int32_t>{9});
   w.finish();
-  CHECK(!fs::exists(path + ".tmp"));
+  CHECK(test::atomic_temp_files(path).empty());
   CHECK(TokenShard::open(path).num_tokens() == 1);
 
   CHECK(error_of<ShardError>([&] { ShardWriter(dir.file("v.bin"), 65536, 0); }).find("vocab size 65536") !=
@@ -187,10 +168,10 @@ TEST_CASE("writer is atomic and rejects bad input") {
 
 TEST_CASE("reader rejects every kind of corruption, naming the file") {
   TempDir dir;
-  const std::string good = read_bytes(write_sample_shard(dir.file("good.bin")));
+  const std::string good = read_file(write_sample_shard(dir.file("good.bin")));
   const std::string path = dir.file("bad.bin");
   auto expect_error = [&](const std::string& bytes, const std::string& what) {
-    write_bytes(path, bytes);
+    write_file(path, bytes);
     const std::string msg = error_of<ShardError>([&] { TokenShard::open(path); });
     CHECK_MESSAGE(msg.find(path + ": ") == 0, msg);
     CHECK_MESSAGE(msg.find(what) != std::string::npos, msg);
@@ -244,9 +225,9 @@ TEST_CASE("reader rejects every kind of corruption, naming the file") {
   const std::string missing = dir.file("missing.bin");
   CHECK(error_of<ShardError>([&] { TokenShard::open(missing); }).find(missing + ": cannot open") == 0);
   // verify = false skips the full pass but keeps the structural checks.
-  write_bytes(path, flipped);
+  write_file(path, flipped);
   CHECK_NOTHROW(TokenShard::open(path, {std::nullopt, false}));
-  write_bytes(path, good.substr(0, good.size() - 8));
+  write_file(path, good.substr(0, good.size() - 8));
   CHECK_THROWS_AS(TokenShard::open(path, {std::nullopt, false}), ShardError);
 }
 
@@ -328,9 +309,9 @@ TEST_CASE("tokenize_corpus: hash split, order, round trip, determinism across th
   auto r4 = open_separated_text(dir.file("c.txt"));
   tokenize_corpus(*r4, tok, dir.file("train4.bin"), dir.file("val4.bin"), opt);
   omp_set_num_threads(saved);
-  CHECK(read_bytes(dir.file("train1.bin")) == read_bytes(dir.file("train.bin")));
-  CHECK(read_bytes(dir.file("train4.bin")) == read_bytes(dir.file("train.bin")));
-  CHECK(read_bytes(dir.file("val4.bin")) == read_bytes(dir.file("val.bin")));
+  CHECK(read_file(dir.file("train1.bin")) == read_file(dir.file("train.bin")));
+  CHECK(read_file(dir.file("train4.bin")) == read_file(dir.file("train.bin")));
+  CHECK(read_file(dir.file("val4.bin")) == read_file(dir.file("val.bin")));
 
   // The split is fixed by document index: appending documents moves none of the earlier ones.
   auto more = docs;
@@ -406,7 +387,7 @@ TEST_CASE("tokenize_corpus rejects vocabularies that do not fit uint16 and bad o
   CHECK_THROWS_AS(tokenize_corpus(*r2, small, dir.file("t.bin"), dir.file("v.bin"), bad), ShardError);
   auto r3 = open_separated_text(dir.file("c.txt"));
   CHECK_THROWS_AS(tokenize_corpus(*r3, small, dir.file("t.bin"), dir.file("t.bin")), ShardError);
-  CHECK(!fs::exists(dir.file("t.bin.tmp")));
+  CHECK(test::atomic_temp_files(dir.file("t.bin")).empty());
 }
 
 }  // TEST_SUITE

@@ -1,10 +1,12 @@
-// softmax, log_softmax and cross_entropy: forward against plain double loops, gradients against
-// finite differences (f64) on plain, odd-sized and non-contiguous inputs, stability for huge
-// logits, ignore_index and reduction semantics, the f32 kernels against f64, and argument errors.
+// softmax, log_softmax and cross_entropy: forward (and the cross-entropy gradient) against the
+// plain loops of tests/reference.h, gradients against finite differences (f64) on plain, odd-sized
+// and non-contiguous inputs, stability for huge logits, ignore_index and reduction semantics, the
+// f32 kernels against f64, and argument errors.
 #include <functional>
 #include <limits>
 
 #include "ops/softmax.h"
+#include "tests/reference.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -32,35 +34,18 @@ size_t count_nonfinite(const std::vector<double>& v) {
   return n;
 }
 
-double ref_logsumexp(const double* row, int64_t n) {
-  double m = -std::numeric_limits<double>::infinity(), s = 0;
-  for (int64_t j = 0; j < n; ++j) m = std::max(m, row[j]);
-  for (int64_t j = 0; j < n; ++j) s += std::exp(row[j] - m);
-  return m + std::log(s);
-}
-
-// Rows of the last dim.
+// The plain references of tests/reference.h on vectors: rows of the last dim.
 std::vector<double> ref_softmax(const std::vector<double>& x, int64_t n, bool log) {
   std::vector<double> y(x.size());
-  for (size_t r = 0; r < x.size() / size_t(n); ++r) {
-    const double* row = x.data() + r * size_t(n);
-    const double l = ref_logsumexp(row, n);
-    for (int64_t j = 0; j < n; ++j) y[r * size_t(n) + size_t(j)] = log ? row[j] - l : std::exp(row[j] - l);
-  }
+  ref::softmax_forward(y.data(), x.data(), int64_t(x.size()) / n, n, log);
   return y;
 }
 
 // Per-row losses (0 at ignored rows) and the number of non-ignored rows.
 std::vector<double> ref_ce_rows(const std::vector<double>& x, const std::vector<int32_t>& t, int64_t V,
                                 int64_t ignore, int64_t& count) {
-  std::vector<double> loss(t.size(), 0.0);
-  count = 0;
-  for (size_t r = 0; r < t.size(); ++r) {
-    if (t[r] == ignore) continue;
-    const double* row = x.data() + r * size_t(V);
-    loss[r] = ref_logsumexp(row, V) - row[t[r]];
-    ++count;
-  }
+  std::vector<double> loss(t.size());
+  count = ref::cross_entropy_forward(loss.data(), x.data(), t.data(), int64_t(t.size()), V, ignore);
   return loss;
 }
 
@@ -187,15 +172,16 @@ TEST_CASE("cross_entropy: ignored rows get exactly zero gradient, mean scales by
   Tensor x = leaf_from(randn({4, 6}, 41, TensorOptions{DType::f64}));
   Tensor t = targets({1, -100, 5, -100}, {4});
   cross_entropy(x, t).backward();
-  std::vector<double> g = vals(x.grad()), p = ref_softmax(vals(x), 6, false);
+  const std::vector<int32_t> tv = {1, -100, 5, -100};
+  std::vector<double> g = vals(x.grad()), xv = vals(x), want(xv.size());
+  ref::cross_entropy_backward(want.data(), xv.data(), tv.data(), 4, 6, -100, 1.0 / 2.0);  // mean over 2 kept rows
   for (int64_t r = 0; r < 4; ++r)
     for (int64_t j = 0; j < 6; ++j) {
       const size_t i = size_t(r * 6 + j);
       if (r == 1 || r == 3) {
         CHECK(g[i] == 0.0);
       } else {
-        const int32_t tr = r == 0 ? 1 : 5;
-        CHECK(g[i] == doctest::Approx((p[i] - (j == tr ? 1.0 : 0.0)) / 2.0).epsilon(1e-12));
+        CHECK(g[i] == doctest::Approx(want[i]).epsilon(1e-12));
       }
     }
 }
@@ -229,7 +215,7 @@ TEST_CASE("cross_entropy is stable for logits ~1e4 (f32)") {
   for (int64_t r = 0; r < 300; ++r) {
     double s = 0;
     for (int64_t j = 0; j < 4096; ++j) s += g[size_t(r * 4096 + j)];
-    const double lse = ref_logsumexp(xv.data() + r * 4096, 4096);
+    const double lse = ref::logsumexp(xv.data() + r * 4096, 4096);
     CHECK(std::abs(s) <= std::abs(lse) * 0x1p-23 + 1e-6);
   }
 }

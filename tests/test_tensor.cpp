@@ -175,3 +175,33 @@ TEST_CASE("errors name the op and the shapes") {
                        Error);
   CHECK_THROWS_WITH_AS(zeros({1, 1, 1, 1, 1, 1, 1, 1, 1}), doctest::Contains("at most 8"), Error);
 }
+
+TEST_CASE("size products that overflow int64 are errors naming the shape, never wrapped sizes") {
+  const int64_t big = int64_t(1) << 40;
+  CHECK_THROWS_WITH_AS(numel({big, big}), doctest::Contains("shape [1099511627776, 1099511627776] overflows int64"),
+                       Error);
+  CHECK(numel({big, 1024}) == big * 1024);
+  // A zero-size dim keeps numel at 0, but the strides of the other dims must still exist.
+  CHECK(numel({0, big, big}) == 0);
+  CHECK_THROWS_WITH_AS(contiguous_strides({0, big, big}), doctest::Contains("strides of shape [0, "), Error);
+  CHECK(contiguous_strides({big, 0, 4}) == Shape{4, 4, 1});
+  // numel fits int64 but the bytes do not fit size_t.
+  CHECK_THROWS_WITH_AS(shape_nbytes({int64_t(1) << 62, 8}, 4), doctest::Contains("overflows int64"), Error);
+  CHECK_THROWS_WITH_AS(shape_nbytes({int64_t(1) << 61, 2}, 8), doctest::Contains("byte size of shape"), Error);
+  CHECK(shape_nbytes({3, 5}, 8) == 120);
+  // Nothing is allocated for a shape whose size overflows.
+  CHECK_THROWS_WITH_AS(Tensor::empty({big, big, big}), doctest::Contains("overflows"), Error);
+  CHECK_THROWS_WITH_AS(zeros({0, big, big}), doctest::Contains("overflows"), Error);
+  // reshape/view: the product of the known sizes is checked before inferring the -1.
+  Tensor a = zeros({2, 3});
+  CHECK_THROWS_WITH_AS(a.reshape({big, big, -1}), doctest::Contains("reshape of shape [1099511627776, 1099511627776, -1] overflows"),
+                       Error);
+  CHECK_THROWS_WITH_AS(a.view({big, big, -1}), doctest::Contains("view of shape"), Error);
+  CHECK_THROWS_WITH_AS(zeros({0}).reshape({0, big, big}), doctest::Contains("overflows"), Error);
+  // expand: a broadcast view still needs a representable element count, and sizes >= 0.
+  Tensor one = zeros({1, 1});
+  CHECK_THROWS_WITH_AS(one.expand({big, big}), doctest::Contains("expand of shape [1099511627776, 1099511627776] overflows"),
+                       Error);
+  CHECK_THROWS_WITH_AS(one.expand({-5, 3}), doctest::Contains("expand: invalid size -5"), Error);
+  CHECK(one.expand({big, 2}).shape() == Shape{big, 2});
+}

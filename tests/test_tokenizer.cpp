@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "data/bpe_tokenizer.h"
+#include "tests/temp_dir.h"
 
 namespace {
 
@@ -65,33 +66,9 @@ std::vector<std::string> to_strings(const std::vector<std::string_view>& v) {
   return {v.begin(), v.end()};
 }
 
-// A scratch directory removed at scope exit.
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    path = std::filesystem::temp_directory_path() /
-           ("mg_test_tokenizer_" + std::to_string(::getpid()) + "_" +
-            std::to_string(reinterpret_cast<std::uintptr_t>(this)));
-    std::filesystem::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
-
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_file(const std::string& path, const std::string& data) {
-  std::ofstream out(path, std::ios::binary);
-  out << data;
-}
+using mg::test::read_file;
+using mg::test::TempDir;
+using mg::test::write_file;
 
 std::vector<std::string> split_lines(const std::string& text) {
   std::vector<std::string> lines;
@@ -394,7 +371,7 @@ TEST_CASE("bpe save/load round trips and writes atomically") {
   const std::string path = dir.file("tok.bpe");
   tok.save(path);
   CHECK(std::filesystem::exists(path));
-  CHECK(!std::filesystem::exists(path + ".tmp"));
+  CHECK(mg::test::atomic_temp_files(path).empty());
 
   const auto lines = split_lines(read_file(path));
   REQUIRE(lines.size() == static_cast<std::size_t>(4 + 4 + tok.num_merges() + 1));
@@ -421,7 +398,7 @@ TEST_CASE("bpe save/load round trips and writes atomically") {
   const BpeTokenizer small;
   small.save(path);
   CHECK(BpeTokenizer::load(path).vocab_size() == 258);
-  CHECK(!std::filesystem::exists(path + ".tmp"));
+  CHECK(mg::test::atomic_temp_files(path).empty());
 
   // An unwritable destination fails with the path and leaves nothing behind.
   const std::string bad = dir.file("no/such/dir/tok.bpe");
@@ -431,7 +408,7 @@ TEST_CASE("bpe save/load round trips and writes atomically") {
   } catch (const TokenizerError& e) {
     CHECK(std::string(e.what()).find("no/such/dir") != std::string::npos);
   }
-  CHECK(!std::filesystem::exists(bad + ".tmp"));
+  CHECK(mg::test::atomic_temp_files(bad).empty());
 }
 
 TEST_CASE("bpe load rejects corrupt, truncated and wrong-version files with file and line") {
@@ -510,6 +487,19 @@ TEST_CASE("bpe load rejects corrupt, truncated and wrong-version files with file
     auto l = good;
     l.push_back("junk");
     expect_error(l, static_cast<int>(l.size()), "after 'end'");
+  }
+  {
+    // Counts that add up (2^31 - 1 tokens) with special ids to match, in a file that ends after
+    // 42 merges: the reader must fail at the 'end' line, not reserve 2^31 merges first
+    // (std::bad_alloc, or a sanitizer's allocation report).
+    auto l = good;
+    REQUIRE(l[4].rfind("special 298 eos ", 0) == 0);
+    REQUIRE(l[5].rfind("special 299 pad ", 0) == 0);
+    l[1] = "vocab_size 2147483647";
+    l[2] = "merges 2147483389";
+    l[4] = "special 2147483645" + l[4].substr(11);
+    l[5] = "special 2147483646" + l[5].substr(11);
+    expect_error(l, static_cast<int>(l.size()), "expected merge '<left> <right> <bytes>' (43 of 2147483389)");
   }
   expect_error({}, 1, "end of file");
 

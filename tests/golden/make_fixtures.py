@@ -3,7 +3,14 @@
 
 Run with Debian's python3-torch (the system interpreter, not a pyenv one):
 
-    /usr/bin/python3 tests/golden/make_fixtures.py
+    /usr/bin/python3 tests/golden/make_fixtures.py            # every fixture
+    /usr/bin/python3 tests/golden/make_fixtures.py rope ...   # only these ops
+    /usr/bin/python3 tests/golden/make_fixtures.py --check    # table vs generators; needs no torch
+
+Which fixtures exist is read from the op table (ops/op_table.def): every op with golden = 1 gets
+<op>.safetensors, written by the function golden_<op>() below. The script refuses to run when a
+golden op has no such function or a golden_ function has no golden op in the table (ctest runs
+the --check form as golden_fixture_generators).
 
 Every op gets one <op>.safetensors file holding one or more cases. Per case, every floating
 tensor is stored twice: "<case>.<name>" in F64 and "<case>.<name>.f32" in F32. Inputs are drawn
@@ -22,15 +29,55 @@ the same bytes on every run with the same torch.
 import json
 import math
 import os
+import re
 import struct
+import sys
 
-import torch
-import torch.nn.functional as F
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # --check reads only the table and this file
+    torch = F = None
 
 OUT_DIR = os.path.dirname(os.path.abspath(__file__))
-F64 = torch.float64
+OP_TABLE = os.path.join(OUT_DIR, "..", "..", "ops", "op_table.def")
+F64 = torch.float64 if torch else None
 
-_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32", torch.int64: "I64"}
+_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.int32: "I32", torch.int64: "I64"} if torch else {}
+
+# The entry format stated in ops/op_table.def (the same expression as CMakeLists.txt and
+# tests/test_op_table.cpp).
+_OP_LINE = re.compile(r'^MG_OP\(([a-z0-9_]+), *"([^"]*)", *"([^"]*)", *([01]), *([01]), *"([^"]*)", *"([^"]*)"\) *$')
+
+
+def read_op_table(path=OP_TABLE):
+    """[(name, golden)] in table order; exits naming any MG_OP line the format does not match."""
+    ops = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            line = line.rstrip("\n")
+            if not line.startswith("MG_OP("):
+                continue
+            m = _OP_LINE.match(line)
+            if not m:
+                sys.exit(f"{path}:{n}: an MG_OP line that does not match the table's format: {line}")
+            ops.append((m.group(1), m.group(4) == "1"))
+    return ops
+
+
+def table_golden_ops():
+    return [name for name, golden in read_op_table() if golden]
+
+
+def check_generators():
+    """The golden ops of the table and the golden_<op> functions of this file must agree."""
+    ops = set(table_golden_ops())
+    gens = {name[len("golden_"):] for name, fn in globals().items() if name.startswith("golden_") and callable(fn)}
+    problems = [f"op '{op}' is golden in ops/op_table.def but make_fixtures.py has no golden_{op}()"
+                for op in sorted(ops - gens)]
+    problems += [f"golden_{g}() writes a fixture for '{g}', which is not a golden op of ops/op_table.def"
+                 for g in sorted(gens - ops)]
+    return problems
 
 
 def save_safetensors(path, tensors, metadata):
@@ -176,9 +223,32 @@ def info_nce_grouped_ref(q, cand, tau):
     return F.cross_entropy(sim, torch.zeros(q.shape[0], dtype=torch.int64))
 
 
+def philox4x32_10(counter, subsequence, seed):
+    """core/philox.h's Philox4x32-10, in Python integers: the four 32-bit words for one counter."""
+    m = 0xFFFFFFFF
+    c = [counter & m, (counter >> 32) & m, subsequence & m, (subsequence >> 32) & m]
+    k0, k1 = seed & m, (seed >> 32) & m
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
+        c = [(p1 >> 32) ^ c[1] ^ k0, p1 & m, (p0 >> 32) ^ c[3] ^ k1, p0 & m]
+        k0, k1 = (k0 + 0x9E3779B9) & m, (k1 + 0xBB67AE85) & m
+    return c
+
+
+def philox_uniform_f32(seed, offset, i):
+    """core/philox.h's uniform_f32: 1 - q24 / 2^24 with q24 = (word >> 8) + 1, exact in a double."""
+    word = philox4x32_10(i >> 2, offset, seed)[i & 3]
+    return 1.0 - ((word >> 8) + 1) / 16777216.0
+
+
+def dropout_mask(n, p, seed, offset):
+    """Dropout's mask (core/philox.h, dropout_keep): element i kept when its uniform is >= p."""
+    return torch.tensor([1.0 if philox_uniform_f32(seed, offset, i) >= p else 0.0 for i in range(n)], dtype=F64)
+
+
 # ---- fixtures -------------------------------------------------------------------------------
 
-def layer_norm():
+def golden_layer_norm():
     f = Fixture("layer_norm", 101, eps=1e-5)
     fn = lambda x, weight, bias: F.layer_norm(x, (x.shape[-1],), weight, bias, eps=1e-5)
     for case, shape, shift in [("rows", (3, 5, 7), 0.0), ("t1", (1, 1, 9), 0.0), ("offset", (4, 33), 3.0)]:
@@ -188,7 +258,7 @@ def layer_norm():
     return f
 
 
-def rms_norm():
+def golden_rms_norm():
     f = Fixture("rms_norm", 102, eps=1e-6, formula="x * rsqrt(mean(x^2, -1) + eps) * weight (HF LlamaRMSNorm)")
     for case, shape in [("rows", (3, 5, 7)), ("t1", (1, 1, 9)), ("wide", (2, 65))]:
         D = shape[-1]
@@ -197,7 +267,7 @@ def rms_norm():
     return f
 
 
-def gelu():
+def golden_gelu():
     f = Fixture("gelu", 103, erf="F.gelu(x)", tanh="F.gelu(x, approximate='tanh')")
     x = f.randn(4, 33, scale=2.5)
     f.case("erf", lambda x: F.gelu(x), {"x": x}, ["x"])
@@ -205,32 +275,37 @@ def gelu():
     return f
 
 
-def silu():
+def golden_silu():
     f = Fixture("silu", 104)
     f.case("rows", lambda x: F.silu(x), {"x": f.randn(4, 33, scale=3.0)}, ["x"])
     return f
 
 
-def swiglu():
+def golden_swiglu():
     f = Fixture("swiglu", 105, formula="silu(gate) * up")
     f.case("rows", lambda gate, up: F.silu(gate) * up, {"gate": f.randn(3, 5, 11, scale=2.0), "up": f.randn(3, 5, 11)},
            ["gate", "up"])
     return f
 
 
-def softmax_fixtures():
-    out = []
-    for op, fn in [("softmax", torch.softmax), ("log_softmax", torch.log_softmax)]:
-        f = Fixture(op, 106 if op == "softmax" else 107, dims="last: -1, dim1: 1, t1: -1, large: -1")
-        f.case("last", lambda x: fn(x, -1), {"x": f.randn(3, 5, 7)}, ["x"])
-        f.case("dim1", lambda x: fn(x, 1), {"x": f.randn(3, 5, 7)}, ["x"])
-        f.case("t1", lambda x: fn(x, -1), {"x": f.randn(4, 1)}, ["x"])
-        f.case("large", lambda x: fn(x, -1), {"x": f.randn(6, 129, scale=30.0)}, ["x"])
-        out.append(f)
-    return out
+def softmax_fixture(op, fn, seed):
+    f = Fixture(op, seed, dims="last: -1, dim1: 1, t1: -1, large: -1")
+    f.case("last", lambda x: fn(x, -1), {"x": f.randn(3, 5, 7)}, ["x"])
+    f.case("dim1", lambda x: fn(x, 1), {"x": f.randn(3, 5, 7)}, ["x"])
+    f.case("t1", lambda x: fn(x, -1), {"x": f.randn(4, 1)}, ["x"])
+    f.case("large", lambda x: fn(x, -1), {"x": f.randn(6, 129, scale=30.0)}, ["x"])
+    return f
 
 
-def cross_entropy():
+def golden_softmax():
+    return softmax_fixture("softmax", torch.softmax, 106)
+
+
+def golden_log_softmax():
+    return softmax_fixture("log_softmax", torch.log_softmax, 107)
+
+
+def golden_cross_entropy():
     f = Fixture("cross_entropy", 108, ignore_index=-100,
                 cases_doc="mean/sum/none: logits [13,11] with 3 targets -100; t1: logits [1,5] mean")
     logits = f.randn(13, 11, scale=2.0)
@@ -244,7 +319,7 @@ def cross_entropy():
     return f
 
 
-def embedding():
+def golden_embedding():
     f = Fixture("embedding", 109)
     w = f.randn(17, 6)
     ids = torch.tensor([[3, 16, 3, 0, 5], [5, 5, 9, 3, 1], [0, 12, 16, 7, 3]])   # repeats on purpose
@@ -254,7 +329,7 @@ def embedding():
     return f
 
 
-def masked_mix():
+def golden_masked_mix():
     f = Fixture("masked_mix", 110, formula="tril(weight) @ x + bias[:, None]",
                 heads_formula="per head h: tril(weight[h]) @ x[:, :, h*Dh:(h+1)*Dh] + bias[h][:, None]")
     B, T, D = 2, 7, 5
@@ -272,7 +347,7 @@ def masked_mix():
     return f
 
 
-def attention():
+def golden_attention():
     f = Fixture("attention", 111, formula="softmax(q k^T * scale + causal mask) v, scale = 1/sqrt(Dh) unless given",
                 scales="causal, t1, noncausal: 1/sqrt(Dh); scale03: 0.3 (causal)")
     B, H, T, Dh = 2, 3, 5, 4
@@ -285,7 +360,7 @@ def attention():
     return f
 
 
-def rope():
+def golden_rope():
     f = Fixture("rope", 112, theta=1e4, convention="HF Llama rotate_half", offsets="rows: 0, t1: 0, offset5: 5, theta500: 0 (theta 500)")
     f.case("rows", lambda x: rope_ref(x), {"x": f.randn(2, 3, 5, 8)}, ["x"])
     f.case("t1", lambda x: rope_ref(x), {"x": f.randn(1, 2, 1, 6)}, ["x"])
@@ -294,20 +369,23 @@ def rope():
     return f
 
 
-def losses():
-    fs = []
+def golden_l2_normalize():
     f = Fixture("l2_normalize", 113, eps=1e-12, dims="last: -1, dim0: 0")
     f.case("last", lambda x: F.normalize(x, dim=-1, eps=1e-12), {"x": f.randn(4, 7)}, ["x"])
     f.case("dim0", lambda x: F.normalize(x, dim=0, eps=1e-12), {"x": f.randn(5, 3)}, ["x"])
-    fs.append(f)
+    return f
 
+
+def golden_cosine_similarity():
     f = Fixture("cosine_similarity", 114, eps=1e-8, dim=-1)
     f.case("rows", lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), {"a": f.randn(5, 9), "b": f.randn(5, 9)},
            ["a", "b"])
     f.case("t1", lambda a, b: F.cosine_similarity(a, b, dim=-1, eps=1e-8), {"a": f.randn(1, 4), "b": f.randn(1, 4)},
            ["a", "b"])
-    fs.append(f)
+    return f
 
+
+def golden_info_nce():
     f = Fixture("info_nce", 115, temperature=0.02,
                 formula="cross_entropy(normalize(q) @ normalize(d)^T / tau, arange(N))",
                 grouped="cross_entropy(cos(q[:, None], cand) / tau, zeros(G))")
@@ -319,68 +397,103 @@ def losses():
            {"queries": q, "docs": (q + f.randn(5, 8, scale=0.3)).float().double()}, ["queries", "docs"])
     f.case("grouped", lambda queries, candidates: info_nce_grouped_ref(queries, candidates, 0.02),
            {"queries": f.randn(4, 6), "candidates": f.randn(4, 3, 6)}, ["queries", "candidates"])
-    fs.append(f)
-
-    for op, fn in [("l1_loss", F.l1_loss), ("mse_loss", F.mse_loss)]:
-        f = Fixture(op, 116 if op == "l1_loss" else 117)
-        inp, tgt = f.randn(4, 7), f.randn(4, 7)
-        if op == "l1_loss":
-            tgt[0, 0] = inp[0, 0]   # |d| at 0: gradient 0 in torch
-        for red in ["mean", "sum", "none"]:
-            f.case(red, lambda input, target: fn(input, target, reduction=red), {"input": inp, "target": tgt},
-                   ["input", "target"])
-        fs.append(f)
-    return fs
+    return f
 
 
-def optimizers():
-    """Three steps each; per step k (1-based): "s<k>.grad.p<i>" the gradient set before the step,
-    "s<k>.param.p<i>" the parameter after it; "init.param.p<i>" before the first step, and the
-    torch state after the last step as "final.<state key>.p<i>"."""
-    out = []
-    configs = [
-        ("adamw", 120, lambda ps: torch.optim.AdamW(ps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
-         {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}, ["exp_avg", "exp_avg_sq"]),
-        ("sgd_momentum", 121,
-         lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=0.01, nesterov=False),
-         {"lr": 1e-2, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.01, "nesterov": False}, ["momentum_buffer"]),
-        ("sgd_nesterov", 122,
-         lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, dampening=0.0, weight_decay=0.0, nesterov=True),
-         {"lr": 1e-2, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": True}, ["momentum_buffer"]),
-    ]
-    for name, seed, make, opts, keys in configs:
-        f = Fixture(name, seed, steps=3, **opts)
-        params = [f.randn(3, 5).requires_grad_(True), f.randn(7).requires_grad_(True)]
+def pointwise_loss_fixture(op, fn, seed):
+    f = Fixture(op, seed)
+    inp, tgt = f.randn(4, 7), f.randn(4, 7)
+    if op == "l1_loss":
+        tgt[0, 0] = inp[0, 0]   # |d| at 0: gradient 0 in torch
+    for red in ["mean", "sum", "none"]:
+        f.case(red, lambda input, target: fn(input, target, reduction=red), {"input": inp, "target": tgt},
+               ["input", "target"])
+    return f
+
+
+def golden_l1_loss():
+    return pointwise_loss_fixture("l1_loss", F.l1_loss, 116)
+
+
+def golden_mse_loss():
+    return pointwise_loss_fixture("mse_loss", F.mse_loss, 117)
+
+
+def optimizer_steps(f, prefix, make, keys):
+    """Three steps; per step k (1-based): "<prefix>s<k>.grad.p<i>" the gradient set before the
+    step, "<prefix>s<k>.param.p<i>" the parameter after it; "<prefix>init.param.p<i>" before the
+    first step, and the torch state after the last step as "<prefix>final.<state key>.p<i>"."""
+    params = [f.randn(3, 5).requires_grad_(True), f.randn(7).requires_grad_(True)]
+    for i, p in enumerate(params):
+        f.put(prefix + "init", f"param.p{i}", p)
+    opt = make(params)
+    for k in range(1, 4):
         for i, p in enumerate(params):
-            f.put("init", f"param.p{i}", p)
-        opt = make(params)
-        for k in range(1, 4):
-            for i, p in enumerate(params):
-                p.grad = f.randn(*p.shape)
-                f.put(f"s{k}", f"grad.p{i}", p.grad)
-            opt.step()
-            for i, p in enumerate(params):
-                f.put(f"s{k}", f"param.p{i}", p)
+            p.grad = f.randn(*p.shape)
+            f.put(f"{prefix}s{k}", f"grad.p{i}", p.grad)
+        opt.step()
         for i, p in enumerate(params):
-            for key in keys:
-                f.put("final", f"{key}.p{i}", opt.state[p][key])
-        f.cases = ["init", "s1", "s2", "s3", "final"]
-        out.append(f)
-    return out
+            f.put(f"{prefix}s{k}", f"param.p{i}", p)
+    for i, p in enumerate(params):
+        for key in keys:
+            f.put(prefix + "final", f"{key}.p{i}", opt.state[p][key])
+    f.cases += [prefix + c for c in ["init", "s1", "s2", "s3", "final"]]
 
 
-def foundation():
-    """matmul (batched, broadcast, 1-D), reductions with dims, and elementwise math."""
-    f = Fixture("foundation", 130, cases_doc=(
+def golden_adamw():
+    opts = {"lr": 1e-3, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8, "weight_decay": 0.01}
+    f = Fixture("adamw", 120, steps=3, **opts)
+    optimizer_steps(f, "", lambda ps: torch.optim.AdamW(ps, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01),
+                    ["exp_avg", "exp_avg_sq"])
+    return f
+
+
+def golden_sgd():
+    """Two configurations, cases prefixed momentum_ and nesterov_."""
+    f = Fixture("sgd", 121, steps=3,
+                momentum="lr 0.01, momentum 0.9, dampening 0, weight_decay 0.01, nesterov False",
+                nesterov="lr 0.01, momentum 0.9, dampening 0, weight_decay 0, nesterov True")
+    optimizer_steps(f, "momentum_", lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, dampening=0.0,
+                                                               weight_decay=0.01, nesterov=False), ["momentum_buffer"])
+    optimizer_steps(f, "nesterov_", lambda ps: torch.optim.SGD(ps, lr=1e-2, momentum=0.9, dampening=0.0,
+                                                               weight_decay=0.0, nesterov=True), ["momentum_buffer"])
+    return f
+
+
+# (case, shape, p, seed, offset); tests/test_golden_ops.cpp runs the same cases.
+DROPOUT_CASES = [("p005", (4, 33), 0.05, 2024, 0), ("p01", (3, 5, 7), 0.1, 7, 3),
+                 ("p05", (2, 64), 0.5, 0x9E3779B97F4A7C15, 1)]
+
+
+def golden_dropout():
+    """torch cannot draw core/philox.h's mask, so the mask is computed by the port above and
+    stored as "<case>.mask"; torch applies it (x * mask * (1 / (1 - p))) and differentiates."""
+    f = Fixture("dropout", 140, formula="x * mask * (1 / (1 - p)), mask[i] = (philox uniform_f32(seed, offset, i) >= p)",
+                cases_doc="; ".join(f"{c}: {list(s)} p {p} seed {seed:#x} offset {o}" for c, s, p, seed, o in DROPOUT_CASES))
+    for case, shape, p, seed, offset in DROPOUT_CASES:
+        x = f.randn(*shape)
+        mask = dropout_mask(x.numel(), p, seed, offset).reshape(shape)
+        f.case(case, lambda x: x * mask * (1.0 / (1.0 - p)), {"x": x}, ["x"], extra_outputs={"mask": mask})
+    return f
+
+
+def golden_matmul():
+    f = Fixture("matmul", 130, cases_doc=(
         "matmul_batched [2,3,4,5]@[2,3,5,6]; matmul_broadcast [3,1,4,5]@[2,5,3]; matmul_t1 [1,7]@[7,3]; "
-        "matmul_vec [5]@[2,5,3]; sum_dim1; sum_all; mean_02_keep (dims 0,2 keepdim); max_dim2 (amax); "
-        "max_all; var_dim1 (correction 1); var_all_c0 (correction 0); exp; log; tanh; pow2_5; pow_m1_5; pow3"))
+        "matmul_vec [5]@[2,5,3]"))
     f.case("matmul_batched", torch.matmul, {"input": f.randn(2, 3, 4, 5), "other": f.randn(2, 3, 5, 6)},
            ["input", "other"])
     f.case("matmul_broadcast", torch.matmul, {"input": f.randn(3, 1, 4, 5), "other": f.randn(2, 5, 3)},
            ["input", "other"])
     f.case("matmul_t1", torch.matmul, {"input": f.randn(1, 7), "other": f.randn(7, 3)}, ["input", "other"])
     f.case("matmul_vec", torch.matmul, {"input": f.randn(5), "other": f.randn(2, 5, 3)}, ["input", "other"])
+    return f
+
+
+def golden_reduce():
+    f = Fixture("reduce", 131, cases_doc=(
+        "x [3,4,5]: sum_dim1; sum_all; mean_02_keep (dims 0,2 keepdim); max_dim2 (amax); max_all; "
+        "var_dim1 (correction 1); var_all_c0 (correction 0)"))
     x = lambda: f.randn(3, 4, 5)
     f.case("sum_dim1", lambda x: x.sum(dim=1), {"x": x()}, ["x"])
     f.case("sum_all", lambda x: x.sum(), {"x": x()}, ["x"])
@@ -389,6 +502,11 @@ def foundation():
     f.case("max_all", lambda x: x.amax(dim=(0, 1, 2)), {"x": x()}, ["x"])
     f.case("var_dim1", lambda x: x.var(dim=1, unbiased=True), {"x": x()}, ["x"])
     f.case("var_all_c0", lambda x: x.var(unbiased=False), {"x": x()}, ["x"])
+    return f
+
+
+def golden_elementwise():
+    f = Fixture("elementwise", 132, cases_doc="[4,6]: exp; log; tanh; pow2_5; pow_m1_5; pow3")
     f.case("exp", lambda x: torch.exp(x), {"x": f.randn(4, 6)}, ["x"])
     f.case("log", lambda x: torch.log(x), {"x": f.positive(4, 6)}, ["x"])
     f.case("tanh", lambda x: torch.tanh(x), {"x": f.randn(4, 6, scale=2.0)}, ["x"])
@@ -398,18 +516,35 @@ def foundation():
     return f
 
 
-def main():
+def main(argv):
+    problems = check_generators()
+    for p in problems:
+        print("make_fixtures.py: " + p, file=sys.stderr)
+    if problems:
+        return 1
+    if argv == ["--check"]:
+        print(f"make_fixtures.py: {len(table_golden_ops())} golden ops in ops/op_table.def, each with its generator")
+        return 0
+    if torch is None:
+        print("make_fixtures.py: needs torch (Debian: apt-get install python3-torch; run /usr/bin/python3)",
+              file=sys.stderr)
+        return 1
+    unknown = [a for a in argv if a not in table_golden_ops()]
+    if unknown:
+        print(f"make_fixtures.py: not golden ops of ops/op_table.def: {' '.join(unknown)}", file=sys.stderr)
+        return 1
     torch.use_deterministic_algorithms(True)
-    fixtures = [layer_norm(), rms_norm(), gelu(), silu(), swiglu(), *softmax_fixtures(), cross_entropy(), embedding(),
-                masked_mix(), attention(), rope(), *losses(), *optimizers(), foundation()]
     total = 0
-    for f in fixtures:
+    for op in argv or table_golden_ops():
+        f = globals()["golden_" + op]()
+        assert f.op == op, f"golden_{op}() wrote a fixture named {f.op}"
         path = f.write()
         size = os.path.getsize(path)
         total += size
         print(f"{os.path.relpath(path)}: {len(f.tensors)} tensors, {size} bytes")
     print(f"total {total} bytes, torch {torch.__version__}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(sys.argv[1:]))

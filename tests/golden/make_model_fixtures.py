@@ -8,7 +8,7 @@ Run with Debian's python3-torch (the system interpreter, not a pyenv one):
 Five tiny language models, written in plain PyTorch (no transformers package) with the parameter
 names of the paper's code / Hugging Face, which are also the names of mixgrad's nn/ modules:
 
-    model_mixer_flat       the flat masked mixer, the paper's MixerBlock/LanguageMixer (PAPER.md A.1)
+    model_mixer_flat       the flat masked mixer, the paper's MixerBlock/LanguageMixer (docs/paper.md A.1)
     model_mixer_expanded   the expanded ("ConvForward", e = 2) token mixing (A.3)
     model_mixer_multihead  the multi-head mixing, clean semantics (A.5), with mixgrad's stacked names
     model_llama            HF LlamaForCausalLM (B.1)
@@ -21,7 +21,7 @@ Per model, every floating tensor is stored twice, "<name>" in F64 and "<name>.f3
                    the test proves our op ignores it.
     logits         [B, T, V] of the initial weights (torch, float64)
     loss           [] the shifted causal-LM loss CE(logits[:, :-1], labels[:, 1:]), labels = ids
-                   with pad positions set to -100 (PAPER.md A.8; nn/lm.h lm_loss with pad_id)
+                   with pad positions set to -100 (docs/paper.md A.8; nn/lm.h lm_loss with pad_id)
     grad.<p>       d loss / d p for every parameter, float64
     adamw.losses   [10] the loss before each of 10 torch.optim.AdamW steps (float64 model,
                    full batch, lr and weight_decay in the metadata, betas/eps default)
@@ -323,7 +323,7 @@ class OpenAIGPTLMHeadModel(nn.Module):
 # ---- fixtures ----------------------------------------------------------------------------
 
 def lm_loss(logits, ids, pad_id):
-    """PAPER.md A.8: labels = ids with pads -> -100, CE(logits[:, :-1], labels[:, 1:]), mean."""
+    """docs/paper.md A.8: labels = ids with pads -> -100, CE(logits[:, :-1], labels[:, 1:]), mean."""
     labels = ids.masked_fill(ids == pad_id, -100)
     v = logits.shape[-1]
     return F.cross_entropy(logits[:, :-1].reshape(-1, v), labels[:, 1:].reshape(-1), ignore_index=-100)

@@ -1,0 +1,36 @@
+#pragma once
+// The model configurations the model tests build from, so each test size is written once. Both
+// have two layers, and a masked mixer's multihead form 2 heads and expanded form expansion 2
+// (fields the flat form ignores).
+#include <cstdint>
+
+#include "nn/model_config.h"
+
+namespace mg::test {
+
+inline ModelConfig two_layer_model(ModelKind kind, MixerForm form, int64_t vocab, int64_t d_model, int64_t n_ctx,
+                                   int64_t n_heads) {
+  ModelConfig c;
+  c.kind = kind;
+  c.vocab_size = vocab;
+  c.d_model = d_model;
+  c.n_layers = 2;
+  c.n_ctx = n_ctx;
+  c.n_heads = n_heads;
+  c.mixer_form = form;
+  c.mixer_heads = 2;
+  c.mixer_expansion = 2;
+  return c;
+}
+
+// V=11, d=8, n=6, 2 attention heads: small enough for an f64 gradcheck of every parameter.
+inline ModelConfig tiny_model(ModelKind kind, MixerForm form = MixerForm::flat) {
+  return two_layer_model(kind, form, 11, 8, 6, 2);
+}
+
+// V=64, d=32, n=16, 4 attention heads: trains for hundreds of steps in a moment.
+inline ModelConfig small_model(ModelKind kind, MixerForm form = MixerForm::flat) {
+  return two_layer_model(kind, form, 64, 32, 16, 4);
+}
+
+}  // namespace mg::test
