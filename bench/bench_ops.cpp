@@ -61,52 +61,45 @@ int bench_ops(int argc, char** argv) {
   omp_set_num_threads(threads);
   const int64_t B = 8, T = 512, V = 4096;
   std::printf("# mixgrad ops fwd+bwd, %d threads, median of %d (ms)\n", threads, reps);
-  auto report = [&](const std::string& name, double ms) { std::printf("%-28s %10.3f\n", name.c_str(), ms); };
+  // Times forward() (one op) plus its backward from g (the default for a scalar output when g
+  // is undefined), the gradients of `leaves` cleared first; prints the median.
+  auto time_op = [&](const std::string& name, std::initializer_list<Tensor*> leaves, const Tensor& g,
+                     const std::function<Tensor()>& forward) {
+    const double ms = median_ms([&] {
+      clear(leaves);
+      Tensor y = forward();
+      if (g.defined()) y.backward(g);
+      else y.backward();
+    }, reps);
+    std::printf("%-28s %10.3f\n", name.c_str(), ms);
+  };
   auto want = [&](const std::string& name) { return only.empty() || name.find(only) != std::string::npos; };
 
   for (int64_t D : {256, 512}) {
     std::string d = std::to_string(D);
     if (want("layernorm_d" + d)) {
       Tensor x = param({B, T, D}, 1), w = param({D}, 2), b = param({D}, 3);
-      Tensor g = randn({B, T, D}, 4);
-      report("layernorm_d" + d, median_ms([&] {
-               clear({&x, &w, &b});
-               layer_norm(x, w, b).backward(g);
-             }, reps));
+      time_op("layernorm_d" + d, {&x, &w, &b}, randn({B, T, D}, 4), [&] { return layer_norm(x, w, b); });
     }
     if (want("gelu_d" + d)) {
       Tensor x = param({B, T, 4 * D}, 5);
-      Tensor g = randn({B, T, 4 * D}, 6);
-      report("gelu_d" + d, median_ms([&] {
-               clear({&x});
-               gelu(x).backward(g);
-             }, reps));
+      time_op("gelu_d" + d, {&x}, randn({B, T, 4 * D}, 6), [&] { return gelu(x); });
     }
     if (want("masked_mix_d" + d)) {
       Tensor x = param({B, T, D}, 7), w = param({T, T}, 8, 1.0 / 22.6), c = param({T}, 9);
-      Tensor g = randn({B, T, D}, 10);
-      report("masked_mix_d" + d, median_ms([&] {
-               clear({&x, &w, &c});
-               masked_token_mix(x, w, c).backward(g);
-             }, reps));
+      time_op("masked_mix_d" + d, {&x, &w, &c}, randn({B, T, D}, 10), [&] { return masked_token_mix(x, w, c); });
     }
     if (want("attention_d" + d)) {
       const int64_t H = 8, Dh = D / H;
       Tensor q = param({B, H, T, Dh}, 11), k = param({B, H, T, Dh}, 12), v = param({B, H, T, Dh}, 13);
-      Tensor g = randn({B, H, T, Dh}, 14);
-      report("attention_d" + d, median_ms([&] {
-               clear({&q, &k, &v});
-               scaled_dot_product_attention(q, k, v, true).backward(g);
-             }, reps));
+      time_op("attention_d" + d, {&q, &k, &v}, randn({B, H, T, Dh}, 14),
+              [&] { return scaled_dot_product_attention(q, k, v, true); });
     }
   }
   if (want("softmax_ce_v4096")) {
     Tensor logits = param({B * T, V}, 15);
     Tensor targets = randint(0, int32_t(V), {B * T}, 16);
-    report("softmax_ce_v4096", median_ms([&] {
-             clear({&logits});
-             cross_entropy(logits, targets).backward();
-           }, reps));
+    time_op("softmax_ce_v4096", {&logits}, Tensor(), [&] { return cross_entropy(logits, targets); });
   }
   return 0;
 }

@@ -10,12 +10,8 @@
 #   bench/compare_represent.sh [THREADS] [ROUNDS] [args for both, e.g. --kind all --batch 8]
 # BUILD=<dir> picks the build directory (default: build).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${1:-2}
-rounds=${2:-3}
+source "$(dirname "$0")/compare_common.sh" "$@"
 shift $(( $# < 2 ? $# : 2 ))
-bench=${BUILD:-build}/mixgrad-bench
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "# $(date '+%F %T') load: $(load), threads=$threads rounds=$rounds args: $*"
 rows() { grep -v '^#' | sed 's/^masked_mixer/mixer/' | awk '{ print $1, $2 }' | sort; }
 all=""

@@ -11,15 +11,11 @@
 # PRECISION=bf16 runs both under bf16 autocast (mixgrad --precision bf16, torch_train.py --bf16).
 # BUILD=<dir> picks the build directory (default: build).
 set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${1:-2}
-rounds=${2:-3}
+source "$(dirname "$0")/compare_common.sh" "$@"
 shift $(( $# < 2 ? $# : 2 ))
-bench=${BUILD:-build}/mixgrad-bench
 prec=${PRECISION:-f32}
 case "$prec" in f32) ours_p=(); torch_p=() ;; bf16) ours_p=(--precision bf16); torch_p=(--bf16) ;;
   *) echo "compare_train.sh: PRECISION must be f32 or bf16, got '$prec'" >&2; exit 2 ;; esac
-load() { cut -d' ' -f1-3 /proc/loadavg; }
 echo "# $(date '+%F %T') load: $(load), threads=$threads rounds=$rounds precision=$prec args: $*"
 rows() { grep -v '^#' | awk '{ print $1, $3, ($5 == "" ? "-" : $5) }' | sort; }
 all=""

@@ -92,25 +92,25 @@ double gemm_rate(F call) {
   return 2.0 * n * n * n / best / 1e9;
 }
 
-}  // namespace
+enum class Chains { fma, bf16_dot };
 
-double fma_peak_gflops(int threads) {
+// The rate of the chains on every thread, or 0 where the CPU lacks their instructions.
+double chains_peak_gflops(Chains which, int threads) {
 #if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu::detail::gemm_isa_supported("avx512"))
+  if (which == Chains::fma && cpu::detail::gemm_isa_supported("avx512"))
     return rate(threads, 2.0 * 16 * 12 * double(kIters), [](float s) { return fma_chains(s); });
-#endif
-  (void)threads;
-  return 0;
-}
-
-double bf16_dot_peak_gflops(int threads) {
-#if defined(__x86_64__) && defined(__GNUC__)
-  if (cpu::detail::gemm_isa_supported("avx512bf16"))
+  if (which == Chains::bf16_dot && cpu::detail::gemm_isa_supported("avx512bf16"))
     return rate(threads, 4.0 * 16 * 12 * double(kIters), [](float s) { return bf16_chains(s); });
 #endif
+  (void)which;
   (void)threads;
   return 0;
 }
+
+}  // namespace
+
+double fma_peak_gflops(int threads) { return chains_peak_gflops(Chains::fma, threads); }
+double bf16_dot_peak_gflops(int threads) { return chains_peak_gflops(Chains::bf16_dot, threads); }
 
 double sgemm_peak_gflops() {
   const int64_t n = 2048;

@@ -1,13 +1,10 @@
 #include "core/json.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <set>
-#include <sstream>
 
+#include "core/read_file.h"
 #include "core/utf8.h"
 
 namespace mg {
@@ -267,14 +264,7 @@ JsonValue parse_json(std::string_view text, std::string_view what) {
   }
 }
 
-JsonValue read_json_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw JsonError(detail::concat(path, ": cannot open: ", std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw JsonError(detail::concat(path, ": read error"));
-  return parse_json(ss.str(), path);
-}
+JsonValue read_json_file(const std::string& path) { return parse_json(read_file_or_throw<JsonError>(path), path); }
 
 const std::string& json_string_field(const JsonValue& obj, std::string_view key, std::string_view where) {
   const JsonValue* v = obj.find(key);

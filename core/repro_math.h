@@ -22,113 +22,48 @@
 namespace mg::repro {
 
 // ---- correctly rounded primitives, spelled so that nothing else can be substituted ----------
+// Device code names CUDA's round-to-nearest intrinsics, which nvcc never contracts; host code
+// the plain IEEE operations (std::fma for the fused one).
 
-MG_HD float fma(float a, float b, float c) {
 #if defined(__CUDA_ARCH__)
-  return __fmaf_rn(a, b, c);
+MG_HD float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+MG_HD double fma(double a, double b, double c) { return __fma_rn(a, b, c); }
+MG_HD float mul(float a, float b) { return __fmul_rn(a, b); }
+MG_HD double mul(double a, double b) { return __dmul_rn(a, b); }
+MG_HD float add(float a, float b) { return __fadd_rn(a, b); }
+MG_HD double add(double a, double b) { return __dadd_rn(a, b); }
+MG_HD float div(float a, float b) { return __fdiv_rn(a, b); }
+MG_HD double div(double a, double b) { return __ddiv_rn(a, b); }
+MG_HD float sqrt(float a) { return __fsqrt_rn(a); }
+MG_HD double sqrt(double a) { return __dsqrt_rn(a); }
+MG_HD uint32_t bits(float f) { return __float_as_uint(f); }
+MG_HD float float_from_bits(uint32_t u) { return __uint_as_float(u); }
+MG_HD uint64_t bits(double d) { return uint64_t(__double_as_longlong(d)); }
+MG_HD double double_from_bits(uint64_t u) { return __longlong_as_double((long long)u); }
 #else
-  return std::fma(a, b, c);
-#endif
+MG_HD float fma(float a, float b, float c) { return std::fma(a, b, c); }
+MG_HD double fma(double a, double b, double c) { return std::fma(a, b, c); }
+MG_HD float mul(float a, float b) { return a * b; }
+MG_HD double mul(double a, double b) { return a * b; }
+MG_HD float add(float a, float b) { return a + b; }
+MG_HD double add(double a, double b) { return a + b; }
+MG_HD float div(float a, float b) { return a / b; }
+MG_HD double div(double a, double b) { return a / b; }
+MG_HD float sqrt(float a) { return std::sqrt(a); }
+MG_HD double sqrt(double a) { return std::sqrt(a); }
+// Bit casts through memcpy (the compiler turns them into register moves).
+template <class To, class From>
+MG_HD To bit_copy(From v) {
+  static_assert(sizeof(To) == sizeof(From));
+  To out;
+  std::memcpy(&out, &v, sizeof out);
+  return out;
 }
-MG_HD double fma(double a, double b, double c) {
-#if defined(__CUDA_ARCH__)
-  return __fma_rn(a, b, c);
-#else
-  return std::fma(a, b, c);
+MG_HD uint32_t bits(float f) { return bit_copy<uint32_t>(f); }
+MG_HD float float_from_bits(uint32_t u) { return bit_copy<float>(u); }
+MG_HD uint64_t bits(double d) { return bit_copy<uint64_t>(d); }
+MG_HD double double_from_bits(uint64_t u) { return bit_copy<double>(u); }
 #endif
-}
-MG_HD float mul(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-MG_HD double mul(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-MG_HD float add(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-MG_HD double add(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __dadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-MG_HD float div(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-MG_HD double div(double a, double b) {
-#if defined(__CUDA_ARCH__)
-  return __ddiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-MG_HD float sqrt(float a) {
-#if defined(__CUDA_ARCH__)
-  return __fsqrt_rn(a);
-#else
-  return std::sqrt(a);
-#endif
-}
-MG_HD double sqrt(double a) {
-#if defined(__CUDA_ARCH__)
-  return __dsqrt_rn(a);
-#else
-  return std::sqrt(a);
-#endif
-}
-MG_HD uint32_t bits(float f) {
-#if defined(__CUDA_ARCH__)
-  return __float_as_uint(f);
-#else
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return u;
-#endif
-}
-MG_HD float float_from_bits(uint32_t u) {
-#if defined(__CUDA_ARCH__)
-  return __uint_as_float(u);
-#else
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-#endif
-}
-MG_HD uint64_t bits(double d) {
-#if defined(__CUDA_ARCH__)
-  return uint64_t(__double_as_longlong(d));
-#else
-  uint64_t u;
-  std::memcpy(&u, &d, 8);
-  return u;
-#endif
-}
-MG_HD double double_from_bits(uint64_t u) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double((long long)u);
-#else
-  double d;
-  std::memcpy(&d, &u, 8);
-  return d;
-#endif
-}
 
 // ---- natural logarithm -----------------------------------------------------------------------
 // fdlibm's method: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), f = m - 1 (exact),

@@ -442,6 +442,18 @@ Kernels<T> kernels_for_isa() {
   return {&forward_base<T>, &backward_base<T>};
 }
 
+// item(i, ws) for every i in [0, items), handed out to the threads one at a time (items differ in
+// cost), ws a scratch buffer of `scratch` elements per thread. Threads only when par.
+template <class T, class F>
+void run_items(int64_t items, int64_t scratch, bool par, const F& item) {
+#pragma omp parallel if (par)
+  {
+    std::vector<T> ws(static_cast<size_t>(scratch));
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t it = 0; it < items; ++it) item(it, ws.data());
+  }
+}
+
 template <class T>
 Geometry<T> geometry(const Tensor& q, double scale, bool causal) {
   Geometry<T> g;
@@ -470,13 +482,8 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
     const int64_t nq = a.g.nblocks, items = BH * nq;
     // A thread team costs more than a tiny problem's work (q.numel() * T ~ flops / 2).
     const bool par = items > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
-#pragma omp parallel if (par)
-    {
-      std::vector<T> ws(size_t(fwd_scratch(a.g)));
-      // Longest items first (causal: late query blocks see the most keys), handed out dynamically.
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t it = 0; it < items; ++it) fn(a, it % BH, nq - 1 - it / BH, ws.data());
-    }
+    // Longest items first (causal: late query blocks see the most keys).
+    run_items<T>(items, fwd_scratch(a.g), par, [&](int64_t it, T* ws) { fn(a, it % BH, nq - 1 - it / BH, ws); });
   });
 }
 
@@ -492,12 +499,7 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
                        ptr<T>(lse),  ptr<T>(dq), ptr<T>(dk), ptr<T>(dv), geometry<T>(q, scale, causal)};
     const auto fn = kernels_for_isa<T>().backward;
     const bool par = BH > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
-#pragma omp parallel if (par)
-    {
-      std::vector<T> ws(size_t(bwd_scratch(a.g)));
-#pragma omp for schedule(dynamic, 1)
-      for (int64_t bh = 0; bh < BH; ++bh) fn(a, bh, ws.data());
-    }
+    run_items<T>(BH, bwd_scratch(a.g), par, [&](int64_t bh, T* ws) { fn(a, bh, ws); });
   });
 }
 

@@ -16,17 +16,10 @@ inline To cast_value(From v) {
   else return To(v);
 }
 
-// f(T{}) with T the type that stores dt (core/dtype_dispatch.h).
-template <class F>
-inline void dispatch_dtype(DType dt, const char* op, F&& f) {
-  dispatch_stored_type<bf16>(dt, "cpu", op, static_cast<F&&>(f));
-}
-
-// f(float{}) or f(double{}); other dtypes throw naming the op.
-template <class F>
-inline void dispatch_float(DType dt, const char* op, F&& f) {
-  dispatch_f32_f64(dt, "cpu", op, static_cast<F&&>(f));
-}
+// dispatch_dtype(dt, op, f): f(T{}) with T the type that stores dt; dispatch_float: f32 or f64
+// only (core/dtype_dispatch.h).
+inline constexpr StoredTypeDispatch<bf16> dispatch_dtype{"cpu"};
+inline constexpr FloatDispatch dispatch_float{"cpu"};
 
 template <class T>
 inline T* ptr(const Tensor& t) {

@@ -93,12 +93,4 @@ GemmKernelSet gemm_kernels_avx2() {
 
 }  // namespace mg::cpu::detail
 
-#else  // not x86-64 GCC/Clang
-
-namespace mg::cpu::detail {
-GemmKernelSet gemm_kernels_avx2() { return {}; }
-void gemm_pack_rows_avx2_f32(const float*, int64_t, int64_t, int64_t, int, float*) {}
-void gemm_pack_rows_avx2_f64(const double*, int64_t, int64_t, int64_t, int, double*) {}
-}  // namespace mg::cpu::detail
-
-#endif
+#endif  // x86-64 GCC/Clang (elsewhere gemm_kernels.cpp defines the empty kernel set)

@@ -152,31 +152,17 @@ GemmKernelSet gemm_kernels_avx512() {
   // macros above override the choices for experiments.
   // The K loop of both is unrolled MG_GEMM_AVX512_KU times (2 measured best: least register
   // spilling by GCC).
-  s.f32.fn = &gemm_microkernel<Avx512F32, MG_GEMM_AVX512_MR_F32, MG_GEMM_AVX512_KU>;
-  s.f32.mr = MG_GEMM_AVX512_MR_F32;
-  s.f32.nr = 32;
-  s.f32.kc = MG_GEMM_AVX512_KC_F32;
-  s.f32.mc = 1 << 20;
-  s.f32.nc = MG_GEMM_AVX512_NC_F32;
-  s.f32.name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F32) "x32";
-  s.f64.fn = &gemm_microkernel<Avx512F64, MG_GEMM_AVX512_MR_F64, MG_GEMM_AVX512_KU>;
-  s.f64.mr = MG_GEMM_AVX512_MR_F64;
-  s.f64.nr = 16;
-  s.f64.kc = MG_GEMM_AVX512_KC_F64;
-  s.f64.mc = 1 << 20;
-  s.f64.nc = MG_GEMM_AVX512_NC_F64;
-  s.f64.name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F64) "x16";
+  s.f32 = {.fn = &gemm_microkernel<Avx512F32, MG_GEMM_AVX512_MR_F32, MG_GEMM_AVX512_KU>,
+           .mr = MG_GEMM_AVX512_MR_F32, .nr = 32, .kc = MG_GEMM_AVX512_KC_F32, .mc = 1 << 20,
+           .nc = MG_GEMM_AVX512_NC_F32, .name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F32) "x32"};
+  s.f64 = {.fn = &gemm_microkernel<Avx512F64, MG_GEMM_AVX512_MR_F64, MG_GEMM_AVX512_KU>,
+           .mr = MG_GEMM_AVX512_MR_F64, .nr = 16, .kc = MG_GEMM_AVX512_KC_F64, .mc = 1 << 20,
+           .nc = MG_GEMM_AVX512_NC_F64, .name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F64) "x16"};
   if (gemm_isa_supported("avx512bf16") && gemm_isa_supported("avx2")) {
     // kc = 512 K steps = 256 units: the 12 x 256 A micro-panel is 12 KiB (L1), a 32-column B
     // micro-panel 32 KiB, a task's 256 x 384 unit slice of B 384 KiB (L2).
-    s.bf16.fn = &bf16gemm_avx512_kernel<12>;
-    s.bf16.mr = 12;
-    s.bf16.nr = 32;
-    s.bf16.kc = 512;
-    s.bf16.mc = 1 << 20;
-    s.bf16.nc = 384;
-    s.bf16.name = "avx512bf16 12x32";
-    s.bf16.pack_rows = &bf16_pack_rows;
+    s.bf16 = {.fn = &bf16gemm_avx512_kernel<12>, .mr = 12, .nr = 32, .kc = 512, .mc = 1 << 20, .nc = 384,
+              .name = "avx512bf16 12x32", .pack_rows = &bf16_pack_rows};
   }
   if (gemm_isa_supported("avx2")) {  // every AVX-512 CPU has it, but do not assume
     s.f32.pack_rows = &gemm_pack_rows_avx2_f32;
@@ -188,11 +174,4 @@ GemmKernelSet gemm_kernels_avx512() {
 
 }  // namespace mg::cpu::detail
 
-#else  // not x86-64 GCC/Clang
-
-namespace mg::cpu::detail {
-GemmKernelSet gemm_kernels_avx512() { return {}; }
-void gemm_pack_copy_bf16(const uint16_t*, int64_t, int64_t, int64_t, int, uint32_t*) {}
-}  // namespace mg::cpu::detail
-
-#endif
+#endif  // x86-64 GCC/Clang (elsewhere gemm_kernels.cpp defines the empty kernel set)

@@ -6,6 +6,17 @@
 #include <cstring>
 
 namespace mg::cpu::detail {
+
+#if !(defined(__x86_64__) && defined(__GNUC__))
+// The SIMD kernel files compile to nothing here: no kernel sets, and packers that are never
+// installed.
+GemmKernelSet gemm_kernels_avx2() { return {}; }
+GemmKernelSet gemm_kernels_avx512() { return {}; }
+void gemm_pack_rows_avx2_f32(const float*, int64_t, int64_t, int64_t, int, float*) {}
+void gemm_pack_rows_avx2_f64(const double*, int64_t, int64_t, int64_t, int, double*) {}
+void gemm_pack_copy_bf16(const uint16_t*, int64_t, int64_t, int64_t, int, uint32_t*) {}
+#endif
+
 namespace {
 
 // Portable MR x NR kernel (plain C++; the compiler may vectorise it with the baseline ISA).

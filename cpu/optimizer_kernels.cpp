@@ -2,6 +2,7 @@
 // param and state once. Scalars that depend only on the step are folded outside the loop, in f64,
 // then rounded to the parameter dtype, as torch does for its f32 single-tensor path.
 #include <cmath>
+#include <cstring>
 
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
@@ -33,26 +34,27 @@ inline void adamw_lane(V& p, V g, V& m, V& v, const AdamConsts<V>& c, Sqrt sqrt)
 // Explicit SIMD because std::sqrt's errno branch keeps GCC from vectorising the loop without
 // -fno-math-errno. SSE2 is part of x86-64; elsewhere the scalar loop runs alone.
 #if defined(__SSE2__)
-// Plain GCC/Clang vector types (no may_alias attribute, unlike __m128, so they can be template
-// arguments); the intrinsics convert to and from them.
-typedef float f32x4 __attribute__((vector_size(16)));
-typedef double f64x2 __attribute__((vector_size(16)));
-template <class T> struct Simd;
-template <> struct Simd<float> {
-  using V = f32x4;
-  static constexpr int64_t width = 4;
-  static V load(const float* x) { return V(_mm_loadu_ps(x)); }
-  static void store(float* x, V a) { _mm_storeu_ps(x, __m128(a)); }
-  static V splat(float a) { return V(_mm_set1_ps(a)); }
-  static V sqrt(V a) { return V(_mm_sqrt_ps(__m128(a))); }
-};
-template <> struct Simd<double> {
-  using V = f64x2;
-  static constexpr int64_t width = 2;
-  static V load(const double* x) { return V(_mm_loadu_pd(x)); }
-  static void store(double* x, V a) { _mm_storeu_pd(x, __m128d(a)); }
-  static V splat(double a) { return V(_mm_set1_pd(a)); }
-  static V sqrt(V a) { return V(_mm_sqrt_pd(__m128d(a))); }
+// A 16-byte GCC/Clang vector of T (plain vector types, unlike __m128, can be template
+// arguments; arithmetic on them is elementwise IEEE, as on scalars).
+template <class T>
+struct Simd {
+  typedef T V __attribute__((vector_size(16)));
+  static constexpr int64_t width = int64_t(16 / sizeof(T));
+  static V load(const T* x) {
+    V a;
+    std::memcpy(&a, x, sizeof a);
+    return a;
+  }
+  static void store(T* x, V a) { std::memcpy(x, &a, sizeof a); }
+  static V splat(T x) {
+    V a;
+    for (int64_t i = 0; i < width; ++i) a[i] = x;
+    return a;
+  }
+  static V sqrt(V a) {
+    if constexpr (sizeof(T) == 4) return V(_mm_sqrt_ps(__m128(a)));
+    else return V(_mm_sqrt_pd(__m128d(a)));
+  }
 };
 #endif
 

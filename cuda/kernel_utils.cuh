@@ -42,16 +42,10 @@ inline T* ptr_or_null(const Tensor& t) {
   return t.defined() ? static_cast<T*>(t.raw_data()) : nullptr;
 }
 
-// Calls f with a value of the device type that stores dt (core/dtype_dispatch.h).
-template <class F>
-inline void dispatch_dtype(DType dt, const char* op, F&& f) {
-  dispatch_stored_type<bf16_t>(dt, "cuda", op, static_cast<F&&>(f));
-}
-
-template <class F>
-inline void dispatch_float(DType dt, const char* op, F&& f) {
-  dispatch_f32_f64(dt, "cuda", op, static_cast<F&&>(f));
-}
+// dispatch_dtype(dt, op, f): f with a value of the device type that stores dt; dispatch_float:
+// f32 or f64 only (core/dtype_dispatch.h).
+inline constexpr StoredTypeDispatch<bf16_t> dispatch_dtype{"cuda"};
+inline constexpr FloatDispatch dispatch_float{"cuda"};
 
 // f32, f64, or bf16 (whose arithmetic runs in float: see compute_t).
 template <class F>

@@ -2,16 +2,14 @@
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <charconv>
-#include <fstream>
 #include <limits>
 #include <mutex>
 #include <queue>
 #include <sstream>
-#include <system_error>
 
 #include "core/atomic_file.h"
+#include "core/read_file.h"
 
 namespace mg {
 
@@ -263,11 +261,6 @@ class LineReader {
   int line_no_ = 0;
 };
 
-[[noreturn]] void throw_io(const std::string& what, const std::string& path, int err) {
-  throw TokenizerError("BPE tokenizer: cannot " + what + " " + path + ": " +
-                       std::system_category().message(err));
-}
-
 }  // namespace
 
 // -------------------------------------------------------------------------------------------------
@@ -511,12 +504,9 @@ void BpeTokenizer::save(const std::string& path) const {
 }
 
 BpeTokenizer BpeTokenizer::load(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw_io("open", path, errno);
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) throw_io("read", path, errno);
-  LineReader r(path, buf.str());
+  std::string text, error;
+  if (!read_file_bytes(path, text, error)) throw TokenizerError("BPE tokenizer: " + error);
+  LineReader r(path, std::move(text));
 
   {
     const std::string expected = "header '" + std::string(kMagic) + " " +

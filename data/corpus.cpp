@@ -12,6 +12,7 @@
 #include <system_error>
 #include <utility>
 
+#include "core/read_file.h"
 #include "core/utf8.h"
 #include "data/jsonl.h"
 
@@ -23,15 +24,6 @@ namespace {
 
 bool is_ascii_space(char c) {
   return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-std::string read_whole_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CorpusError(detail::concat(path, ": cannot open: ", std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw CorpusError(detail::concat(path, ": read error"));
-  return ss.str();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -193,7 +185,7 @@ class DirectoryReader final : public DocumentReader {
  protected:
   bool read_raw(std::string& doc) override {
     if (index_ >= files_.size()) return false;
-    doc = read_whole_file(files_[index_++].string());
+    doc = read_file_or_throw<CorpusError>(files_[index_++].string());
     ++stats_.files;
     return true;
   }
@@ -339,7 +331,7 @@ class GutenbergReader final : public DocumentReader {
  private:
   void load(const fs::path& file) {
     current_file_ = file.string();
-    std::string raw = read_whole_file(current_file_);
+    std::string raw = read_file_or_throw<CorpusError>(current_file_);
     ++stats_.files;
     raw.erase(std::remove(raw.begin(), raw.end(), '\r'), raw.end());
     if (first_invalid_utf8(raw) != std::string_view::npos) {

@@ -12,6 +12,7 @@
 #include "core/atomic_file.h"
 #include "core/hash.h"
 #include "core/json.h"
+#include "core/read_file.h"
 #include "core/utf8.h"
 #include "data/corpus.h"
 #include "data/jsonl.h"
@@ -46,15 +47,6 @@ std::string collapse_whitespace(std::string_view s) {
     }
   }
   return out;
-}
-
-std::string read_file_or_throw(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw PairsError(detail::concat(path, ": cannot open: ", std::strerror(errno)));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw PairsError(detail::concat(path, ": read error"));
-  return ss.str();
 }
 
 void check_utf8(const std::string& text, std::string_view what, std::string_view where) {
@@ -723,7 +715,7 @@ std::vector<RetrievalPair> read_manpage_pairs(const std::string& dir, const ManP
     if (f.extension() == ".gz")
       throw PairsError(detail::concat(path, ": compressed man page; read pages decompressed, as "
                                             "scripts/install_corpus.sh manpages stores them"));
-    const std::string roff = read_file_or_throw(path);
+    const std::string roff = read_file_or_throw<PairsError>(path);
     ++stats.records;
     if (is_so_stub(roff)) {
       ++stats.stubs;

@@ -84,11 +84,12 @@ void write_retrieval(std::ofstream& md, const Sections& sec) {
      << o.pairs << " query -> document pairs, top-1 accuracy (MRR in brackets) among pools of c (the query's\n"
      << "document and c - 2 distractors, identical pools for every method). Embeddings: "
      << embed_position_name(o.position) << " of the last block's\n"
-     << "outputs. `embeddings`: the pretrained model as it is; `frozen`: a " << o.frozen_depth
+     << "outputs. `embeddings`: the pretrained model as it is; `frozen`: a " << o.frozen.depth
      << "-block bidirectional mixer trained\n"
-     << "for " << o.frozen_steps << " steps over the frozen embeddings (c = " << o.frozen_pool
-     << " only; E.2); `infonce`: the whole model fine-tuned " << o.infonce_steps << " steps\n"
-     << "with InfoNCE (groups of " << o.group << ", tau " << fmt("%g", o.temperature) << ", lr " << fmt("%g", o.infonce_lr)
+     << "for " << o.frozen.train.steps << " steps over the frozen embeddings (c = " << o.frozen.pool_size
+     << " only; E.2); `infonce`: the whole model fine-tuned " << o.infonce.train.steps << " steps\n"
+     << "with InfoNCE (groups of " << o.infonce.group_size << ", tau " << fmt("%g", o.infonce.temperature) << ", lr "
+     << fmt("%g", o.infonce.train.lr)
      << "; E.3). TF-IDF word overlap is the reference.\n\n| model | method |";
   for (const auto& s : sec.retrieval[0].scores) md << " c = " << s.pool_size << " |";
   md << " train loss | time |\n|---|---|";
@@ -159,8 +160,8 @@ ReproduceOptions parse_reproduce_args(const std::vector<std::string>& argv) {
   if (o.out.empty()) o.out = o.quick ? "runs/quick" : "runs/full";
   a.read("configs", o.config_dir);
   a.read("steps", o.steps);
-  o.retrieval.infonce_steps = o.quick ? 500 : 5000;
-  a.read("infonce-steps", o.retrieval.infonce_steps);
+  o.retrieval.infonce.train.steps = o.quick ? 500 : 5000;
+  a.read("infonce-steps", o.retrieval.infonce.train.steps);
   a.read_flag("resume", o.resume);
   a.read_flag("skip-represent", o.skip_represent);
   a.read_flag("skip-retrieval", o.skip_retrieval);

@@ -8,6 +8,7 @@
 #include "core/factories.h"
 #include "ops/losses.h"
 #include "ops/ops.h"
+#include "train/epoch_source.h"
 
 namespace mg {
 
@@ -39,43 +40,25 @@ namespace {
 
 // Pools and the query order are resampled every epoch from (seed, epoch); a batch is the next
 // batch_size queries of the order (the epoch's last batch may be smaller).
-class FrozenPoolSource : public DataSource<std::vector<int64_t>> {
+class FrozenPoolSource : public EpochSource<std::vector<int64_t>> {
  public:
-  FrozenPoolSource(int64_t n, const FrozenRetrievalOptions& o) : n_(n), o_(o), cursor_(n) {}
+  FrozenPoolSource(int64_t n, const FrozenRetrievalOptions& o) : EpochSource(n), o_(o) {}
   std::vector<int64_t> next() override {
-    if (cursor_ >= n_) start_epoch(epoch_);
+    ensure_epoch();
     const int64_t take = std::min(o_.train.batch_size, n_ - cursor_);
     std::vector<int64_t> which(order_.begin() + cursor_, order_.begin() + cursor_ + take);
     cursor_ += take;
     return which;
   }
   const std::vector<RetrievalPool>& pools() const { return pools_; }
-  SourceState state() const override {
-    return {{"data.epoch", std::to_string(epoch_)}, {"data.cursor", std::to_string(cursor_)}};
-  }
-  void restore(const SourceState& s, const std::string& where) override {
-    const int64_t epoch = int64_t(state_uint(s, "data.epoch", where));
-    const int64_t cursor = int64_t(state_uint(s, "data.cursor", where));
-    MG_CHECK(cursor <= n_, where, ": data.cursor ", cursor, " is beyond the ", n_, " training queries");
-    epoch_ = epoch;
-    cursor_ = n_;
-    if (epoch > 0) {
-      start_epoch(epoch - 1);
-      cursor_ = cursor;
-    }
-  }
 
  private:
-  void start_epoch(int64_t epoch) {
+  void draw_epoch(int64_t epoch) override {
     pools_ = make_pools(n_, o_.pool_size, o_.train.seed * 7919 + uint64_t(epoch) + 1);
     PoolRng rng(o_.train.seed ^ (0xabcdef12345ULL + uint64_t(epoch)));
     order_ = shuffled_indices(n_, rng);
-    cursor_ = 0;
-    epoch_ = epoch + 1;
   }
-  int64_t n_;
   const FrozenRetrievalOptions& o_;
-  int64_t epoch_ = 0, cursor_;
   std::vector<int64_t> order_;
   std::vector<RetrievalPool> pools_;
 };

@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "experiments/retrieval_pools.h"
+#include "train/epoch_source.h"
 #include "ops/losses.h"
 #include "ops/ops.h"
 #include "report/csv.h"
@@ -18,17 +19,17 @@ struct InfoNceBatch {
 };
 
 // A fresh query permutation and fresh candidate groups every epoch (docs/paper.md E.2/E.3
-// resample the negatives per epoch); both are functions of (seed, epoch), so the position
-// (epoch, cursor) is all a checkpoint needs.
-class InfoNceSource : public DataSource<InfoNceBatch> {
+// resample the negatives per epoch), both functions of (seed, epoch).
+class InfoNceSource : public EpochSource<InfoNceBatch> {
  public:
-  InfoNceSource(int64_t n, const InfoNceOptions& o) : n_(n), o_(o), cursor_(n) {}
+  InfoNceSource(int64_t n, const InfoNceOptions& o) : EpochSource(n), o_(o) {}
 
   InfoNceBatch next() override {
     InfoNceBatch b;
     const int64_t per_step = o_.in_batch > 0 ? o_.in_batch : o_.groups_per_step;
     for (int64_t i = 0; i < per_step; ++i) {
-      const int64_t qi = next_query();
+      ensure_epoch();
+      const int64_t qi = order_[size_t(cursor_++)];
       b.queries.push_back(qi);
       if (o_.in_batch > 0) continue;
       const RetrievalPool& p = pools_[size_t(qi)];
@@ -38,37 +39,15 @@ class InfoNceSource : public DataSource<InfoNceBatch> {
     }
     return b;
   }
-  SourceState state() const override {
-    return {{"data.epoch", std::to_string(epoch_)}, {"data.cursor", std::to_string(cursor_)}};
-  }
-  void restore(const SourceState& s, const std::string& where) override {
-    const int64_t epoch = int64_t(state_uint(s, "data.epoch", where));
-    const int64_t cursor = int64_t(state_uint(s, "data.cursor", where));
-    MG_CHECK(cursor <= n_, where, ": data.cursor ", cursor, " is beyond the ", n_, " training pairs");
-    epoch_ = epoch;
-    cursor_ = n_;
-    if (epoch > 0) {
-      start_epoch(epoch - 1);
-      cursor_ = cursor;
-    }
-  }
 
  private:
-  void start_epoch(int64_t epoch) {
+  void draw_epoch(int64_t epoch) override {
     PoolRng rng(o_.train.seed * 0x9e3779b97f4a7c15ULL + uint64_t(epoch) + 1);
     order_ = shuffled_indices(n_, rng);
     if (o_.in_batch <= 0) pools_ = make_pools(n_, o_.group_size, o_.train.seed + 1000003 * uint64_t(epoch + 1));
-    cursor_ = 0;
-    epoch_ = epoch + 1;
-  }
-  int64_t next_query() {
-    if (cursor_ == n_) start_epoch(epoch_);
-    return order_[size_t(cursor_++)];
   }
 
-  int64_t n_;
   const InfoNceOptions& o_;
-  int64_t epoch_ = 0, cursor_;
   std::vector<int64_t> order_;
   std::vector<RetrievalPool> pools_;
 };

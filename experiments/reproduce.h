@@ -17,7 +17,7 @@ struct ReproduceOptions {
   int64_t steps = 0;                          // > 0 overrides every config's train.steps
   bool resume = false;                        // continue runs that hold a checkpoint
   bool skip_represent = false, skip_retrieval = false;
-  RetrievalComparisonOptions retrieval;       // infonce_steps: 500 quick, 5000 otherwise (CLI)
+  RetrievalComparisonOptions retrieval;       // InfoNCE steps: 500 quick, 5000 otherwise (CLI)
 };
 
 // Returns the exit code: 0, or 130 when a training run stopped early (resume with resume).

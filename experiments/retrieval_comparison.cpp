@@ -100,24 +100,18 @@ std::vector<RetrievalComparisonRow> run_retrieval_comparison(const std::vector<P
     rows.push_back({pm.name, "embeddings", score_all(cosine_scorer(qe, de)), 0, 0, seconds_since(t0)});
 
     // (b) Frozen embeddings + a bidirectional retrieval mixer trained on the train pairs.
-    if (o.frozen_pool - 1 <= n && o.frozen_pool - 1 <= int64_t(train_q.size())) {
+    const FrozenRetrievalOptions& fo = o.frozen;
+    if (fo.pool_size - 1 <= n && fo.pool_size - 1 <= int64_t(train_q.size())) {
       t0 = std::chrono::steady_clock::now();
       Tensor trqe = embed_sequences(*m.lm, train_q, pad, eo, label + ": embed train queries");
       Tensor trde = embed_sequences(*m.lm, train_d, pad, eo, label + ": embed train documents");
-      FrozenRetrievalOptions fo;
-      fo.pool_size = o.frozen_pool;
-      fo.depth = o.frozen_depth;
-      fo.train.steps = o.frozen_steps;
-      fo.train.lr = o.frozen_lr;
-      fo.train.warmup_steps = o.frozen_warmup;
-      fo.train.seed = o.seed;
-      Generator gen(o.seed + 17);
+      Generator gen(fo.train.seed + 17);
       RetrievalMixer rm(trqe.size(1), fo.depth, fo.pool_size, gen);
       FrozenRetrievalResult r = train_frozen_retrieval(rm, trqe, trde, qe, de, fo, o.pool_seed);
       RetrievalComparisonRow row{pm.name, "frozen", {}, r.losses.empty() ? 0 : r.losses.front(), r.train_loss,
                                  seconds_since(t0)};
       for (int64_t c : sizes) {
-        if (c == o.frozen_pool) row.scores.push_back(r.test);
+        if (c == fo.pool_size) row.scores.push_back(r.test);
         else row.scores.push_back({c, 0, NAN, NAN});
       }
       rows.push_back(row);
@@ -125,15 +119,9 @@ std::vector<RetrievalComparisonRow> run_retrieval_comparison(const std::vector<P
 
     // (c) InfoNCE fine-tuning of the whole model, then its embeddings.
     t0 = std::chrono::steady_clock::now();
-    InfoNceOptions io;
+    InfoNceOptions io = o.infonce;
     io.embed = eo;
-    io.temperature = o.temperature;
-    io.group_size = o.group;
-    io.train.steps = o.infonce_steps;
-    io.train.lr = o.infonce_lr;
-    io.train.warmup_steps = o.infonce_warmup;
-    io.train.seed = o.seed;
-    io.train.log_every = std::max<int64_t>(1, o.infonce_steps / 10);
+    io.train.log_every = std::max<int64_t>(1, io.train.steps / 10);
     InfoNceStats st = train_info_nce(*m.lm, train_q, train_d, pad, io, [&](int64_t step, double loss) {
       std::fprintf(stderr, "%s InfoNCE step %lld loss %.4f\n", label.c_str(), (long long)step, loss);
     });

@@ -17,27 +17,24 @@ struct RetrievalComparisonOptions {
   std::vector<int64_t> pools = {32, 128, 1024};
   uint64_t pool_seed = 0;                      // the pools of `mixgrad retrieve eval --seed 0`
   EmbedPosition position = EmbedPosition::mean;
-  // InfoNCE fine-tuning (groups of `group` sequences, one group per step).
-  int64_t infonce_steps = 500;
-  double infonce_lr = 1e-3;
-  int64_t infonce_warmup = 50;
-  double temperature = 0.02;
-  int64_t group = 32;
-  // The frozen-embedding method, at frozen_pool only (its mixer's width is the pool size). It
-  // sits at chance (CE ln 31) for its first ~1500 steps here before breaking symmetry, as the
-  // paper's took epochs (docs/paper.md E.2), hence the step count.
-  int64_t frozen_pool = 32;
-  int64_t frozen_steps = 3000;
-  double frozen_lr = 3e-4;
-  int64_t frozen_warmup = 100;
-  int64_t frozen_depth = 4;
-  uint64_t seed = 0;
+  // InfoNCE fine-tuning: groups of 32, one group per step (log_every is set to steps / 10).
+  InfoNceOptions infonce{.temperature = 0.02,
+                         .group_size = 32,
+                         .train = {.steps = 500, .lr = 1e-3, .warmup_steps = 50, .eval_every = 0,
+                                   .checkpoint_every = 0, .seed = 0}};
+  // The frozen-embedding method, at frozen.pool_size only (its mixer's width is the pool size).
+  // It sits at chance (CE ln 31) for its first ~1500 steps here before breaking symmetry, as
+  // the paper's took epochs (docs/paper.md E.2), hence the step count.
+  FrozenRetrievalOptions frozen{.pool_size = 32,
+                                .depth = 4,
+                                .train = {.batch_size = 32, .steps = 3000, .lr = 3e-4, .warmup_steps = 100,
+                                          .eval_every = 0, .log_every = 50, .checkpoint_every = 0, .seed = 0}};
 };
 
 struct RetrievalComparisonRow {
   std::string model;   // run name ("" for TF-IDF)
   std::string method;  // "tfidf", "embeddings", "frozen", "infonce"
-  std::vector<RetrievalScore> scores;  // one per evaluated pool size (frozen: frozen_pool only)
+  std::vector<RetrievalScore> scores;  // one per evaluated pool size (frozen: frozen.pool_size only)
   double train_loss_start = 0, train_loss_end = 0;  // frozen / InfoNCE training loss
   double seconds = 0;
 };

@@ -71,9 +71,7 @@ GptBody::GptBody(const ModelConfig& c, Generator& gen, TensorOptions opts)
 GptLM::GptLM(const ModelConfig& c, Generator& gen, TensorOptions opts)
     : LanguageModel(c, ModelKind::gpt, "GptLM"), transformer(c, gen, opts) {
   register_module("transformer", transformer);
-  lm_head = c.resolved_tie_weights()
-                ? std::make_unique<Linear>(transformer.tokens_embed.weight)
-                : std::make_unique<Linear>(c.d_model, c.vocab_size, false, gen, Init::normal(c.init_std), opts);
+  lm_head = make_tied_or_normal_lm_head(transformer.tokens_embed.weight, gen, opts);
   register_module("lm_head", *lm_head);
 }
 

@@ -66,9 +66,7 @@ LlamaBody::LlamaBody(const ModelConfig& c, Generator& gen, TensorOptions opts)
 
 LlamaLM::LlamaLM(const ModelConfig& c, Generator& gen, TensorOptions opts) : LanguageModel(c, ModelKind::llama, "LlamaLM"), model(c, gen, opts) {
   register_module("model", model);
-  lm_head = c.resolved_tie_weights()
-                ? std::make_unique<Linear>(model.embed_tokens.weight)
-                : std::make_unique<Linear>(c.d_model, c.vocab_size, false, gen, Init::normal(c.init_std), opts);
+  lm_head = make_tied_or_normal_lm_head(model.embed_tokens.weight, gen, opts);
   register_module("lm_head", *lm_head);
 }
 

@@ -13,6 +13,12 @@ LanguageModel::LanguageModel(ModelConfig config, ModelKind expected, const char*
   config_.validate();
 }
 
+std::unique_ptr<Linear> LanguageModel::make_tied_or_normal_lm_head(const Tensor& embedding, Generator& gen,
+                                                                   TensorOptions opts) const {
+  if (config_.resolved_tie_weights()) return std::make_unique<Linear>(embedding);
+  return std::make_unique<Linear>(config_.d_model, config_.vocab_size, false, gen, Init::normal(config_.init_std), opts);
+}
+
 Tensor LanguageModel::embed(const Tensor& ids) const {
   MG_CHECK(ids.defined() && ids.dtype() == DType::i32 && ids.dim() == 2, "LanguageModel: ids must be i32 [B, T], got ",
            ids.defined() ? ids.desc() : std::string("an undefined tensor"));

@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/factories.h"
+#include "nn/layers.h"
 #include "nn/model_config.h"
 #include "nn/module.h"
 
@@ -41,6 +42,11 @@ class LanguageModel : public Module {
   LanguageModel(ModelConfig config, ModelKind expected, const char* name);
   // Checks emb against the config and resolves upto_layer (-1 -> L); `name` is the model's.
   int64_t check_embeddings(const char* name, const Tensor& emb, int upto_layer, bool limit_to_ctx) const;
+  // The bias-free output projection [V, D] of the Hugging Face families (llama, gpt): the token
+  // embedding matrix itself when the config ties weights, else fresh weights N(0, init_std)
+  // drawn from gen.
+  std::unique_ptr<Linear> make_tied_or_normal_lm_head(const Tensor& embedding, Generator& gen,
+                                                      TensorOptions opts) const;
 
   ModelConfig config_;
 };

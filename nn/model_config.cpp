@@ -1,42 +1,49 @@
 #include "nn/model_config.h"
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 
 namespace mg {
 
-const char* model_kind_name(ModelKind k) {
-  switch (k) {
-    case ModelKind::masked_mixer: return "masked_mixer";
-    case ModelKind::llama: return "llama";
-    case ModelKind::gpt: return "gpt";
-  }
+namespace {
+
+// The names of an enum's values, in declaration order, for printing and parsing.
+template <class E, size_t N>
+using NameTable = std::array<std::pair<E, const char*>, N>;
+constexpr NameTable<ModelKind, 3> kModelKindNames{
+    {{ModelKind::masked_mixer, "masked_mixer"}, {ModelKind::llama, "llama"}, {ModelKind::gpt, "gpt"}}};
+constexpr NameTable<MixerForm, 3> kMixerFormNames{
+    {{MixerForm::flat, "flat"}, {MixerForm::expanded, "expanded"}, {MixerForm::multihead, "multihead"}}};
+
+template <class E, size_t N>
+const char* name_in(const NameTable<E, N>& table, E value) {
+  for (const auto& [v, name] : table)
+    if (v == value) return name;
   return "?";
 }
 
-const char* mixer_form_name(MixerForm f) {
-  switch (f) {
-    case MixerForm::flat: return "flat";
-    case MixerForm::expanded: return "expanded";
-    case MixerForm::multihead: return "multihead";
+// The value named s; throws "unknown <what> 's' (expected a, b or c)".
+template <class E, size_t N>
+E parse_name(const NameTable<E, N>& table, const std::string& s, const char* what) {
+  std::string expected;
+  for (size_t i = 0; i < N; ++i) {
+    if (s == table[i].second) return table[i].first;
+    expected += (i == 0 ? "" : i + 1 == N ? " or " : ", ") + std::string(table[i].second);
   }
-  return "?";
+  throw Error(std::string("unknown ") + what + " '" + s + "' (expected " + expected + ")");
 }
 
-ModelKind parse_model_kind(const std::string& s) {
-  for (ModelKind k : {ModelKind::masked_mixer, ModelKind::llama, ModelKind::gpt})
-    if (s == model_kind_name(k)) return k;
-  throw Error("unknown model kind '" + s + "' (expected masked_mixer, llama or gpt)");
-}
+}  // namespace
 
-MixerForm parse_mixer_form(const std::string& s) {
-  for (MixerForm f : {MixerForm::flat, MixerForm::expanded, MixerForm::multihead})
-    if (s == mixer_form_name(f)) return f;
-  throw Error("unknown mixer form '" + s + "' (expected flat, expanded or multihead)");
-}
+const char* model_kind_name(ModelKind k) { return name_in(kModelKindNames, k); }
+const char* mixer_form_name(MixerForm f) { return name_in(kMixerFormNames, f); }
+ModelKind parse_model_kind(const std::string& s) { return parse_name(kModelKindNames, s, "model kind"); }
+MixerForm parse_mixer_form(const std::string& s) { return parse_name(kMixerFormNames, s, "mixer form"); }
 
 bool ModelConfig::resolved_tie_weights() const {
   return tie_weights.value_or(kind == ModelKind::gpt);

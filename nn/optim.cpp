@@ -40,6 +40,15 @@ void Optimizer::set_lr(double lr) {
   lr_ = lr;
 }
 
+void Optimizer::step() {
+  NoGradGuard no_grad;
+  ++step_;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor g = grad_for_update(i);
+    if (g.defined()) update(i, g, ++param_steps_[i]);
+  }
+}
+
 std::vector<std::pair<std::string, Tensor>> Optimizer::state_tensors() { return {}; }
 
 void Optimizer::set_step_count(int64_t steps) {
@@ -73,17 +82,10 @@ AdamW::AdamW(std::vector<Tensor> params, AdamWOptions opts) : Optimizer(std::mov
   }
 }
 
-void AdamW::step() {
-  NoGradGuard no_grad;
-  ++step_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor g = grad_for_update(i);
-    if (!g.defined()) continue;
-    const int64_t t = ++param_steps_[i];
-    backend_for(params_[i].device())
-        .adamw_step(params_[i], g, exp_avg_[i], exp_avg_sq_[i], lr_, opts_.beta1, opts_.beta2, opts_.eps,
-                    opts_.weight_decay, t);
-  }
+void AdamW::update(size_t i, const Tensor& g, int64_t t) {
+  backend_for(params_[i].device())
+      .adamw_step(params_[i], g, exp_avg_[i], exp_avg_sq_[i], lr_, opts_.beta1, opts_.beta2, opts_.eps,
+                  opts_.weight_decay, t);
 }
 
 std::vector<std::pair<std::string, Tensor>> AdamW::state_tensors() {
@@ -109,20 +111,14 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions opts) : Optimizer(std::move(para
                                                   : Tensor());
 }
 
-void SGD::step() {
-  NoGradGuard no_grad;
-  ++step_;
-  for (size_t i = 0; i < params_.size(); ++i) {
-    Tensor g = grad_for_update(i);
-    if (!g.defined()) continue;
-    // torch starts the buffer as a copy of the first d; with a zeroed buffer, dampening 0 gives
-    // exactly that: momentum * 0 + 1 * d.
-    const bool first = param_steps_[i]++ == 0;
-    if (first && momentum_buffer_[i].defined()) fill_(momentum_buffer_[i], 0.0);
-    backend_for(params_[i].device())
-        .sgd_step(params_[i], g, momentum_buffer_[i], lr_, opts_.momentum, first ? 0.0 : opts_.dampening,
-                  opts_.weight_decay, opts_.nesterov);
-  }
+void SGD::update(size_t i, const Tensor& g, int64_t t) {
+  // torch starts the buffer as a copy of the first d; with a zeroed buffer, dampening 0 gives
+  // exactly that: momentum * 0 + 1 * d.
+  const bool first = t == 1;
+  if (first && momentum_buffer_[i].defined()) fill_(momentum_buffer_[i], 0.0);
+  backend_for(params_[i].device())
+      .sgd_step(params_[i], g, momentum_buffer_[i], lr_, opts_.momentum, first ? 0.0 : opts_.dampening,
+                opts_.weight_decay, opts_.nesterov);
 }
 
 std::vector<std::pair<std::string, Tensor>> SGD::state_tensors() {

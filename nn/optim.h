@@ -20,7 +20,7 @@ class Optimizer {
  public:
   virtual ~Optimizer();
   // One update of every parameter that has a gradient.
-  virtual void step() = 0;
+  void step();
   // Drops every parameter's .grad (torch's zero_grad(set_to_none=True)).
   void zero_grad();
   double lr() const { return lr_; }
@@ -40,6 +40,10 @@ class Optimizer {
   Optimizer(std::vector<Tensor> params, double lr, const char* name);
   // The gradient of params_[i] as a contiguous tensor of the parameter's dtype, or undefined.
   Tensor grad_for_update(size_t i) const;
+  // step()'s update of params_[i] with its gradient g (grad_for_update(i), defined); t is the
+  // parameter's own step number, counting this one (1 on its first update). Runs under
+  // NoGradGuard.
+  virtual void update(size_t i, const Tensor& g, int64_t t) = 0;
 
   std::vector<Tensor> params_;
   std::vector<int64_t> param_steps_;  // steps each parameter has taken (torch's per-parameter "step")
@@ -59,11 +63,12 @@ struct AdamWOptions {
 class AdamW : public Optimizer {
  public:
   explicit AdamW(std::vector<Tensor> params, AdamWOptions opts = {});
-  void step() override;
   std::vector<std::pair<std::string, Tensor>> state_tensors() override;
   const AdamWOptions& options() const { return opts_; }
 
  private:
+  void update(size_t i, const Tensor& g, int64_t t) override;
+
   AdamWOptions opts_;
   std::vector<Tensor> exp_avg_, exp_avg_sq_;
 };
@@ -79,11 +84,12 @@ struct SGDOptions {
 class SGD : public Optimizer {
  public:
   explicit SGD(std::vector<Tensor> params, SGDOptions opts = {});
-  void step() override;
   std::vector<std::pair<std::string, Tensor>> state_tensors() override;
   const SGDOptions& options() const { return opts_; }
 
  private:
+  void update(size_t i, const Tensor& g, int64_t t) override;
+
   SGDOptions opts_;
   std::vector<Tensor> momentum_buffer_;  // undefined entries when momentum == 0
 };

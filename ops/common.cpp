@@ -46,4 +46,18 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   return r.reshape(shape);
 }
 
+Tensor as_rows(const Tensor& x) {
+  const int64_t n = x.dim() ? x.shape().back() : 1, rows = n ? x.numel() / n : 0;
+  return make_view(x, {rows, n}, {n, 1}, x.offset());
+}
+
+std::string index_str(int64_t flat, const Shape& s) {
+  Shape idx(s.size());
+  for (size_t d = s.size(); d-- > 0;) {
+    idx[d] = flat % s[d];
+    flat /= s[d];
+  }
+  return shape_str(idx);
+}
+
 }  // namespace mg::detail

@@ -1,5 +1,7 @@
 #pragma once
 // Helpers shared by the op implementations (not part of the public API).
+#include <string>
+
 #include "autograd/node.h"
 #include "core/backend.h"
 #include "core/factories.h"
@@ -19,5 +21,9 @@ Tensor broadcast_to_raw(const Tensor& t, const Shape& shape);
 Tensor contiguous_raw(const Tensor& t);
 // Sums g down to `shape` (undoing NumPy broadcasting); differentiable.
 Tensor sum_to(const Tensor& g, const Shape& shape);
+// x (contiguous) seen as [rows, n] over its last dim (a 0-d tensor as [1, 1]), without autograd.
+Tensor as_rows(const Tensor& x);
+// "[i, j, ...]": the multi-index of flat element `flat` of a tensor of shape `s`, for messages.
+std::string index_str(int64_t flat, const Shape& s);
 
 }  // namespace mg::detail

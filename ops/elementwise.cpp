@@ -26,25 +26,27 @@ Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double alpha = 0
 
 }  // namespace
 
+namespace {
+// a + b or a - b: the gradients are g and +-g, each summed back to its operand's shape. A
+// broadcast operand (a bias) costs a reduction: skipped when frozen.
+Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  Tensor out = binary_raw(op, name, a, b);
+  Shape sa = a.shape(), sb = b.shape();
+  const bool need_a = needs_grad(a), need_b = needs_grad(b), minus = op == BinaryOp::sub;
+  return record(name, out, {a, b}, [sa, sb, need_a, need_b, minus](const Tensor& g) -> std::vector<Tensor> {
+    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(minus ? neg(g) : g, sb) : Tensor()};
+  });
+}
+}  // namespace
+
 Tensor add(const Tensor& a, const Tensor& b) {
   if (autocast_widens(a, b)) return add(autocast_widen(a), autocast_widen(b));
-  Tensor out = binary_raw(BinaryOp::add, "add", a, b);
-  Shape sa = a.shape(), sb = b.shape();
-  // A broadcast operand (a bias) costs a reduction: skip it when frozen.
-  const bool need_a = needs_grad(a), need_b = needs_grad(b);
-  return record("add", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
-    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(g, sb) : Tensor()};
-  });
+  return add_or_sub("add", BinaryOp::add, a, b);
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
   if (autocast_widens(a, b)) return sub(autocast_widen(a), autocast_widen(b));
-  Tensor out = binary_raw(BinaryOp::sub, "sub", a, b);
-  Shape sa = a.shape(), sb = b.shape();
-  const bool need_a = needs_grad(a), need_b = needs_grad(b);
-  return record("sub", out, {a, b}, [sa, sb, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
-    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(neg(g), sb) : Tensor()};
-  });
+  return add_or_sub("sub", BinaryOp::sub, a, b);
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {

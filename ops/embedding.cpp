@@ -7,20 +7,6 @@
 namespace mg {
 using namespace detail;
 
-namespace {
-
-// "[i, j, ...]": the multi-index of flat element `flat` of a tensor of shape `s`.
-std::string index_str(int64_t flat, const Shape& s) {
-  Shape idx(s.size());
-  for (size_t d = s.size(); d-- > 0;) {
-    idx[d] = flat % s[d];
-    flat /= s[d];
-  }
-  return shape_str(idx);
-}
-
-}  // namespace
-
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
   check_floating("embedding", weight);
   MG_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got ", weight.desc());

@@ -22,12 +22,6 @@ void check_input(const char* op, const Tensor& x) {
   MG_CHECK(x.dim() >= 1, op, ": input must have at least 1 dim (normalised over the last), got ", x.desc());
 }
 
-// x (contiguous) seen as [rows, D], without autograd.
-Tensor as_rows(const Tensor& x) {
-  const int64_t D = x.shape().back(), rows = D ? x.numel() / D : 0;
-  return make_view(x, {rows, D}, {D, 1}, x.offset());
-}
-
 Tensor maybe_contiguous(const Tensor& t) { return t.defined() ? contiguous_raw(t) : Tensor(); }
 
 }  // namespace

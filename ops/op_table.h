@@ -20,7 +20,8 @@ struct OpInfo {
 };
 
 inline constexpr OpInfo kOpTable[] = {
-#define MG_OP(name, source, suites, golden, isa, kernels, doc) OpInfo{#name, source, suites, golden != 0, isa != 0, kernels, doc},
+#define MG_OP(name, source, suites, golden, isa, kernels, doc) \
+  OpInfo{#name, source, suites, golden != 0, isa != 0, kernels, doc},
 #include "ops/op_table.def"
 #undef MG_OP
 };

@@ -13,22 +13,6 @@ using namespace detail;
 
 namespace {
 
-// x (contiguous) seen as [rows, n], without autograd.
-Tensor as_rows(const Tensor& x) {
-  const int64_t n = x.dim() ? x.shape().back() : 1, rows = n ? x.numel() / n : 0;
-  return make_view(x, {rows, n}, {n, 1}, x.offset());
-}
-
-// "[i, j, ...]": the multi-index of flat element `flat` of a tensor of shape `s`.
-std::string index_str(int64_t flat, const Shape& s) {
-  Shape idx(s.size());
-  for (size_t d = s.size(); d-- > 0;) {
-    idx[d] = flat % s[d];
-    flat /= s[d];
-  }
-  return shape_str(idx);
-}
-
 Tensor softmax_impl(const char* name, const Tensor& x, int64_t dim, bool log) {
   if (autocast_widens(x)) return softmax_impl(name, autocast_widen(x), dim, log);
   check_floating(name, x);

@@ -3,7 +3,9 @@
 // have two layers, and a masked mixer's multihead form 2 heads and expanded form expansion 2
 // (fields the flat form ignores).
 #include <cstdint>
+#include <vector>
 
+#include "core/factories.h"
 #include "nn/model_config.h"
 
 namespace mg::test {
@@ -31,6 +33,21 @@ inline ModelConfig tiny_model(ModelKind kind, MixerForm form = MixerForm::flat) 
 // V=64, d=32, n=16, 4 attention heads: trains for hundreds of steps in a moment.
 inline ModelConfig small_model(ModelKind kind, MixerForm form = MixerForm::flat) {
   return two_layer_model(kind, form, 64, 32, 16, 4);
+}
+
+// A named configuration, for SUBCASEs over model families and forms.
+struct ModelVariant {
+  const char* name;
+  ModelConfig config;
+};
+
+// Token ids v as an i32 [B, T] tensor.
+inline Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return from_vector(v, Shape{B, T}); }
+
+// ids with the token at position s replaced by another id of the tiny vocabulary ((t + 5) % 11).
+inline std::vector<int32_t> with_token_changed(std::vector<int32_t> ids, int64_t s) {
+  ids[size_t(s)] = (ids[size_t(s)] + 5) % 11;
+  return ids;
 }
 
 }  // namespace mg::test

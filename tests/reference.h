@@ -268,7 +268,8 @@ inline double info_nce_forward(const double* queries, const double* candidates, 
   double total = 0;
   for (int64_t g = 0; g < G; ++g) {
     std::vector<double> s(size_t(C), 0.0);
-    for (int64_t c = 0; c < C; ++c) cosine_similarity_forward(&s[size_t(c)], queries + g * D, candidates + (g * C + c) * D, 1, D);
+    for (int64_t c = 0; c < C; ++c)
+      cosine_similarity_forward(&s[size_t(c)], queries + g * D, candidates + (g * C + c) * D, 1, D);
     for (double& sc : s) sc /= tau;
     total += logsumexp(s.data(), C) - s[0];
   }

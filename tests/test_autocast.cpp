@@ -17,6 +17,7 @@
 #include "nn/lm.h"
 #include "nn/optim.h"
 #include "report/csv.h"
+#include "tests/lm_train_step.h"
 #include "tests/model_configs.h"
 #include "tests/temp_dir.h"
 #include "tests/test_helpers.h"
@@ -339,17 +340,7 @@ TEST_CASE("training under bf16 autocast: f32 AdamW state, the loss falls and tra
     AdamW opt(params, AdamWOptions{3e-3, 0.9, 0.99, 1e-8, 0.0});
     std::vector<double> losses;
     for (int step = 0; step < 15; ++step) {
-      Tensor ids = batch_ids(c, uint64_t(100 + step % 3));
-      Tensor loss;
-      {
-        AutocastGuard ac(autocast);
-        loss = shifted_lm_loss(model->forward(ids), ids);
-      }
-      loss.backward();
-      clip_grad_norm(params, 1.0);
-      opt.step();
-      opt.zero_grad();
-      losses.push_back(loss.item());
+      losses.push_back(lm_train_step(*model, opt, batch_ids(c, uint64_t(100 + step % 3)), autocast));
     }
     for (const Tensor& p : params) CHECK(p.dtype() == DType::f32);
     return losses;

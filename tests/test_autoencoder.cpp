@@ -28,17 +28,10 @@ constexpr int32_t kPad = 0;
 // L=2 on each side.
 ModelConfig tiny(ModelKind kind) { return tiny_model(kind); }
 
-struct Variant {
-  const char* name;
-  ModelConfig config;
-};
+using Variant = ModelVariant;
 std::vector<Variant> variants() {
   return {{"mixer", tiny(ModelKind::masked_mixer)}, {"transformer", tiny(ModelKind::llama)}};
 }
-
-
-
-Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return from_vector(v, Shape{B, T}); }
 
 // Two left-padded sequences (the training layout): the second has two pads in front.
 Tensor sample_ids() { return ids_tensor({3, 7, 1, 10, 4, 2, kPad, kPad, 8, 6, 5, 9}, 2, 6); }
@@ -55,13 +48,9 @@ TEST_CASE("autoencoders: gradcheck of the reconstruction loss w.r.t. every param
       Generator gen(21);
       auto model = make_autoencoder(v.config, gen, kF64);
       Tensor ids = sample_ids(), labels = sample_labels();
-      auto loss = [&](const std::vector<Tensor>&) { return reconstruction_loss(model->forward(ids), labels); };
       auto params = model->named_parameters();
       CHECK(params.size() == (v.config.kind == ModelKind::masked_mixer ? 2 + 2 * 2 * 10 : 2 + 2 * 2 * 9));
-      for (auto& [name, p] : params) {
-        INFO("parameter " << name << " " << p.desc());
-        check_grad(loss, {p});
-      }
+      check_grad_each([&] { return reconstruction_loss(model->forward(ids), labels); }, params);
     }
   }
 }
@@ -120,11 +109,10 @@ TEST_CASE("autoencoders: forward == decode(encode); z is the encoder's last posi
       std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
       Tensor z0 = model->encode(ids_tensor(base, 1, 6)), l0 = model->forward(ids_tensor(base, 1, 6));
       for (size_t s = 0; s < base.size(); ++s) {
-        std::vector<int32_t> changed = base;
-        changed[s] = (changed[s] + 5) % 11;
+        const Tensor changed = ids_tensor(with_token_changed(base, int64_t(s)), 1, 6);
         CAPTURE(s);
-        CHECK(max_abs_diff(model->encode(ids_tensor(changed, 1, 6)), z0) > 1e-6);
-        CHECK(max_abs_diff(model->forward(ids_tensor(changed, 1, 6)), l0) > 1e-6);
+        CHECK(max_abs_diff(model->encode(changed), z0) > 1e-6);
+        CHECK(max_abs_diff(model->forward(changed), l0) > 1e-6);
       }
     }
   }
@@ -152,13 +140,12 @@ TEST_CASE("autoencoders: a token that does not reach z cannot change the logits,
       std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
       Tensor h0 = model->encoder_states(ids_tensor(base, 1, 6)), l0 = model->forward(ids_tensor(base, 1, 6));
       for (int64_t s = 0; s < 5; ++s) {
-        std::vector<int32_t> changed = base;
-        changed[size_t(s)] = (changed[size_t(s)] + 5) % 11;
+        const Tensor changed = ids_tensor(with_token_changed(base, s), 1, 6);
         CAPTURE(s);
-        Tensor h = model->encoder_states(ids_tensor(changed, 1, 6));
+        Tensor h = model->encoder_states(changed);
         CHECK(max_abs_diff(h.narrow(1, s, 1), h0.narrow(1, s, 1)) > 1e-6);  // the encoder saw it
         CHECK(max_abs_diff(h.select(1, 5), h0.select(1, 5)) == 0.0);        // z did not
-        CHECK(max_abs_diff(model->forward(ids_tensor(changed, 1, 6)), l0) == 0.0);
+        CHECK(max_abs_diff(model->forward(changed), l0) == 0.0);
       }
       // The last token is z's own: changing it changes the logits.
       std::vector<int32_t> last = base;
@@ -176,10 +163,9 @@ TEST_CASE("autoencoders: encoder and decoder are causal") {
       std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
       Tensor h0 = model->encoder_states(ids_tensor(base, 1, 6));
       for (int64_t s = 1; s < 6; ++s) {
-        std::vector<int32_t> changed = base;
-        changed[size_t(s)] = (changed[size_t(s)] + 5) % 11;
+        const Tensor changed = ids_tensor(with_token_changed(base, s), 1, 6);
         CAPTURE(s);
-        CHECK(max_abs_diff(model->encoder_states(ids_tensor(changed, 1, 6)).narrow(1, 0, s), h0.narrow(1, 0, s)) == 0.0);
+        CHECK(max_abs_diff(model->encoder_states(changed).narrow(1, 0, s), h0.narrow(1, 0, s)) == 0.0);
       }
       // Decoder: a shorter decode is the prefix of the longer one.
       Tensor z = randn({2, 8}, 4, kF64);

@@ -35,6 +35,7 @@
 #include "ops/rope.h"
 #include "ops/softmax.h"
 #include "ops/tril.h"
+#include "tests/lm_train_step.h"
 #include "tests/model_configs.h"
 #include "tests/test_helpers.h"
 #ifdef MG_WITH_CUDA
@@ -740,16 +741,7 @@ std::vector<double> train_losses(const ModelConfig& c, Device dev, bool bf16, in
   std::vector<double> losses;
   for (int step = 0; step < steps; ++step) {
     Tensor ids = randint(0, int32_t(c.vocab_size), {4, c.n_ctx}, uint64_t(1000 + step % 5)).to(dev);
-    Tensor loss;
-    {
-      AutocastGuard ac(bf16);
-      loss = shifted_lm_loss(model->forward(ids), ids);
-    }
-    loss.backward();
-    clip_grad_norm(params, 1.0);
-    opt.step();
-    opt.zero_grad();
-    losses.push_back(loss.item());
+    losses.push_back(test::lm_train_step(*model, opt, ids, bf16));
   }
   return losses;
 }

@@ -142,8 +142,9 @@ TEST_CASE("golden: the op table, the registered cases and the fixture files agre
   for (const OpInfo& op : kOpTable) {
     if (!op.golden) continue;
     const bool registered = std::find(reg.begin(), reg.end(), op.name) != reg.end();
-    CHECK_MESSAGE(registered, "op '" << std::string(op.name) << "' is golden in ops/op_table.def, but tests/test_golden_ops.cpp "
-                                     << "registers no GOLDEN_CASE(" << std::string(op.name) << ", ...)");
+    CHECK_MESSAGE(registered, "op '" << std::string(op.name) << "' is golden in ops/op_table.def, but "
+                                     << "tests/test_golden_ops.cpp registers no GOLDEN_CASE(" << std::string(op.name)
+                                     << ", ...)");
     if (!std::filesystem::exists(fixture_path(op.name))) {
       FAIL_CHECK("op '" << std::string(op.name) << "' is golden in ops/op_table.def, but " << fixture_path(op.name)
                         << " is missing: run /usr/bin/python3 tests/golden/make_fixtures.py " << std::string(op.name));
@@ -286,7 +287,8 @@ GOLDEN_CASE(dropout, "Philox mask, p 0.05, 0.1, 0.5") {
     double p;
     uint64_t seed, offset;
   };
-  for (const Case& c : {Case{"p005", 0.05, 2024, 0}, Case{"p01", 0.1, 7, 3}, Case{"p05", 0.5, 0x9E3779B97F4A7C15ull, 1}}) {
+  for (const Case& c :
+       {Case{"p005", 0.05, 2024, 0}, Case{"p01", 0.1, 7, 3}, Case{"p05", 0.5, 0x9E3779B97F4A7C15ull, 1}}) {
     run_case(g, c.name, {"x"}, {},
              [c](const std::vector<Tensor>& in) { return dropout(in[0], c.p, true, c.seed, c.offset); }, kDefault);
     const std::vector<double> mask = vals(g.ref(c.name, "mask", DType::f64));

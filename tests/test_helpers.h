@@ -36,6 +36,19 @@ inline std::vector<double> vals(const Tensor& t) {
   return r;
 }
 
+// Values against reference values: |got - ref| <= tol * (1 + |ref|) everywhere. One assertion
+// per call; the first few offending elements are reported.
+inline void check_vals(const std::vector<double>& got, const std::vector<double>& ref, double tol) {
+  REQUIRE(got.size() == ref.size());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size() && bad < 5; ++i) {
+    if (std::abs(got[i] - ref[i]) <= tol * (1 + std::abs(ref[i]))) continue;
+    ++bad;
+    FAIL_CHECK("element " << i << ": " << got[i] << " vs reference " << ref[i]);
+  }
+  CHECK(bad == 0);
+}
+
 // max |a - b| over two tensors of the same number of elements.
 inline double max_abs_diff(const Tensor& a, const Tensor& b) {
   const std::vector<double> av = vals(a), bv = vals(b);
@@ -74,6 +87,26 @@ inline void check_grad(const std::function<Tensor(const std::vector<Tensor>&)>& 
   GradcheckResult r = gradcheck(f, in);
   INFO(r.message);
   CHECK(r.ok);
+}
+
+// Gradchecks the one-input f on two non-contiguous f64 leaves: leaf64_transposed(transposed)
+// and leaf64_strided(strided), seeds `seed` and seed + 1.
+inline void check_grad_non_contiguous(const std::function<Tensor(const std::vector<Tensor>&)>& f,
+                                      const Shape& transposed, const Shape& strided, uint64_t seed) {
+  const Tensor t = leaf64_transposed(transposed, seed), s = leaf64_strided(strided, seed + 1);
+  REQUIRE_FALSE(t.is_contiguous());
+  REQUIRE_FALSE(s.is_contiguous());
+  check_grad(f, {t});
+  check_grad(f, {s});
+}
+
+// A gradcheck of loss() w.r.t. each named parameter in turn, so a failure names the parameter.
+inline void check_grad_each(const std::function<Tensor()>& loss,
+                            const std::vector<std::pair<std::string, Tensor>>& params) {
+  for (const auto& [name, p] : params) {
+    INFO("parameter " << name << " " << p.desc());
+    check_grad([&](const std::vector<Tensor>&) { return loss(); }, {p});
+  }
 }
 
 inline void check_close(const Tensor& a, const std::vector<double>& expected, double tol = 1e-6) {

@@ -33,13 +33,6 @@ std::vector<double> naive_mix_heads(const Tensor& x, const Tensor& w, const Tens
   return y;
 }
 
-void check_vals(const std::vector<double>& got, const std::vector<double>& ref, double tol) {
-  REQUIRE(got.size() == ref.size());
-  int bad = 0;
-  for (size_t i = 0; i < ref.size(); ++i) bad += !(std::abs(got[i] - ref[i]) <= tol * (1 + std::abs(ref[i])));
-  CHECK(bad == 0);
-}
-
 Tensor leaf_from(const Tensor& t) {
   Tensor l = t.detach();
   l.set_requires_grad(true);

@@ -28,10 +28,7 @@ constexpr int32_t kPad = 0;
 // The tiny sizes of every test here.
 ModelConfig tiny(ModelKind kind, MixerForm form = MixerForm::flat) { return tiny_model(kind, form); }
 
-struct Variant {
-  const char* name;
-  ModelConfig config;
-};
+using Variant = ModelVariant;
 
 std::vector<Variant> all_variants() {
   return {{"mixer flat", tiny(ModelKind::masked_mixer, MixerForm::flat)},
@@ -40,10 +37,6 @@ std::vector<Variant> all_variants() {
           {"llama", tiny(ModelKind::llama)},
           {"gpt", tiny(ModelKind::gpt)}};
 }
-
-
-
-Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return from_vector(v, Shape{B, T}); }
 
 // Two sequences with pads (id 0) at the end of the second, so the gradcheck also covers ignored targets.
 Tensor sample_ids() { return ids_tensor({3, 7, 1, 10, 4, 2, 5, 9, 8, 6, 0, 0}, 2, 6); }
@@ -294,13 +287,7 @@ TEST_CASE("every model: gradcheck of the shifted loss w.r.t. every parameter (f6
       Generator gen(11);
       auto model = make_model(v.config, gen, kF64);
       Tensor ids = sample_ids();
-      auto params = model->named_parameters();
-      auto loss = [&](const std::vector<Tensor>&) { return lm_loss(model->forward(ids), ids, kPad); };
-      // One gradcheck per parameter tensor, so a failure names it.
-      for (auto& [name, p] : params) {
-        INFO("parameter " << name << " " << p.desc());
-        check_grad(loss, {p});
-      }
+      check_grad_each([&] { return lm_loss(model->forward(ids), ids, kPad); }, model->named_parameters());
     }
   }
 }
@@ -362,9 +349,7 @@ TEST_CASE("every model is causal: changing token s leaves logits at positions < 
       std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
       Tensor ref = model->forward(ids_tensor(base, 1, 6));
       for (int64_t s = 0; s < 6; ++s) {
-        std::vector<int32_t> changed = base;
-        changed[size_t(s)] = (changed[size_t(s)] + 5) % 11;
-        Tensor out = model->forward(ids_tensor(changed, 1, 6));
+        Tensor out = model->forward(ids_tensor(with_token_changed(base, s), 1, 6));
         CAPTURE(s);
         if (s > 0) CHECK(max_abs_diff(ref.narrow(1, 0, s), out.narrow(1, 0, s)) == 0.0);
         // ...while position s itself does change (the test is not vacuous).

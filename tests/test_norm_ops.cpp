@@ -15,19 +15,6 @@ using namespace mg::test;
 namespace {
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-
-// One assertion per call; the first few offending elements are reported.
-void check_vals(const std::vector<double>& got, const std::vector<double>& ref, double tol) {
-  REQUIRE(got.size() == ref.size());
-  size_t bad = 0;
-  for (size_t i = 0; i < got.size() && bad < 5; ++i) {
-    if (std::abs(got[i] - ref[i]) <= tol * (1 + std::abs(ref[i]))) continue;
-    ++bad;
-    FAIL_CHECK("element " << i << ": " << got[i] << " vs reference " << ref[i]);
-  }
-  CHECK(bad == 0);
-}
-
 // The plain references (tests/reference.h) over rows of the last dim; w/b empty = no affine.
 std::vector<double> ref_layer_norm(const std::vector<double>& x, int64_t D, const std::vector<double>& w,
                                    const std::vector<double>& b, double eps) {

@@ -151,7 +151,8 @@ TEST_CASE("op table: docs/ops.md has a row for every op and none for anything el
                          << std::count(documented.begin(), documented.end(), op.name) << " rows in docs/ops.md, not 1");
   const std::set<std::string> names = table_names();
   for (const std::string& d : documented)
-    CHECK_MESSAGE(names.count(d) == 1, "docs/ops.md has a row for '" << d << "', which is not an op of ops/op_table.def");
+    CHECK_MESSAGE(names.count(d) == 1,
+                  "docs/ops.md has a row for '" << d << "', which is not an op of ops/op_table.def");
 }
 
 // A fused-kernel file (cpu/<family>_kernels.cpp) that dispatches on the ISA (isa_markers()):
@@ -178,8 +179,8 @@ TEST_CASE("op table: every op with an ISA-dispatching CPU kernel is flagged isa,
     if (!op.isa) continue;
     for (const std::string& suite : op_field_words(op.suites))
       CHECK_MESSAGE(std::find(reruns.begin(), reruns.end(), suite) != reruns.end(),
-                    "suite " << suite << " of op '" << std::string(op.name) << "' (isa = 1) has no " << suite << "_avx2 / " << suite
-                             << "_base reruns in CMakeLists.txt");
+                    "suite " << suite << " of op '" << std::string(op.name) << "' (isa = 1) has no " << suite
+                             << "_avx2 / " << suite << "_base reruns in CMakeLists.txt");
   }
   // And CMake reruns nothing else.
   for (const std::string& suite : reruns) {

@@ -35,6 +35,12 @@ ModelConfig tiny(ModelKind kind) {
 
 using test::error_of;
 
+// The tiny masked mixer the single-model tests recover inputs through (weights from seed 5).
+std::unique_ptr<LanguageModel> tiny_mixer() {
+  Generator gen(5);
+  return make_model(tiny(ModelKind::masked_mixer), gen);
+}
+
 // Mean of loss[from, from + width).
 double window_mean(const std::vector<double>& v, size_t from, size_t width) {
   return std::accumulate(v.begin() + long(from), v.begin() + long(from + width), 0.0) / double(width);
@@ -85,8 +91,7 @@ TEST_SUITE("representation") {
   }
 
   TEST_CASE("a tiny untrained masked mixer: the input is recovered exactly, weights untouched") {
-    Generator gen(5);
-    auto model = make_model(tiny(ModelKind::masked_mixer), gen);
+    auto model = tiny_mixer();
     std::vector<Tensor> before;
     for (const Tensor& p : model->parameters()) before.push_back(p.clone());
     Tensor ids = randint(0, 64, {3, 8}, 7);
@@ -138,8 +143,7 @@ TEST_SUITE("representation") {
   }
 
   TEST_CASE("l2 and cosine losses also descend") {
-    Generator gen(5);
-    auto model = make_model(tiny(ModelKind::masked_mixer), gen);
+    auto model = tiny_mixer();
     Tensor ids = randint(0, 64, {2, 8}, 9);
     RepresentationOptions o;
     o.steps = 100;
@@ -155,8 +159,7 @@ TEST_SUITE("representation") {
   }
 
   TEST_CASE("pad positions are left out of the metric") {
-    Generator gen(5);
-    auto model = make_model(tiny(ModelKind::masked_mixer), gen);
+    auto model = tiny_mixer();
     // Prompt 0 is all pad (id 63) except position 0; prompt 1 has no pad.
     std::vector<int32_t> v(16, 63);
     v[0] = 5;
@@ -176,8 +179,7 @@ TEST_SUITE("representation") {
   }
 
   TEST_CASE("bad arguments are errors that name the problem") {
-    Generator gen(5);
-    auto model = make_model(tiny(ModelKind::masked_mixer), gen);
+    auto model = tiny_mixer();
     Tensor ids = randint(0, 64, {1, 8}, 1);
     RepresentationOptions o;
     o.layer = 3;
@@ -196,8 +198,7 @@ TEST_SUITE("representation") {
   }
 
   TEST_CASE("tune_representation_lr picks a step size that descends") {
-    Generator gen(5);
-    auto model = make_model(tiny(ModelKind::masked_mixer), gen);
+    auto model = tiny_mixer();
     Tensor ids = randint(0, 64, {2, 8}, 3);
     RepresentationOptions o;
     double lr = tune_representation_lr(*model, ids, o, {1e-6, 0.02, 1e6}, 30);

@@ -244,11 +244,11 @@ TEST_SUITE("retrieval") {
     o.embed.position = EmbedPosition::last;
     o.group_size = 5;       // the query + all four documents
     o.groups_per_step = 4;  // every query every step: the same loss function each step
-    o.steps = 2;
-    o.warmup_steps = 0;
-    o.lr = 1e-2;
+    o.train.steps = 2;
+    o.train.warmup_steps = 0;
+    o.train.lr = 1e-2;
     o.temperature = 0.1;
-    o.log_every = 1;
+    o.train.log_every = 1;
     std::vector<int64_t> logged;
     InfoNceStats st = train_info_nce(*model, q, d, kPad, o, [&](int64_t step, double) { logged.push_back(step); });
     REQUIRE(st.losses.size() == 2);
@@ -261,20 +261,20 @@ TEST_SUITE("retrieval") {
     Tensor l0 = info_nce_group_loss(*model, q, d, kPad, qi, cands, o);
     CHECK(l0.dim() == 0);
     CHECK(std::isfinite(l0.item()));
-    o.steps = 20;
+    o.train.steps = 20;
     st = train_info_nce(*model, q, d, kPad, o);
     CHECK(st.last_loss < st.first_loss);
     CHECK(info_nce_group_loss(*model, q, d, kPad, qi, cands, o).item() < l0.item());
     // In-batch negatives.
     InfoNceOptions ib = o;
     ib.in_batch = 4;
-    ib.steps = 10;
+    ib.train.steps = 10;
     st = train_info_nce(*model, q, d, kPad, ib);
     CHECK(st.steps == 10);
     CHECK(st.last_loss < st.first_loss);
     // One epoch by default; too large groups are an error.
     InfoNceOptions ep = o;
-    ep.steps = 0;
+    ep.train.steps = 0;
     ep.groups_per_step = 3;
     CHECK(train_info_nce(*model, q, d, kPad, ep).steps == 2);
     ep.group_size = 6;
@@ -345,11 +345,11 @@ TEST_SUITE("retrieval frozen embeddings") {
     FrozenRetrievalOptions o;
     o.pool_size = c;
     o.depth = 2;
-    o.batch_size = 16;
-    o.steps = 600;
-    o.lr = 1e-2;
-    o.warmup_steps = 10;
-    o.log_every = 50;
+    o.train.batch_size = 16;
+    o.train.steps = 600;
+    o.train.lr = 1e-2;
+    o.train.warmup_steps = 10;
+    o.train.log_every = 50;
     FrozenRetrievalResult r = train_frozen_retrieval(m, q, docs, tq, td, o, 5);
     REQUIRE(r.losses.size() == 600);
     CHECK(r.train_loss < std::log(double(c - 1)) * 0.7);

@@ -427,17 +427,15 @@ TEST_CASE("bpe load rejects corrupt, truncated and wrong-version files with file
     CHECK(msg.find(path + ":" + std::to_string(line_no) + ":") != std::string::npos);
     CHECK(msg.find(fragment) != std::string::npos);
   };
+  // The good file with line i (0-based) replaced by `text`.
+  auto with_line = [&](size_t i, const std::string& text) {
+    auto l = good;
+    l[i] = text;
+    return l;
+  };
 
-  {
-    auto l = good;
-    l[0] = "mixgrad-bpe 2";
-    expect_error(l, 1, "version");
-  }
-  {
-    auto l = good;
-    l[0] = "something-else 1";
-    expect_error(l, 1, "not a mixgrad BPE file");
-  }
+  expect_error(with_line(0, "mixgrad-bpe 2"), 1, "version");
+  expect_error(with_line(0, "something-else 1"), 1, "not a mixgrad BPE file");
   {
     auto l = good;
     l.resize(l.size() - 3);  // lose the last two merges and "end"
@@ -448,41 +446,14 @@ TEST_CASE("bpe load rejects corrupt, truncated and wrong-version files with file
     l.pop_back();  // all merges present, "end" missing
     expect_error(l, static_cast<int>(l.size()) + 1, "end of file");
   }
-  {
-    auto l = good;
-    l[1] = "vocab_size 301";
-    expect_error(l, 4, "vocab_size 301");
-  }
-  {
-    auto l = good;
-    l[1] = "vocab_size x1";
-    expect_error(l, 2, "integer");
-  }
-  {
-    auto l = good;
-    l[8] = "256 97 \\x00a";  // merge 1 may use id 256, but its bytes are wrong
-    expect_error(l, 9, "do not match");
-  }
-  {
-    auto l = good;
-    l[8] = "300 97 zz";  // forward reference
-    expect_error(l, 9, "left id 300");
-  }
-  {
-    auto l = good;
-    l[10] = "97  98 ab";
-    expect_error(l, 11, "malformed");
-  }
-  {
-    auto l = good;
-    l[10] = "97 98 a\\q";
-    expect_error(l, 11, "escaped");
-  }
-  {
-    auto l = good;
-    l[5] = "special " + std::to_string(tok.pad_id()) + " eos <|pad|>";
-    expect_error(l, 6, "role");
-  }
+  expect_error(with_line(1, "vocab_size 301"), 4, "vocab_size 301");
+  expect_error(with_line(1, "vocab_size x1"), 2, "integer");
+  // Merge 1 may use id 256, but its bytes are wrong; then a forward reference.
+  expect_error(with_line(8, "256 97 \\x00a"), 9, "do not match");
+  expect_error(with_line(8, "300 97 zz"), 9, "left id 300");
+  expect_error(with_line(10, "97  98 ab"), 11, "malformed");
+  expect_error(with_line(10, "97 98 a\\q"), 11, "escaped");
+  expect_error(with_line(5, "special " + std::to_string(tok.pad_id()) + " eos <|pad|>"), 6, "role");
   {
     auto l = good;
     l.push_back("junk");

@@ -468,8 +468,10 @@ DROPOUT_CASES = [("p005", (4, 33), 0.05, 2024, 0), ("p01", (3, 5, 7), 0.1, 7, 3)
 def golden_dropout():
     """torch cannot draw core/philox.h's mask, so the mask is computed by the port above and
     stored as "<case>.mask"; torch applies it (x * mask * (1 / (1 - p))) and differentiates."""
-    f = Fixture("dropout", 140, formula="x * mask * (1 / (1 - p)), mask[i] = (philox uniform_f32(seed, offset, i) >= p)",
-                cases_doc="; ".join(f"{c}: {list(s)} p {p} seed {seed:#x} offset {o}" for c, s, p, seed, o in DROPOUT_CASES))
+    f = Fixture("dropout", 140,
+                formula="x * mask * (1 / (1 - p)), mask[i] = (philox uniform_f32(seed, offset, i) >= p)",
+                cases_doc="; ".join(f"{c}: {list(s)} p {p} seed {seed:#x} offset {o}"
+                                    for c, s, p, seed, o in DROPOUT_CASES))
     for case, shape, p, seed, offset in DROPOUT_CASES:
         x = f.randn(*shape)
         mask = dropout_mask(x.numel(), p, seed, offset).reshape(shape)

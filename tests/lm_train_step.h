@@ -1,0 +1,28 @@
+#pragma once
+// One training step of a language model as the trainer takes it, for tests that train briefly.
+#include <vector>
+
+#include "core/autocast.h"
+#include "nn/lm.h"
+#include "nn/lm_loss.h"
+#include "nn/optim.h"
+
+namespace mg::test {
+
+// The shifted next-token loss of `model` on ids (forward under bf16 autocast when `bf16`), its
+// backward, the gradient norm clipped to 1, one optimizer step and the gradients dropped.
+// Returns the loss.
+inline double lm_train_step(LanguageModel& model, Optimizer& opt, const Tensor& ids, bool bf16) {
+  Tensor loss;
+  {
+    AutocastGuard ac(bf16);
+    loss = shifted_lm_loss(model.forward(ids), ids);
+  }
+  loss.backward();
+  clip_grad_norm(opt.params(), 1.0);
+  opt.step();
+  opt.zero_grad();
+  return loss.item();
+}
+
+}  // namespace mg::test
