@@ -22,36 +22,16 @@
 namespace mg::repro {
 
 // ---- correctly rounded primitives, spelled so that nothing else can be substituted ----------
-// Device code names CUDA's round-to-nearest intrinsics, which nvcc never contracts; host code
-// the plain IEEE operations (std::fma for the fused one).
+// Each names its device form (CUDA's round-to-nearest intrinsics, which nvcc never contracts)
+// and its host form (the plain IEEE operation; std::fma for the fused one).
 
 #if defined(__CUDA_ARCH__)
-MG_HD float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-MG_HD double fma(double a, double b, double c) { return __fma_rn(a, b, c); }
-MG_HD float mul(float a, float b) { return __fmul_rn(a, b); }
-MG_HD double mul(double a, double b) { return __dmul_rn(a, b); }
-MG_HD float add(float a, float b) { return __fadd_rn(a, b); }
-MG_HD double add(double a, double b) { return __dadd_rn(a, b); }
-MG_HD float div(float a, float b) { return __fdiv_rn(a, b); }
-MG_HD double div(double a, double b) { return __ddiv_rn(a, b); }
-MG_HD float sqrt(float a) { return __fsqrt_rn(a); }
-MG_HD double sqrt(double a) { return __dsqrt_rn(a); }
-MG_HD uint32_t bits(float f) { return __float_as_uint(f); }
-MG_HD float float_from_bits(uint32_t u) { return __uint_as_float(u); }
-MG_HD uint64_t bits(double d) { return uint64_t(__double_as_longlong(d)); }
-MG_HD double double_from_bits(uint64_t u) { return __longlong_as_double((long long)u); }
+#define MG_REPRO_DEVICE_OR_HOST(device, host) device
 #else
-MG_HD float fma(float a, float b, float c) { return std::fma(a, b, c); }
-MG_HD double fma(double a, double b, double c) { return std::fma(a, b, c); }
-MG_HD float mul(float a, float b) { return a * b; }
-MG_HD double mul(double a, double b) { return a * b; }
-MG_HD float add(float a, float b) { return a + b; }
-MG_HD double add(double a, double b) { return a + b; }
-MG_HD float div(float a, float b) { return a / b; }
-MG_HD double div(double a, double b) { return a / b; }
-MG_HD float sqrt(float a) { return std::sqrt(a); }
-MG_HD double sqrt(double a) { return std::sqrt(a); }
-// Bit casts through memcpy (the compiler turns them into register moves).
+#define MG_REPRO_DEVICE_OR_HOST(device, host) host
+#endif
+
+// A bit cast through memcpy (the compiler turns it into a register move).
 template <class To, class From>
 MG_HD To bit_copy(From v) {
   static_assert(sizeof(To) == sizeof(From));
@@ -59,11 +39,38 @@ MG_HD To bit_copy(From v) {
   std::memcpy(&out, &v, sizeof out);
   return out;
 }
-MG_HD uint32_t bits(float f) { return bit_copy<uint32_t>(f); }
-MG_HD float float_from_bits(uint32_t u) { return bit_copy<float>(u); }
-MG_HD uint64_t bits(double d) { return bit_copy<uint64_t>(d); }
-MG_HD double double_from_bits(uint64_t u) { return bit_copy<double>(u); }
-#endif
+
+MG_HD float fma(float a, float b, float c) { return MG_REPRO_DEVICE_OR_HOST(__fmaf_rn(a, b, c), std::fma(a, b, c)); }
+MG_HD double fma(double a, double b, double c) { return MG_REPRO_DEVICE_OR_HOST(__fma_rn(a, b, c), std::fma(a, b, c)); }
+MG_HD float mul(float a, float b) { return MG_REPRO_DEVICE_OR_HOST(__fmul_rn(a, b), a * b); }
+MG_HD double mul(double a, double b) { return MG_REPRO_DEVICE_OR_HOST(__dmul_rn(a, b), a * b); }
+MG_HD float add(float a, float b) { return MG_REPRO_DEVICE_OR_HOST(__fadd_rn(a, b), a + b); }
+MG_HD double add(double a, double b) { return MG_REPRO_DEVICE_OR_HOST(__dadd_rn(a, b), a + b); }
+MG_HD float div(float a, float b) { return MG_REPRO_DEVICE_OR_HOST(__fdiv_rn(a, b), a / b); }
+MG_HD double div(double a, double b) { return MG_REPRO_DEVICE_OR_HOST(__ddiv_rn(a, b), a / b); }
+MG_HD float sqrt(float a) { return MG_REPRO_DEVICE_OR_HOST(__fsqrt_rn(a), std::sqrt(a)); }
+MG_HD double sqrt(double a) { return MG_REPRO_DEVICE_OR_HOST(__dsqrt_rn(a), std::sqrt(a)); }
+MG_HD uint32_t bits(float f) { return MG_REPRO_DEVICE_OR_HOST(__float_as_uint(f), bit_copy<uint32_t>(f)); }
+MG_HD float float_from_bits(uint32_t u) { return MG_REPRO_DEVICE_OR_HOST(__uint_as_float(u), bit_copy<float>(u)); }
+MG_HD uint64_t bits(double d) {
+  return MG_REPRO_DEVICE_OR_HOST(uint64_t(__double_as_longlong(d)), bit_copy<uint64_t>(d));
+}
+MG_HD double double_from_bits(uint64_t u) {
+  return MG_REPRO_DEVICE_OR_HOST(__longlong_as_double((long long)u), bit_copy<double>(u));
+}
+
+#undef MG_REPRO_DEVICE_OR_HOST
+
+// horner(x, c0, c1, ..., cn) = (...((c0 x + c1) x + c2) ...) x + cn, one fma per step, in that
+// order: the polynomials below are written highest coefficient first.
+template <class T>
+MG_HD T horner(T, T c0) {
+  return c0;
+}
+template <class T, class... C>
+MG_HD T horner(T x, T c0, T c1, C... rest) {
+  return horner(x, fma(x, c0, c1), T(rest)...);
+}
 
 // ---- natural logarithm -----------------------------------------------------------------------
 // fdlibm's method: x = 2^k m with m in [sqrt(2)/2, sqrt(2)), f = m - 1 (exact),
@@ -79,7 +86,7 @@ MG_HD float log(float x) {
   const float f = add(float_from_bits(ix | (i ^ 0x3f800000u)), -1.0f);
   const float s = div(f, add(2.0f, f));
   const float z = mul(s, s);
-  const float R = mul(z, fma(z, fma(z, fma(z, 0x1.f13c4cp-3f, 0x1.23d3dcp-2f), 0x1.999c26p-2f), 0x1.555554p-1f));
+  const float R = mul(z, horner(z, 0x1.f13c4cp-3f, 0x1.23d3dcp-2f, 0x1.999c26p-2f, 0x1.555554p-1f));
   const float hf = mul(0.5f, f);  // exact
   const float dk = float(k);
   // f - hf*f + s*(hf*f + R) + k*ln2_lo + k*ln2_hi, small terms first
@@ -97,14 +104,9 @@ MG_HD double log(double x) {
   const double f = add(double_from_bits(ix | (i ^ uint64_t(0x3ff0000000000000))), -1.0);
   const double s = div(f, add(2.0, f));
   const double z = mul(s, s);
-  double p = 1.479819860511658591e-01;
-  p = fma(z, p, 1.531383769920937332e-01);
-  p = fma(z, p, 1.818357216161805012e-01);
-  p = fma(z, p, 2.222219843214978396e-01);
-  p = fma(z, p, 2.857142874366239149e-01);
-  p = fma(z, p, 3.999999999940941908e-01);
-  p = fma(z, p, 6.666666666666735130e-01);
-  const double R = mul(z, p);
+  const double R = mul(z, horner(z, 1.479819860511658591e-01, 1.531383769920937332e-01, 1.818357216161805012e-01,
+                                  2.222219843214978396e-01, 2.857142874366239149e-01, 3.999999999940941908e-01,
+                                  6.666666666666735130e-01));
   const double hf = mul(0.5, f);
   const double dk = double(k);
   const double a = fma(s, fma(hf, f, R), mul(dk, 1.90821492927058770002e-10));
@@ -118,41 +120,26 @@ MG_HD double log(double x) {
 
 MG_HD float sin_halfpi(float r) {
   const float r2 = mul(r, r);
-  const float q = fma(r2, fma(r2, fma(r2, 0x1.507834p-13f, -0x1.32d2ccp-8f), 0x1.466bc6p-4f), -0x1.4abbcep-1f);
-  return fma(r, 0x1.921fb6p+0f, mul(r, fma(r2, q, -0x1.777a5cp-25f)));
+  const float q = horner(r2, 0x1.507834p-13f, -0x1.32d2ccp-8f, 0x1.466bc6p-4f, -0x1.4abbcep-1f, -0x1.777a5cp-25f);
+  return fma(r, 0x1.921fb6p+0f, mul(r, q));
 }
 MG_HD float cos_halfpi(float r) {
   const float r2 = mul(r, r);
-  const float q =
-      fma(r2, fma(r2, fma(r2, fma(r2, -0x1.a6d1f2p-16f, 0x1.e1f506p-11f), -0x1.55d3c8p-6f), 0x1.03c1f0p-2f),
-          -0x1.3bd3ccp+0f);
-  return fma(r2, q, 1.0f);
+  return horner(r2, -0x1.a6d1f2p-16f, 0x1.e1f506p-11f, -0x1.55d3c8p-6f, 0x1.03c1f0p-2f, -0x1.3bd3ccp+0f, 1.0f);
 }
 
 MG_HD double sin_halfpi(double r) {
   const double r2 = mul(r, r);
-  double q = 0x1.aaec32af93359p-38;
-  q = fma(r2, q, -0x1.6fadb9f155744p-31);
-  q = fma(r2, q, 0x1.e8f434d018d63p-25);
-  q = fma(r2, q, -0x1.e3074fde8871fp-19);
-  q = fma(r2, q, 0x1.50783487ee782p-13);
-  q = fma(r2, q, -0x1.32d2cce62bd86p-8);
-  q = fma(r2, q, 0x1.466bc6775aae2p-4);
-  q = fma(r2, q, -0x1.4abbce625be53p-1);
-  return fma(r, 0x1.921fb54442d18p+0, mul(r, fma(r2, q, 0x1.1a62633145c07p-54)));
+  const double q = horner(r2, 0x1.aaec32af93359p-38, -0x1.6fadb9f155744p-31, 0x1.e8f434d018d63p-25,
+                          -0x1.e3074fde8871fp-19, 0x1.50783487ee782p-13, -0x1.32d2cce62bd86p-8,
+                          0x1.466bc6775aae2p-4, -0x1.4abbce625be53p-1, 0x1.1a62633145c07p-54);
+  return fma(r, 0x1.921fb54442d18p+0, mul(r, q));
 }
 MG_HD double cos_halfpi(double r) {
   const double r2 = mul(r, r);
-  double q = -0x1.2a0c591af8314p-41;
-  q = fma(r2, q, 0x1.20c62c2f2d7f5p-34);
-  q = fma(r2, q, -0x1.b6e24f44b128fp-28);
-  q = fma(r2, q, 0x1.f9d38a3763cc3p-22);
-  q = fma(r2, q, -0x1.a6d1f2a204a8cp-16);
-  q = fma(r2, q, 0x1.e1f506891babbp-11);
-  q = fma(r2, q, -0x1.55d3c7e3cbffap-6);
-  q = fma(r2, q, 0x1.03c1f081b5ac4p-2);
-  q = fma(r2, q, -0x1.3bd3cc9be45dep+0);
-  return fma(r2, q, 1.0);
+  return horner(r2, -0x1.2a0c591af8314p-41, 0x1.20c62c2f2d7f5p-34, -0x1.b6e24f44b128fp-28, 0x1.f9d38a3763cc3p-22,
+                -0x1.a6d1f2a204a8cp-16, 0x1.e1f506891babbp-11, -0x1.55d3c7e3cbffap-6, 0x1.03c1f081b5ac4p-2,
+                -0x1.3bd3cc9be45dep+0, 1.0);
 }
 
 // sin (or cos) of 2 pi w / 2^24 for an integer w in [0, 2^24]. The quadrant is split off in

@@ -106,7 +106,8 @@ int autoencode_plot(const std::vector<std::string>& argv) {
   MG_CHECK(a.has("runs") && a.has("out"), "autoencode plot: --runs DIR[,DIR...] and --out FILE.png are required");
   const std::string out = a.get("out", "");
   report::LinePlot plot;
-  plot.title = a.get("title", "Autoencoder test (validation) reconstruction loss");
+  plot.title = "Autoencoder test (validation) reconstruction loss";
+  a.read("title", plot.title);
   plot.xlabel = "step";
   plot.ylabel = "cross-entropy (nats)";
   const std::string csv_path = fs::path(out).replace_extension(".csv").string();

@@ -41,7 +41,23 @@ int run_tokenize(const std::vector<std::string>& argv) {
   return 0;
 }
 
+namespace {
+constexpr const char* kTrainUsage =
+    "usage: mixgrad train CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]\n"
+    "  trains the model of a run config (experiments/configs/*.yaml); Ctrl-C or SIGTERM stops with a\n"
+    "  checkpoint, --resume continues it bit for bit.\n"
+    "data-parallel (a build with MPI; docs/distributed.md):\n"
+    "  mpirun -np N build/mixgrad train CONFIG.yaml        each rank takes one micro-batch per step\n"
+    "  (as root add --allow-run-as-root; train.grad_accum_steps accumulates micro-batches per rank;\n"
+    "  train.deterministic: true makes N ranks bitwise one process with N accumulation steps)";
+}  // namespace
+
 int run_train(const std::vector<std::string>& argv) {
+  for (const auto& a : argv)
+    if (a == "--help" || a == "-h") {
+      std::printf("%s\n", kTrainUsage);
+      return 0;
+    }
   TrainOptions o;
   RunConfig rc = parse_train_args("train", argv, o);
   TrainSummary s = train_run(rc, o);

@@ -9,6 +9,7 @@
 #include "nn/checkpoint.h"
 #include "nn/lm.h"
 #include "train/batch_source.h"
+#include "train/communicator.h"
 
 namespace mg {
 
@@ -57,7 +58,11 @@ TrainSummary train_objective(const RunConfig& rc, const TrainOptions& opts,
   validate_train_settings(rc.train, rc.name);
   const Device dev = parse_device(rc.train.device);
   const std::string ckpt = rc.out_dir + "/checkpoint.safetensors";
+  // Rank 0 builds the data cache (tokenizer, shards) while the others wait, then they read it.
+  Communicator& comm = world();
+  if (comm.rank() != 0) comm.any(false);
   PreparedData data = prepare_data(rc.data);
+  if (comm.rank() == 0 && comm.size() > 1) comm.any(false);
   const BpeTokenizer& tok = *data.tokenizer;
   const std::string fingerprint = std::to_string(tokenizer_fingerprint(tok));
   if (opts.resume && fs::exists(ckpt)) {
@@ -83,7 +88,8 @@ TrainSummary train_objective(const RunConfig& rc, const TrainOptions& opts,
   TrainSummary sum;
   sum.num_parameters = model.num_parameters();
   sum.unigram_entropy = unigram_entropy(*data.train);
-  std::fprintf(stderr, "train: %s, %lld parameters, %llu train / %llu validation samples, unigram baseline %.3f nats\n",
+  if (comm.rank() == 0)
+    std::fprintf(stderr, "train: %s, %lld parameters, %llu train / %llu validation samples, unigram baseline %.3f nats\n",
                obj.summary.c_str(), (long long)sum.num_parameters, (unsigned long long)batcher.samples_per_epoch(),
                (unsigned long long)val_batches.num_samples(), sum.unigram_entropy);
 
@@ -112,7 +118,7 @@ TrainSummary train_objective(const RunConfig& rc, const TrainOptions& opts,
   sum.validation = r.validation;
   sum.seconds = r.seconds;
   sum.tokens_per_second = r.tokens_per_second;
-  if (obj.sample) {
+  if (obj.sample && comm.rank() == 0) {
     sum.sample = obj.sample(data);
     std::ofstream(rc.out_dir + "/samples.txt") << sum.sample << "\n";
   }

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "experiments/commands.h"
+#include "train/communicator.h"
 
 namespace {
 
@@ -20,7 +21,9 @@ struct Command {
 const Command kCommands[] = {
     {"example", mg::run_example, "fit a tiny MLP by gradient descent and print its falling loss"},
     {"tokenize", mg::run_tokenize, "CONFIG.yaml: train the tokenizer and write the token shards"},
-    {"train", mg::run_train, "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model"},
+    {"train", mg::run_train,
+     "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model\n"
+     "               (data-parallel: mpirun -np N mixgrad train CONFIG.yaml; see train --help)"},
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
     {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
@@ -50,7 +53,10 @@ int main(int argc, char** argv) {
     try {
       return c.run(args);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "mixgrad %s: error: %s\n", c.name, e.what());
+      const std::string msg = std::string("mixgrad ") + c.name + ": error: " + e.what();
+      // In a data-parallel run the other ranks may be waiting in a collective: end them all.
+      if (mg::world().size() > 1) mg::world().abort(msg);
+      std::fprintf(stderr, "%s\n", msg.c_str());
       return 1;
     }
   }

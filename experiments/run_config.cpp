@@ -72,6 +72,7 @@ void read_data(YamlSection s, DataConfig& d) {
 
 void read_train(YamlSection s, TrainSettings& t) {
   s.get("batch_size", t.batch_size);
+  s.get("grad_accum_steps", t.grad_accum_steps);
   s.get("steps", t.steps);
   s.get("lr", t.lr);
   s.get("warmup_steps", t.warmup_steps);

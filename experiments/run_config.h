@@ -10,12 +10,14 @@
 //            mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta, init_std}
 //   data:   {format, path, field, separator, max_document_bytes, max_documents, vocab_size,
 //            cache_dir, validation: {mode, fraction, count}, batching, pad_side}
-//   train:  {batch_size, steps, lr, warmup_steps, decay, min_lr, weight_decay, beta1, beta2,
-//            eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every, seed,
-//            threads, device, precision, deterministic, time_limit_minutes}
+//   train:  {batch_size, grad_accum_steps, steps, lr, warmup_steps, decay, min_lr, weight_decay,
+//            beta1, beta2, eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every,
+//            seed, threads, device, precision, deterministic, time_limit_minutes}
+//            (train/train_settings.h: meanings and defaults)
 //            precision: f32 (default) or bf16 (autocast, core/autocast.h: bf16 matmuls with f32
 //            accumulation, f32 master weights and AdamW state); deterministic: true makes the run
-//            bitwise reproducible on one GPU (core/determinism.h; CPU runs always are)
+//            bitwise reproducible on one GPU (core/determinism.h; CPU runs always are) and makes
+//            N MPI ranks bitwise one process with N accumulation steps (docs/distributed.md)
 #include <cstdint>
 #include <string>
 

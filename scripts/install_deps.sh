@@ -4,7 +4,8 @@
 #     --corpus: also npm, which fetches the default corpus
 #     --fuzz:   also clang, its sanitizer/libFuzzer runtimes and OpenMP (scripts/fuzz.sh)
 set -euo pipefail
-pkgs=(cmake g++ make doctest-dev libyaml-cpp-dev libopenblas-dev libstb-dev)
+# openmpi: data-parallel training (optional for a build; installed so test_distributed runs).
+pkgs=(cmake g++ make doctest-dev libyaml-cpp-dev libopenblas-dev libstb-dev openmpi-bin libopenmpi-dev)
 for arg in "$@"; do
   case "$arg" in
     --corpus) command -v npm >/dev/null || pkgs+=(npm) ;;

@@ -44,10 +44,15 @@ struct ModelVariant {
 // Token ids v as an i32 [B, T] tensor.
 inline Tensor ids_tensor(const std::vector<int32_t>& v, int64_t B, int64_t T) { return from_vector(v, Shape{B, T}); }
 
-// ids with the token at position s replaced by another id of the tiny vocabulary ((t + 5) % 11).
-inline std::vector<int32_t> with_token_changed(std::vector<int32_t> ids, int64_t s) {
-  ids[size_t(s)] = (ids[size_t(s)] + 5) % 11;
-  return ids;
+// A sequence of tiny-vocabulary ids that fills the tiny context (6 tokens).
+inline const std::vector<int32_t> kTinySequence = {3, 7, 1, 10, 4, 2};
+
+// kTinySequence as ids [1, 6]; with changed_at = s >= 0, the token at position s is replaced by
+// another id ((t + 5) % 11), for causality tests.
+inline Tensor tiny_sequence_ids(int64_t changed_at = -1) {
+  std::vector<int32_t> ids = kTinySequence;
+  if (changed_at >= 0) ids[size_t(changed_at)] = (ids[size_t(changed_at)] + 5) % 11;
+  return ids_tensor(ids, 1, int64_t(ids.size()));
 }
 
 }  // namespace mg::test

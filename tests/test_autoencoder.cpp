@@ -33,6 +33,12 @@ std::vector<Variant> variants() {
   return {{"mixer", tiny(ModelKind::masked_mixer)}, {"transformer", tiny(ModelKind::llama)}};
 }
 
+// The autoencoder of config c in f64, its weights drawn from Generator(seed).
+std::unique_ptr<Autoencoder> f64_autoencoder(const ModelConfig& c, uint64_t seed) {
+  Generator gen(seed);
+  return make_autoencoder(c, gen, kF64);
+}
+
 // Two left-padded sequences (the training layout): the second has two pads in front.
 Tensor sample_ids() { return ids_tensor({3, 7, 1, 10, 4, 2, kPad, kPad, 8, 6, 5, 9}, 2, 6); }
 // The batcher's labels: the ids with kIgnoreIndex (-100) at the padding positions.
@@ -45,8 +51,7 @@ Tensor sample_labels() { return ids_tensor({3, 7, 1, 10, 4, 2, -100, -100, 8, 6,
 TEST_CASE("autoencoders: gradcheck of the reconstruction loss w.r.t. every parameter (f64)") {
   for (const Variant& v : variants()) {
     SUBCASE(v.name) {
-      Generator gen(21);
-      auto model = make_autoencoder(v.config, gen, kF64);
+      auto model = f64_autoencoder(v.config, 21);
       Tensor ids = sample_ids(), labels = sample_labels();
       auto params = model->named_parameters();
       CHECK(params.size() == (v.config.kind == ModelKind::masked_mixer ? 2 + 2 * 2 * 10 : 2 + 2 * 2 * 9));
@@ -58,8 +63,7 @@ TEST_CASE("autoencoders: gradcheck of the reconstruction loss w.r.t. every param
 TEST_CASE("autoencoders: gradcheck of decode w.r.t. z (the repeat's backward sums over positions)") {
   for (const Variant& v : variants()) {
     SUBCASE(v.name) {
-      Generator gen(22);
-      auto model = make_autoencoder(v.config, gen, kF64);
+      auto model = f64_autoencoder(v.config, 22);
       Tensor labels = sample_labels();
       check_grad([&](const std::vector<Tensor>& in) { return reconstruction_loss(model->decode(in[0], 6), labels); },
                  {leaf64({2, 8}, 5)});
@@ -97,8 +101,7 @@ TEST_CASE("reconstruction_loss: unshifted mean cross-entropy over the non-ignore
 TEST_CASE("autoencoders: forward == decode(encode); z is the encoder's last position; every token reaches z") {
   for (const Variant& v : variants()) {
     SUBCASE(v.name) {
-      Generator gen(23);
-      auto model = make_autoencoder(v.config, gen, kF64);
+      auto model = f64_autoencoder(v.config, 23);
       Tensor ids = sample_ids();
       Tensor z = model->encode(ids);
       REQUIRE(z.shape() == Shape{2, 8});
@@ -106,10 +109,9 @@ TEST_CASE("autoencoders: forward == decode(encode); z is the encoder's last posi
       CHECK(max_abs_diff(model->forward(ids), model->decode(z, 6)) == 0.0);
       CHECK(max_abs_diff(z, model->encoder_states(ids).select(1, 5)) == 0.0);
       // Every position, the first one included, reaches z and so the logits.
-      std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
-      Tensor z0 = model->encode(ids_tensor(base, 1, 6)), l0 = model->forward(ids_tensor(base, 1, 6));
-      for (size_t s = 0; s < base.size(); ++s) {
-        const Tensor changed = ids_tensor(with_token_changed(base, int64_t(s)), 1, 6);
+      Tensor z0 = model->encode(tiny_sequence_ids()), l0 = model->forward(tiny_sequence_ids());
+      for (int64_t s = 0; s < 6; ++s) {
+        const Tensor changed = tiny_sequence_ids(s);
         CAPTURE(s);
         CHECK(max_abs_diff(model->encode(changed), z0) > 1e-6);
         CHECK(max_abs_diff(model->forward(changed), l0) > 1e-6);
@@ -126,8 +128,7 @@ TEST_CASE("autoencoders: a token that does not reach z cannot change the logits,
   // included -- stay bit-identical: nothing but z feeds the decoder.
   for (const Variant& v : variants()) {
     SUBCASE(v.name) {
-      Generator gen(24);
-      auto model = make_autoencoder(v.config, gen, kF64);
+      auto model = f64_autoencoder(v.config, 24);
       {
         NoGradGuard no_grad;
         for (auto& [name, p] : model->named_parameters()) {
@@ -137,10 +138,9 @@ TEST_CASE("autoencoders: a token that does not reach z cannot change the logits,
           if (enc && cut) assign_(p, zeros(p.shape(), kF64));
         }
       }
-      std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
-      Tensor h0 = model->encoder_states(ids_tensor(base, 1, 6)), l0 = model->forward(ids_tensor(base, 1, 6));
+      Tensor h0 = model->encoder_states(tiny_sequence_ids()), l0 = model->forward(tiny_sequence_ids());
       for (int64_t s = 0; s < 5; ++s) {
-        const Tensor changed = ids_tensor(with_token_changed(base, s), 1, 6);
+        const Tensor changed = tiny_sequence_ids(s);
         CAPTURE(s);
         Tensor h = model->encoder_states(changed);
         CHECK(max_abs_diff(h.narrow(1, s, 1), h0.narrow(1, s, 1)) > 1e-6);  // the encoder saw it
@@ -148,7 +148,7 @@ TEST_CASE("autoencoders: a token that does not reach z cannot change the logits,
         CHECK(max_abs_diff(model->forward(changed), l0) == 0.0);
       }
       // The last token is z's own: changing it changes the logits.
-      std::vector<int32_t> last = base;
+      std::vector<int32_t> last = kTinySequence;
       last[5] = 9;
       CHECK(max_abs_diff(model->forward(ids_tensor(last, 1, 6)), l0) > 1e-6);
     }
@@ -158,14 +158,11 @@ TEST_CASE("autoencoders: a token that does not reach z cannot change the logits,
 TEST_CASE("autoencoders: encoder and decoder are causal") {
   for (const Variant& v : variants()) {
     SUBCASE(v.name) {
-      Generator gen(25);
-      auto model = make_autoencoder(v.config, gen, kF64);
-      std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
-      Tensor h0 = model->encoder_states(ids_tensor(base, 1, 6));
+      auto model = f64_autoencoder(v.config, 25);
+      Tensor h0 = model->encoder_states(tiny_sequence_ids());
       for (int64_t s = 1; s < 6; ++s) {
-        const Tensor changed = ids_tensor(with_token_changed(base, s), 1, 6);
         CAPTURE(s);
-        CHECK(max_abs_diff(model->encoder_states(changed).narrow(1, 0, s), h0.narrow(1, 0, s)) == 0.0);
+        CHECK(max_abs_diff(model->encoder_states(tiny_sequence_ids(s)).narrow(1, 0, s), h0.narrow(1, 0, s)) == 0.0);
       }
       // Decoder: a shorter decode is the prefix of the longer one.
       Tensor z = randn({2, 8}, 4, kF64);

@@ -38,6 +38,12 @@ std::vector<Variant> all_variants() {
           {"gpt", tiny(ModelKind::gpt)}};
 }
 
+// The model of config c in f64, its weights drawn from Generator(seed).
+std::unique_ptr<LanguageModel> f64_model(const ModelConfig& c, uint64_t seed) {
+  Generator gen(seed);
+  return make_model(c, gen, kF64);
+}
+
 // Two sequences with pads (id 0) at the end of the second, so the gradcheck also covers ignored targets.
 Tensor sample_ids() { return ids_tensor({3, 7, 1, 10, 4, 2, 5, 9, 8, 6, 0, 0}, 2, 6); }
 
@@ -248,8 +254,7 @@ Mat reference_logits(const ModelConfig& c, const Weights& w, const std::vector<i
 TEST_CASE("every model's forward matches a plain loop reference built from the state dict") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(10);
-      auto model = make_model(v.config, gen, kF64);
+      auto model = f64_model(v.config, 10);
       {  // Perturb every parameter so norms, biases and zero inits are all exercised.
         NoGradGuard no_grad;
         uint64_t seed = 100;
@@ -284,8 +289,7 @@ TEST_CASE("every model's forward matches a plain loop reference built from the s
 TEST_CASE("every model: gradcheck of the shifted loss w.r.t. every parameter (f64)") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(11);
-      auto model = make_model(v.config, gen, kF64);
+      auto model = f64_model(v.config, 11);
       Tensor ids = sample_ids();
       check_grad_each([&] { return lm_loss(model->forward(ids), ids, kPad); }, model->named_parameters());
     }
@@ -295,8 +299,7 @@ TEST_CASE("every model: gradcheck of the shifted loss w.r.t. every parameter (f6
 TEST_CASE("every model: gradcheck w.r.t. the input embeddings, through part of and all the blocks") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(12);
-      auto model = make_model(v.config, gen, kF64);
+      auto model = f64_model(v.config, 12);
       Tensor emb = leaf64({2, 5, 8}, 3);  // T = 5 < n_ctx
       check_grad([&](const std::vector<Tensor>& in) { return model->forward_embeddings(in[0], 1, false); }, {emb});
       check_grad([&](const std::vector<Tensor>& in) { return model->forward_embeddings(in[0]); }, {emb});
@@ -344,12 +347,10 @@ TEST_CASE("tied weights: the shared tensor's gradient is the sum of the embeddin
 TEST_CASE("every model is causal: changing token s leaves logits at positions < s unchanged") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(13);
-      auto model = make_model(v.config, gen, kF64);
-      std::vector<int32_t> base = {3, 7, 1, 10, 4, 2};
-      Tensor ref = model->forward(ids_tensor(base, 1, 6));
+      auto model = f64_model(v.config, 13);
+      Tensor ref = model->forward(tiny_sequence_ids());
       for (int64_t s = 0; s < 6; ++s) {
-        Tensor out = model->forward(ids_tensor(with_token_changed(base, s), 1, 6));
+        Tensor out = model->forward(tiny_sequence_ids(s));
         CAPTURE(s);
         if (s > 0) CHECK(max_abs_diff(ref.narrow(1, 0, s), out.narrow(1, 0, s)) == 0.0);
         // ...while position s itself does change (the test is not vacuous).
@@ -362,8 +363,7 @@ TEST_CASE("every model is causal: changing token s leaves logits at positions < 
 TEST_CASE("every model: forward == forward_embeddings(embed); hidden_states are the blocks' outputs") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(14);
-      auto model = make_model(v.config, gen, kF64);
+      auto model = f64_model(v.config, 14);
       Tensor ids = sample_ids();
       Tensor logits = model->forward(ids);
       CHECK(logits.shape() == Shape{2, 6, 11});
@@ -405,8 +405,7 @@ TEST_CASE("every model: forward == forward_embeddings(embed); hidden_states are 
 TEST_CASE("sequences shorter than n_ctx equal the prefix of the full-length run; longer ones throw") {
   for (const Variant& v : all_variants()) {
     SUBCASE(v.name) {
-      Generator gen(16);
-      auto model = make_model(v.config, gen, kF64);
+      auto model = f64_model(v.config, 16);
       std::vector<int32_t> full = {3, 7, 1, 10, 4, 2};
       Tensor ref = model->forward(ids_tensor(full, 1, 6));
       for (int64_t T = 1; T < 6; ++T) {

@@ -13,6 +13,12 @@ SourceState BatcherSource::state() const {
           {"data.seed", std::to_string(p.seed)}};
 }
 
+void BatcherSource::skip() {
+  BatchPosition p = batcher_.position();
+  p.cursor += uint64_t(batcher_.options().batch_size);
+  batcher_.set_position(p);  // normalises into the next epoch when this one is used up
+}
+
 void BatcherSource::restore(const SourceState& s, const std::string& where) {
   batcher_.set_position({state_uint(s, "data.epoch", where), state_uint(s, "data.cursor", where),
                          state_uint(s, "data.seed", where)});

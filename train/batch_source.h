@@ -15,6 +15,7 @@ class BatcherSource : public DataSource<Batch> {
  public:
   explicit BatcherSource(Batcher& batcher) : batcher_(batcher) {}
   Batch next() override { return batcher_.next(); }
+  void skip() override;  // advances the position without reading a token
   SourceState state() const override;
   void restore(const SourceState& s, const std::string& where) override;
 

@@ -25,6 +25,9 @@ class DataSource : public Resumable {
  public:
   // The next batch; sources are endless (they start another epoch when one ends).
   virtual Batch next() = 0;
+  // Moves past the next batch without using it: in a data-parallel run each rank skips the
+  // micro-batches of the others. Sources that can skip without reading the data override it.
+  virtual void skip() { (void)next(); }
 };
 
 // Reads an unsigned integer metadata value, throwing one clear error naming `where` and `key`

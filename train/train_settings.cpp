@@ -12,6 +12,7 @@ void validate_train_settings(const TrainSettings& t, const std::string& where) {
     throw Error(where + ": train." + key + " " + what);
   };
   if (t.batch_size < 1) bad("batch_size", "must be >= 1, got " + std::to_string(t.batch_size));
+  if (t.grad_accum_steps < 1) bad("grad_accum_steps", "must be >= 1, got " + std::to_string(t.grad_accum_steps));
   if (t.steps < 1) bad("steps", "must be >= 1, got " + std::to_string(t.steps));
   if (!(std::isfinite(t.lr) && t.lr > 0)) bad("lr", "must be a positive number, got " + std::to_string(t.lr));
   if (!(std::isfinite(t.min_lr) && t.min_lr >= 0 && t.min_lr <= t.lr))

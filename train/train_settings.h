@@ -12,6 +12,9 @@ namespace mg {
 
 struct TrainSettings {
   int64_t batch_size = 8;     // read by the run's data source, not by the Trainer
+  // Micro-batches accumulated per optimizer step on each rank; a step then averages
+  // grad_accum_steps x (ranks) micro-batch gradients (docs/distributed.md).
+  int64_t grad_accum_steps = 1;
   int64_t steps = 1000;       // optimizer steps in all (a resumed run continues to this total)
   double lr = 5e-4;           // peak learning rate of the schedule
   int64_t warmup_steps = 50;

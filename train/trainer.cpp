@@ -14,6 +14,9 @@
 #include "core/determinism.h"
 #include "nn/checkpoint.h"
 #include "nn/lr_schedule.h"
+#include "ops/inplace.h"
+#include "core/factories.h"
+#include "train/communicator.h"
 #include "report/csv.h"
 #include "report/plot.h"
 #include "report/progress.h"
@@ -113,14 +116,53 @@ Trainer::Trainer(Module& model, const TrainSettings& settings, RunControl contro
   if (!control_.out_dir.empty()) ckpt_ = control_.out_dir + "/checkpoint.safetensors";
 }
 
-TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
+void Trainer::reduce_gradients(const std::vector<Tensor>& params, int64_t micro) {
+  Communicator& w = world();
+  std::vector<float> flat;
+  std::vector<std::pair<size_t, size_t>> spans(params.size(), {0, 0});
+  for (size_t i = 0; i < params.size(); ++i) {
+    Tensor g = params[i].grad();
+    if (!g.defined()) continue;  // unused by the loss: undefined on every rank alike
+    std::vector<float> v = g.to(kCPU).to(DType::f32).contiguous().to_vector<float>();
+    spans[i] = {flat.size(), v.size()};
+    flat.insert(flat.end(), v.begin(), v.end());
+  }
+  if (w.size() > 1) {
+    if (s_.deterministic) {
+      // ((g0 + g1) + g2) + ...: the order in which one process accumulates its micro-steps.
+      std::vector<float> all(flat.size() * size_t(w.size()));
+      w.allgather(flat.data(), flat.size(), all.data());
+      std::copy(all.begin(), all.begin() + long(flat.size()), flat.begin());
+      for (int r = 1; r < w.size(); ++r) {
+        const float* src = all.data() + size_t(r) * flat.size();
+        for (size_t k = 0; k < flat.size(); ++k) flat[k] += src[k];
+      }
+    } else {
+      w.allreduce_sum(flat.data(), flat.size());
+    }
+  }
+  const float inv = float(1.0 / double(micro));
+  for (float& x : flat) x *= inv;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (spans[i].second == 0) continue;
+    Tensor g = params[i].grad();
+    std::vector<float> v(flat.begin() + long(spans[i].first), flat.begin() + long(spans[i].first + spans[i].second));
+    assign_(g, from_vector(v, g.shape()).to(g.device()));
+  }
+}
+
+TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, const std::function<void()>& skip,
                          const std::function<StepLoss()>& step_loss, const TrainHooks& hooks) {
   const auto t_start = std::chrono::steady_clock::now();
-  const bool files = !control_.out_dir.empty();
+  Communicator& comm = world();
+  const int rank = comm.rank(), ranks = comm.size();
+  const int64_t accum = s_.grad_accum_steps, micro = accum * ranks;  // micro-batches per step
+  const bool files = !control_.out_dir.empty() && rank == 0;
   const std::string csv_path = control_.out_dir + "/metrics.csv";
-  if (files) {
+  if (files)
     lock_.emplace(control_.out_dir, "training " + (control_.label.empty() ? control_.out_dir : control_.label));
-    // Checked under the lock, so two runs cannot both find the directory empty.
+  if (!control_.out_dir.empty()) {
+    // Checked under rank 0's lock, so two runs cannot both find the directory empty.
     MG_CHECK(control_.resume || !fs::exists(ckpt_), "out_dir '", control_.out_dir,
              "' already holds a checkpoint: pass --resume to continue it, or choose another out_dir");
     MG_CHECK(!control_.resume || fs::exists(ckpt_), "--resume: no checkpoint at '", ckpt_, "'");
@@ -137,15 +179,23 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
     // Everything is validated before anything in the run directory changes.
     auto meta = load_checkpoint(ckpt_, model_, &opt);
     step = int64_t(state_uint(meta, "step", ckpt_));
+    if (meta.count("train.micro_batches")) {
+      const int64_t was = int64_t(state_uint(meta, "train.micro_batches", ckpt_));
+      MG_CHECK(was == micro, ckpt_, " was trained with ", was, " micro-batches per step (ranks x grad_accum_steps); ",
+               "this run has ", ranks, " x ", accum, " = ", micro, ": keep the product to resume on the same data order");
+    }
     MG_CHECK(step <= s_.steps, ckpt_, " is at step ", step, ", beyond train.steps = ", s_.steps);
     data.restore(meta, ckpt_);
     tokens_before = read_double(meta, "train.tokens");
     seconds_before = read_double(meta, "train.seconds");
-    truncate_metrics(csv_path, step);
-    std::fprintf(stderr, "train: resumed %s at step %lld\n", ckpt_.c_str(), (long long)step);
+    if (files) truncate_metrics(csv_path, step);
+    if (rank == 0) std::fprintf(stderr, "train: resumed %s at step %lld\n", ckpt_.c_str(), (long long)step);
   }
   res.first_step = step;
-  if (hooks.on_start) hooks.on_start();
+  if (ranks > 1 && rank == 0)
+    std::fprintf(stderr, "train: %s, %lld micro-batches per step (%d ranks x %lld)%s\n", comm.describe().c_str(),
+                 (long long)micro, ranks, (long long)accum, s_.deterministic ? ", deterministic reduction" : "");
+  if (hooks.on_start && rank == 0) hooks.on_start();
 
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count(); };
   auto save = [&](int64_t at_step) {
@@ -155,6 +205,7 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
     meta["step"] = std::to_string(at_step);
     meta["train.tokens"] = report::csv_num(tokens_before + res.tokens);
     meta["train.seconds"] = report::csv_num(seconds_before + elapsed());
+    meta["train.micro_batches"] = std::to_string(micro);
     save_checkpoint(ckpt_, model_, &opt, meta);
   };
   auto evaluate = [&]() {
@@ -166,7 +217,7 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
   std::unique_ptr<report::CsvWriter> csv;
   if (files) csv = std::make_unique<report::CsvWriter>(csv_path, kColumns, /*append=*/control_.resume);
   std::unique_ptr<report::ProgressBar> bar;
-  if (control_.progress) bar = std::make_unique<report::ProgressBar>(s_.steps, control_.label, s_.log_every);
+  if (control_.progress && rank == 0) bar = std::make_unique<report::ProgressBar>(s_.steps, control_.label, s_.log_every);
   StopSignals signals;
   double window_loss = 0;
   int64_t window_n = 0, steps_run = 0;
@@ -174,22 +225,50 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
   while (step < s_.steps) {
     const double lr = sched.at(step);
     opt.set_lr(lr);
-    next();
-    StepLoss sl;
-    {
-      AutocastGuard autocast(bf16_);
-      sl = step_loss();
+    double l = 0, step_tokens = 0;
+    if (micro == 1) {
+      next();
+      StepLoss sl;
+      {
+        AutocastGuard autocast(bf16_);
+        sl = step_loss();
+      }
+      sl.loss.backward();
+      l = sl.loss.item();
+      step_tokens = sl.tokens;
+    } else {
+      // This rank's micro-batches are r*A .. r*A+A-1 of the step's M; the others are skipped.
+      std::vector<double> mine;
+      for (int64_t m = 0; m < micro; ++m) {
+        if (m / accum != rank) {
+          skip();
+          continue;
+        }
+        next();
+        StepLoss sl;
+        {
+          AutocastGuard autocast(bf16_);
+          sl = step_loss();
+        }
+        sl.loss.backward();
+        mine.push_back(sl.loss.item());
+        step_tokens += sl.tokens;
+      }
+      reduce_gradients(params, micro);
+      std::vector<double> all(static_cast<size_t>(micro));
+      comm.allgather(mine.data(), mine.size(), all.data());
+      for (double x : all) l += x;  // in micro-batch order, as one process would
+      l /= double(micro);
+      comm.allreduce_sum(&step_tokens, 1);
     }
-    sl.loss.backward();
     const double gnorm = s_.grad_clip > 0 ? clip_grad_norm(params, s_.grad_clip) : NAN;
     opt.step();
     opt.zero_grad();
-    const double l = sl.loss.item();
     MG_CHECK(std::isfinite(l), control_.label.empty() ? "train" : control_.label, ": loss became ", l, " at step ",
              step + 1, " (lr ", lr, "); lower train.lr");
     ++step, ++steps_run;
     res.losses.push_back(l);
-    res.tokens += sl.tokens;
+    res.tokens += step_tokens;
     window_loss += l, ++window_n;
     std::string val;
     if (hooks.validate && ((s_.eval_every > 0 && step % s_.eval_every == 0) || step == s_.steps)) {
@@ -213,15 +292,17 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next,
       if (hooks.on_log) hooks.on_log(step, res.last_train_loss);
       window_loss = 0, window_n = 0;
     }
-    const bool stop = g_signal != 0 || (limit_s > 0 && el > limit_s) ||
-                      (control_.stop_after >= 0 && steps_run >= control_.stop_after);
+    bool stop = g_signal != 0 || (limit_s > 0 && el > limit_s) ||
+                (control_.stop_after >= 0 && steps_run >= control_.stop_after);
+    if (ranks > 1) stop = comm.any(stop);  // a signal or time limit on any rank stops all at this step
     if ((s_.checkpoint_every > 0 && step % s_.checkpoint_every == 0) || step == s_.steps || stop) save(step);
     if (stop && step < s_.steps) {
       res.interrupted = true;
       res.stop_reason = g_signal != 0 ? "interrupted" : control_.stop_after >= 0 && steps_run >= control_.stop_after
                                                             ? "stop_after"
                                                             : "time limit";
-      std::fprintf(stderr, "\n%s: stopped at step %lld (%s)%s\n", control_.label.empty() ? "train" : control_.label.c_str(),
+      if (rank == 0)
+        std::fprintf(stderr, "\n%s: stopped at step %lld (%s)%s\n", control_.label.empty() ? "train" : control_.label.c_str(),
                    (long long)step, res.stop_reason.c_str(),
                    files ? "; checkpoint saved, continue with --resume" : "");
       break;

@@ -9,6 +9,10 @@
 // One step, in this order (the order is part of the bit-exact contract):
 //   lr = schedule(step); batch = data.next(); loss = loss_fn(batch) under autocast;
 //   loss.backward(); clip; AdamW step; zero grads; record loss.item().
+// With M = ranks x grad_accum_steps > 1 micro-batches per step, rank r computes micro-batches
+// r*A .. r*A+A-1 of the step's M (skipping the others'), the gradients are summed over ranks
+// and divided by M, and the step's loss is the mean of the M micro-batch losses. Rank 0 alone
+// writes files and draws the progress bar (docs/distributed.md).
 //
 // Files in control.out_dir (none when it is empty): metrics.csv (step, lr, train_loss,
 // grad_norm, val_loss, tokens, seconds; tokens and seconds count from the run's first step,
@@ -98,12 +102,15 @@ class Trainer {
   TrainResult fit(DataSource<Batch>& data, const std::function<StepLoss(const Batch&)>& loss,
                   const TrainHooks& hooks = {}) {
     std::optional<Batch> current;
-    return run(data, [&] { current.emplace(data.next()); }, [&] { return loss(*current); }, hooks);
+    return run(data, [&] { current.emplace(data.next()); }, [&] { data.skip(); }, [&] { return loss(*current); },
+               hooks);
   }
 
  private:
-  TrainResult run(Resumable& data, const std::function<void()>& next, const std::function<StepLoss()>& step_loss,
-                  const TrainHooks& hooks);
+  TrainResult run(Resumable& data, const std::function<void()>& next, const std::function<void()>& skip,
+                  const std::function<StepLoss()>& step_loss, const TrainHooks& hooks);
+  // Sums the ranks' gradients (in rank order when deterministic) and divides by `micro` batches.
+  void reduce_gradients(const std::vector<Tensor>& params, int64_t micro);
 
   Module& model_;
   TrainSettings s_;
