@@ -23,29 +23,26 @@ namespace {
 
 // ---- rows ---------------------------------------------------------------------------------
 
-// The row statistics accumulate in double whatever T is: an f32 sum of a row with a large mean
-// (1e4 + noise) is only accurate when the compiler splits it into vector lanes, which an -O1
-// build or the baseline ISA path does not; a double sum is accurate in any order.
 template <class T>
-MG_ALWAYS_INLINE double row_sum(const T* x, int64_t D) {
-  double s = 0;
+MG_ALWAYS_INLINE T row_sum(const T* x, int64_t D) {
+  T s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < D; ++j) s += double(x[j]);
+  for (int64_t j = 0; j < D; ++j) s += x[j];
   return s;
 }
 
 // Two-pass mean/variance over a row that is already in cache: exact for rows with a large mean.
 template <class T>
 MG_ALWAYS_INLINE void layernorm_row(const T* x, const T* w, const T* b, T* y, int64_t D, T eps, T& mean, T& rstd) {
-  const double inv_d = 1.0 / double(D);
-  const T mu = T(row_sum(x, D) * inv_d);
-  double sq = 0;
+  const T inv_d = T(1) / T(D);
+  const T mu = row_sum(x, D) * inv_d;
+  T sq = 0;
 #pragma omp simd reduction(+ : sq)
   for (int64_t j = 0; j < D; ++j) {
-    const double d = double(x[j] - mu);
+    const T d = x[j] - mu;
     sq += d * d;
   }
-  const T rs = T(1) / std::sqrt(T(sq * inv_d) + eps);
+  const T rs = T(1) / std::sqrt(sq * inv_d + eps);
 #pragma omp simd
   for (int64_t j = 0; j < D; ++j) y[j] = (x[j] - mu) * rs * w[j] + b[j];
   mean = mu;
@@ -83,10 +80,10 @@ MG_ALWAYS_INLINE void layernorm_backward_row(const T* dy, const T* x, const T* w
 
 template <class T>
 MG_ALWAYS_INLINE void rmsnorm_row(const T* x, const T* w, T* y, int64_t D, T eps, T& rstd) {
-  double sq = 0;  // in double for the reason row_sum gives
+  T sq = 0;
 #pragma omp simd reduction(+ : sq)
-  for (int64_t j = 0; j < D; ++j) sq += double(x[j]) * double(x[j]);
-  const T rs = T(1) / std::sqrt(T(sq / double(D)) + eps);
+  for (int64_t j = 0; j < D; ++j) sq += x[j] * x[j];
+  const T rs = T(1) / std::sqrt(sq / T(D) + eps);
 #pragma omp simd
   for (int64_t j = 0; j < D; ++j) y[j] = x[j] * rs * w[j];
   rstd = rs;

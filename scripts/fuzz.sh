@@ -41,7 +41,7 @@ for t in "${targets[@]}"; do
     -artifact_prefix="$art/" "${dict[@]}" "$corpus" "$seeds/$t" >"$log" 2>&1
   rc=$?
   set -e
-  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}')
+  execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | tail -1 | awk '{print $2}' || true)
   crashes=$(find "$art" -type f | wc -l)
   if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes=1; fi  # died without an artifact
   printf '%-22s %12s %8s  %s\n' "$t" "${execs:-?}" "$crashes" "$([ "$crashes" -gt 0 ] && echo "$art (log: $log)")"
