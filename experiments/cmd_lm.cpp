@@ -84,6 +84,12 @@ LoadedRun load_run(const std::string& ckpt) {
   require_language_model(r.rc, ckpt, "generate/eval");
   std::string tok_path = (fs::path(ckpt).parent_path() / "tokenizer.bpe").string();
   r.tok = BpeTokenizer::load(tok_path);
+  // The tokenizer must be the one the model was trained with (checkpoints since the Trainer
+  // carry its fingerprint).
+  if (auto fp = meta.find("tokenizer.fingerprint"); fp != meta.end())
+    MG_CHECK(fp->second == std::to_string(tokenizer_fingerprint(r.tok)), tok_path,
+             " is not the tokenizer ", ckpt, " was trained with (fingerprint ", tokenizer_fingerprint(r.tok), ", the checkpoint's ",
+             fp->second, ")");
   Generator gen(0);
   r.model = make_model(r.rc.model, gen);
   load_checkpoint(ckpt, *r.model, nullptr);

@@ -1,5 +1,8 @@
 #include "report/csv.h"
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <sys/stat.h>
@@ -79,8 +82,10 @@ CsvWriter::~CsvWriter() {
 
 void CsvWriter::row(const std::vector<std::string>& values) {
   MG_CHECK(values.size() == ncols_, "csv '", path_, "': row has ", values.size(), " values for ", ncols_, " columns");
-  std::fprintf(f_, "%s\n", join(values).c_str());
-  std::fflush(f_);
+  // A full disk must stop the run with a message, not drop rows silently.
+  const std::string line = join(values) + "\n";
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0)
+    throw Error("csv '" + path_ + "': cannot write a row: " + std::strerror(errno));
 }
 
 int CsvTable::column(const std::string& name) const {

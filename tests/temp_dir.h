@@ -72,4 +72,15 @@ inline std::vector<std::string> atomic_temp_files(const std::string& path) {
   return found;
 }
 
+// 60 small, repetitive stories as corpus/story100.txt ... story159.txt under `dir`: enough
+// structure for a tokenizer and a tiny model to learn in a few steps.
+inline void write_story_corpus(const TempDir& dir, const std::string& sub = "corpus") {
+  const char* names[] = {"Tom", "Anna", "Lily", "Max", "Sue"};
+  const char* things[] = {"ball", "cat", "tree", "boat", "cake"};
+  for (int i = 0; i < 60; ++i)
+    dir.write(sub + "/story" + std::to_string(100 + i) + ".txt",
+              std::string("Once upon a time ") + names[i % 5] + " had a " + things[(i / 5) % 5] + ". " + names[i % 5] +
+                  " liked the " + things[(i / 5) % 5] + " very much. The end.");
+}
+
 }  // namespace mg::test

@@ -367,12 +367,7 @@ TEST_CASE("config: train.precision and train.deterministic") {
 
 TEST_CASE("train_run with precision bf16 on the CPU: the loss falls; deterministic runs repeat exactly") {
   test::TempDir tmp("mg_autocast_train");
-  const char* names[] = {"Tom", "Anna", "Lily", "Max", "Sue"};
-  const char* things[] = {"ball", "cat", "tree", "boat", "cake"};
-  for (int i = 0; i < 60; ++i)
-    tmp.write("corpus/story" + std::to_string(100 + i) + ".txt",
-              std::string("Once upon a time ") + names[i % 5] + " had a " + things[(i / 5) % 5] + ". " + names[i % 5] +
-                  " liked the " + things[(i / 5) % 5] + " very much. The end.");
+  test::write_story_corpus(tmp);
   auto config = [&](const std::string& out) {
     return "name: tiny\nout_dir: " + tmp.file(out) +
            "\nmodel:\n  kind: masked_mixer\n  d_model: 16\n  n_layers: 2\n  n_ctx: 24\n"

@@ -25,16 +25,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Small repetitive stories: enough for a tokenizer and a few steps.
-void write_corpus(const test::TempDir& dir) {
-  const char* names[] = {"Tom", "Anna", "Lily", "Max", "Sue"};
-  const char* things[] = {"ball", "cat", "tree", "boat", "cake"};
-  for (int i = 0; i < 60; ++i)
-    dir.write("corpus/story" + std::to_string(100 + i) + ".txt",
-              std::string("Once upon a time ") + names[i % 5] + " had a " + things[(i / 5) % 5] + ". " + names[i % 5] +
-                  " liked the " + things[(i / 5) % 5] + " very much. The end.");
-}
-
 std::string config(const test::TempDir& dir, const std::string& kind, int accum, bool deterministic) {
   return "name: dp\nmodel:\n  kind: " + kind +
          "\n  d_model: 16\n  n_layers: 2\n  n_ctx: 24\n  n_heads: 2\n"
@@ -98,7 +88,7 @@ TEST_CASE("mpirun -np 2 against one process with 2 accumulation steps") {
     std::exit(77);
   }
   test::TempDir dir("mg_dp");
-  write_corpus(dir);
+  test::write_story_corpus(dir);
   const std::string one = "OMP_NUM_THREADS=1 " + std::string(MG_APP);
   for (const std::string kind : {"masked_mixer", "llama"}) {
     CAPTURE(kind);

@@ -176,6 +176,24 @@ TEST_CASE("render_man_page: headings, fill, no-fill, fonts, escapes, tags, table
   CHECK(render_man_page(".de XX\nhidden\n..\nshown\n.ig\nalso hidden\n..\n") == "shown");
 }
 
+TEST_CASE("render_man_page: escapes take whole UTF-8 characters, so valid UTF-8 stays valid") {
+  // Found by fuzz/fuzz_retrieval_pairs: "\(e" followed by U+04AF took the escape name "e\xD2" and
+  // left the lone continuation byte \xAF in the text.
+  const std::string ue = "\xD2\xAF";  // U+04AF, two bytes
+  const std::string euro = "\xE2\x82\xAC";  // U+20AC, three bytes
+  for (const std::string& page :
+       {"counts \\(e" + ue + "P", "a \\(" + ue + ue + " b", "\\f" + ue + "bold", "\\k" + euro + "x", "\\z" + ue + "y",
+        "\\h" + euro + "1m" + euro + " after", "\\*" + ue + " s", "\\C" + ue + "em" + ue + " c",
+        ".SH NAME\nzap \\- \\(" + euro + "x removes\n"}) {
+    CAPTURE(page);
+    REQUIRE(first_invalid_utf8(page) == std::string::npos);
+    CHECK(first_invalid_utf8(render_man_page(page)) == std::string::npos);
+    CHECK(first_invalid_utf8(man_page_summary(page)) == std::string::npos);
+  }
+  CHECK(render_man_page("counts \\(e" + ue + "P") == "counts P");  // the unknown glyph "e<U+04AF>" is dropped
+  CHECK(render_man_page("\\h" + euro + "1m" + euro + " after") == " after");
+}
+
 TEST_CASE("man page pairs: summaries, stubs, symlinks, repeats") {
   TempDir dir;
   dir.write("man/man1/foo.1", kPage);

@@ -50,15 +50,11 @@ const std::vector<std::string> kColumns = {"step", "lr", "train_loss", "grad_nor
 void truncate_metrics(const std::string& path, int64_t step) {
   if (!fs::exists(path)) return;
   report::CsvTable t = report::read_csv(path);
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  {
-    report::CsvWriter w(tmp, kColumns);
-    for (auto& r : t.rows) {
-      unsigned long long s = state_uint({{"step", r[0]}}, "step", path);
-      if (int64_t(s) <= step) w.row(r);
-    }
-  }
-  fs::rename(tmp, path);
+  std::vector<std::vector<std::string>> keep;
+  for (auto& r : t.rows)
+    if (int64_t(state_uint({{"step", r[0]}}, "step", path)) <= step) keep.push_back(r);
+  t.rows = std::move(keep);
+  report::write_csv(path, t);  // atomically: a crash here leaves the old file
 }
 
 void plot_losses(const std::string& csv_path, const std::string& png, const TrainHooks& hooks) {
