@@ -175,13 +175,20 @@ void append_special(std::string& out, std::string_view name) {
   // Anything else is a glyph we do not know; it is dropped.
 }
 
-// Reads an escape's name argument at s[i]: "(xx", "[name]" or a single character. Returns the
-// name and advances i past it.
+// Bytes of the character starting at s[i] (1 for a byte that starts no valid UTF-8 sequence):
+// escapes take whole characters, so a page of valid UTF-8 renders to valid UTF-8.
+std::size_t char_bytes(std::string_view s, std::size_t i) { return std::max<std::size_t>(1, utf8_sequence_length(s, i)); }
+
+// Reads an escape's name argument at s[i]: "(xx", "[name]" or a single character (xx and the
+// single character counted in UTF-8 characters). Returns the name and advances i past it.
 std::string_view escape_name(std::string_view s, std::size_t& i) {
   if (i >= s.size()) return {};
   if (s[i] == '(') {
-    const std::string_view n = s.substr(i + 1, 2);
-    i = std::min(s.size(), i + 3);
+    std::size_t end = i + 1;
+    for (int k = 0; k < 2 && end < s.size(); ++k) end += char_bytes(s, end);
+    end = std::min(end, s.size());
+    const std::string_view n = s.substr(i + 1, end - i - 1);
+    i = end;
     return n;
   }
   if (s[i] == '[') {
@@ -191,15 +198,19 @@ std::string_view escape_name(std::string_view s, std::size_t& i) {
     i = close == std::string_view::npos ? s.size() : close + 1;
     return n;
   }
-  return s.substr(i++, 1);
+  const std::size_t n = std::min(char_bytes(s, i), s.size() - i);
+  const std::string_view name = s.substr(i, n);
+  i += n;
+  return name;
 }
 
-// Skips a delimited argument such as 'xxx' starting at s[i] (the delimiter is s[i]).
+// Skips a delimited argument such as 'xxx' starting at s[i] (the delimiter is the character at
+// s[i]; UTF-8 is self-synchronising, so finding its bytes again finds the character).
 void skip_delimited(std::string_view s, std::size_t& i) {
   if (i >= s.size()) return;
-  const char delim = s[i];
-  const std::size_t close = s.find(delim, i + 1);
-  i = close == std::string_view::npos ? s.size() : close + 1;
+  const std::size_t n = std::min(char_bytes(s, i), s.size() - i);
+  const std::size_t close = s.find(s.substr(i, n), i + n);
+  i = close == std::string_view::npos ? s.size() : close + n;
 }
 
 // Renders the escapes of one input line. Sets `join` when the line ends in \c (no break or
@@ -223,7 +234,7 @@ std::string render_escapes(std::string_view s, bool* join = nullptr) {
         (void)escape_name(s, i);  // font, colour, register, string-as-macro: no text
         break;
       case 'k': case 'z':
-        if (i < s.size()) ++i;
+        if (i < s.size()) i = std::min(s.size(), i + char_bytes(s, i));
         break;
       case 's':
         if (i < s.size() && (s[i] == '+' || s[i] == '-')) ++i;
@@ -241,9 +252,9 @@ std::string render_escapes(std::string_view s, bool* join = nullptr) {
         break;
       }
       case 'C': {
-        const std::size_t start = i;
+        const std::size_t start = i, n = i < s.size() ? char_bytes(s, i) : 0;  // n: the delimiter's bytes
         skip_delimited(s, i);
-        if (i > start + 1) append_special(out, s.substr(start + 1, i - start - 2));
+        if (i > start + 2 * n) append_special(out, s.substr(start + n, i - start - 2 * n));
         break;
       }
       case '*': {

@@ -14,8 +14,14 @@ case "$secs" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, go
 build="${MG_FUZZ_BUILD_DIR:-build-fuzz}"
 
 scripts/install_deps.sh --fuzz
-CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMG_FUZZ=ON -DMG_CUDA=OFF >/dev/null
-cmake --build "$build" -j "$(nproc)" --target fuzz_all >/dev/null
+mkdir -p "$build"
+# Instrumented builds print many clang notes about loops it could not vectorise: kept in a log.
+if ! { CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMG_FUZZ=ON -DMG_CUDA=OFF &&
+  cmake --build "$build" -j "$(nproc)" --target fuzz_all; } >"$build/fuzz-build.log" 2>&1; then
+  grep -E 'error|Error' "$build/fuzz-build.log" | head -40
+  echo "fuzz.sh: building the fuzz targets failed (log: $build/fuzz-build.log)" >&2
+  exit 2
+fi
 
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <algorithm>
 #include <cstring>
 #include <memory>
 
@@ -30,8 +31,11 @@ class SingleProcess final : public Communicator {
 };
 
 #ifdef MG_WITH_MPI
-// MPI counts are int: large buffers go in chunks.
+// MPI counts are int, so large buffers go in chunks; all-reduces go in 25 MiB buckets (PyTorch
+// DDP's bucket_cap_mb), which keeps each message in the bandwidth-bound regime without one
+// giant temporary in the MPI library.
 constexpr size_t kChunk = size_t(1) << 28;
+constexpr size_t kBucketFloats = 25 * 1024 * 1024 / sizeof(float);
 
 class MpiWorld final : public Communicator {
  public:
@@ -54,8 +58,8 @@ class MpiWorld final : public Communicator {
   int rank() const override { return rank_; }
   int size() const override { return size_; }
   void allreduce_sum(float* data, size_t n) override {
-    for (size_t i = 0; i < n; i += kChunk)
-      MPI_Allreduce(MPI_IN_PLACE, data + i, int(std::min(kChunk, n - i)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    for (size_t i = 0; i < n; i += kBucketFloats)
+      MPI_Allreduce(MPI_IN_PLACE, data + i, int(std::min(kBucketFloats, n - i)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
   }
   void allreduce_sum(double* data, size_t n) override {
     for (size_t i = 0; i < n; i += kChunk)
