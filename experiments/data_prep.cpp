@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <sstream>
 
+#include "core/hash.h"
 #include "data/shards.h"
 
 namespace mg {
@@ -12,12 +13,6 @@ namespace mg {
 namespace fs = std::filesystem;
 
 namespace {
-
-uint64_t fnv1a(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
-  return h;
-}
 
 std::string corpus_path(const CorpusSpec& c) {
   if (c.path.empty()) return c.format == "gutenberg" ? default_corpus_dir() : "";
@@ -40,7 +35,10 @@ std::string data_cache_dir(const DataConfig& cfg) {
   key << "|" << cfg.max_documents << "|" << cfg.vocab_size << "|" << int(cfg.split.mode) << "|" << cfg.split.fraction
       << "|" << cfg.split.count;
   char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv1a(key.str()));
+  // The cache keys have always been hashed from 1469598103934665603, FNV-1a's offset basis with
+  // its last digit lost; kept, so that existing caches stay valid.
+  constexpr std::uint64_t kCacheKeyBasis = 1469598103934665603ULL;
+  std::snprintf(hex, sizeof hex, "%016llx", (unsigned long long)fnv1a(key.str(), kCacheKeyBasis));
   std::string root = cfg.cache_dir.empty() ? default_corpus_root() + "/cache" : cfg.cache_dir;
   std::string stem = fs::path(corpus_path(cfg.corpus)).filename().string();
   return root + "/" + (stem.empty() ? cfg.corpus.format : stem) + "-v" + std::to_string(cfg.vocab_size) + "-" + hex;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/hash.h"
 #include "core/tensor.h"
 
 namespace mg {
@@ -22,10 +23,9 @@ class PoolRng {
  public:
   explicit PoolRng(uint64_t seed) : s_(seed) {}
   uint64_t next() {
-    uint64_t z = (s_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    const uint64_t z = splitmix64(s_);
+    s_ += 0x9e3779b97f4a7c15ULL;
+    return z;
   }
   // Uniform in [0, bound), unbiased (rejection of the short last block).
   uint64_t below(uint64_t bound) {

@@ -1,5 +1,7 @@
 #pragma once
-// One training step of a language model as the trainer takes it, for tests that train briefly.
+// Training steps for tests that train briefly.
+#include <functional>
+#include <utility>
 #include <vector>
 
 #include "core/autocast.h"
@@ -23,6 +25,21 @@ inline double lm_train_step(LanguageModel& model, Optimizer& opt, const Tensor& 
   opt.step();
   opt.zero_grad();
   return loss.item();
+}
+
+// `steps` optimizer steps on loss() (a fixed batch): zero_grad, loss, backward, step. Returns the
+// first and the last loss.
+inline std::pair<double, double> minimize(Optimizer& opt, int steps, const std::function<Tensor()>& loss) {
+  double first = 0, last = 0;
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    Tensor l = loss();
+    if (step == 0) first = l.item();
+    last = l.item();
+    l.backward();
+    opt.step();
+  }
+  return {first, last};
 }
 
 }  // namespace mg::test

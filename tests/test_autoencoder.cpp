@@ -13,6 +13,7 @@
 #include "nn/checkpoint.h"
 #include "nn/optim.h"
 #include "ops/inplace.h"
+#include "tests/lm_train_step.h"
 #include "tests/model_configs.h"
 #include "tests/temp_dir.h"
 #include "tests/test_helpers.h"
@@ -204,15 +205,7 @@ TEST_CASE("autoencoders learn to reconstruct a handful of sequences (f32, AdamW)
       Generator gen(27);
       auto model = make_autoencoder(c, gen);
       AdamW opt(model->parameters(), AdamWOptions{3e-3, 0.9, 0.999, 1e-8, 0});
-      double first = 0, last = 0;
-      for (int step = 0; step < 300; ++step) {
-        opt.zero_grad();
-        Tensor loss = reconstruction_loss(model->forward(ids), ids);
-        if (step == 0) first = loss.item();
-        last = loss.item();
-        loss.backward();
-        opt.step();
-      }
+      const auto [first, last] = minimize(opt, 300, [&] { return reconstruction_loss(model->forward(ids), ids); });
       INFO("loss " << first << " -> " << last);
       REQUIRE(std::isfinite(last));
       if (c.kind == ModelKind::masked_mixer) {

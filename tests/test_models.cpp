@@ -13,6 +13,7 @@
 #include "nn/masked_mixer.h"
 #include "nn/optim.h"
 #include "ops/softmax.h"
+#include "tests/lm_train_step.h"
 #include "tests/model_configs.h"
 #include "tests/reference.h"
 #include "tests/test_helpers.h"
@@ -673,15 +674,7 @@ TEST_CASE("a tiny model's loss falls over 30 SGD steps on a repeated batch (f32)
       auto model = make_model(v.config, gen);
       SGD opt(model->parameters(), SGDOptions{0.1, 0.9});
       Tensor ids = sample_ids();
-      double first = 0, last = 0;
-      for (int step = 0; step < 30; ++step) {
-        opt.zero_grad();
-        Tensor loss = lm_loss(model->forward(ids), ids, kPad);
-        if (step == 0) first = loss.item();
-        last = loss.item();
-        loss.backward();
-        opt.step();
-      }
+      const auto [first, last] = minimize(opt, 30, [&] { return lm_loss(model->forward(ids), ids, kPad); });
       INFO("loss " << first << " -> " << last);
       CHECK(std::isfinite(last));
       CHECK(last < 0.5 * first);
