@@ -23,8 +23,8 @@ std::vector<std::string> pair_split_option_names() {
 PairSplit load_pair_split(const PairSplitOptions& o) {
   MG_CHECK(!o.pairs.empty(), "--pairs reuters|manpages|PATH.jsonl is required");
   std::vector<RetrievalPair> pairs = load_pairs(o.pairs);
+  MG_CHECK(o.test_fraction >= 0 && o.test_fraction <= 1, "--test-fraction must be in (0, 1], got ", o.test_fraction);
   const double frac = o.test_fraction > 0 ? o.test_fraction : o.pairs == "manpages" ? 1.0 : 0.125;
-  MG_CHECK(frac > 0 && frac <= 1, "--test-fraction must be in (0, 1], got ", frac);
   MG_CHECK(o.max_queries >= 0 && o.max_train >= 0, "--max-queries and --max-train must be >= 0");
   PairSplit s;
   if (frac >= 1) s.test = std::move(pairs);
