@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cpu/cpu_backend.h"
@@ -23,19 +24,47 @@ namespace {
 
 // ---- rows ---------------------------------------------------------------------------------
 
-template <class T>
+// The row sum in one fixed order, written out: W lanes (the vector width of the ISA path that
+// runs), lane l summing x[l], x[l + W], ...; the last D % W elements go to lane 0; then the lanes
+// are added in order. That is exactly what GCC's vectoriser makes of an `omp simd` reduction on
+// each path, so the default build's results are unchanged; but the accuracy no longer depends on
+// the compiler vectorising: a -O0/-O1 or sanitizer build, where a plain f32 sum of a row with a
+// large mean (1e4 + noise) loses the variance, sums in the same order and gets the same bits.
+template <int W, class T>
 MG_ALWAYS_INLINE T row_sum(const T* x, int64_t D) {
+  T lane[W] = {};
+  const int64_t full = D - D % W;
+  for (int64_t j = 0; j < full; j += W)
+    for (int l = 0; l < W; ++l) lane[l] += x[j + l];
+  for (int64_t j = full; j < D; ++j) lane[0] += x[j];
   T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < D; ++j) s += x[j];
+  for (int l = 0; l < W; ++l) s += lane[l];
   return s;
 }
 
-// Two-pass mean/variance over a row that is already in cache: exact for rows with a large mean.
+// Lanes of T in the vector registers of the ISA path run_isa runs (the same detect_isa()).
 template <class T>
+int vector_lanes() {
+  static const Isa isa = detect_isa();
+  return int((isa == Isa::avx512 ? 64 : isa == Isa::avx2 ? 32 : 16) / sizeof(T));
+}
+
+// f(std::integral_constant<int, W>{}) with W = vector_lanes<T>(), for row_sum's lane count.
+template <class T, class F>
+void with_vector_lanes(const F& f) {
+  switch (vector_lanes<T>()) {
+    case 16: return f(std::integral_constant<int, 16>{});
+    case 8: return f(std::integral_constant<int, 8>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    default: return f(std::integral_constant<int, 2>{});
+  }
+}
+
+// Two-pass mean/variance over a row that is already in cache: exact for rows with a large mean.
+template <int W, class T>
 MG_ALWAYS_INLINE void layernorm_row(const T* x, const T* w, const T* b, T* y, int64_t D, T eps, T& mean, T& rstd) {
   const T inv_d = T(1) / T(D);
-  const T mu = row_sum(x, D) * inv_d;
+  const T mu = row_sum<W>(x, D) * inv_d;
   T sq = 0;
 #pragma omp simd reduction(+ : sq)
   for (int64_t j = 0; j < D; ++j) {
@@ -154,8 +183,11 @@ void CpuBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const 
     T* mp = ptr<T>(mean);
     T* rp = ptr<T>(rstd);
     const T e = T(eps);
-    parallel_rows(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
-      for (int64_t r = r0; r < r1; ++r) layernorm_row(xp + r * D, w, b, yp + r * D, D, e, mp[r], rp[r]);
+    with_vector_lanes<T>([&](auto lanes) {
+      constexpr int W = decltype(lanes)::value;
+      parallel_rows(rows, rows * D, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+        for (int64_t r = r0; r < r1; ++r) layernorm_row<W>(xp + r * D, w, b, yp + r * D, D, e, mp[r], rp[r]);
+      });
     });
   });
 }

@@ -103,7 +103,9 @@ inline void check_grad_non_contiguous(const std::function<Tensor(const std::vect
 // A gradcheck of loss() w.r.t. each named parameter in turn, so a failure names the parameter.
 inline void check_grad_each(const std::function<Tensor()>& loss,
                             const std::vector<std::pair<std::string, Tensor>>& params) {
-  for (const auto& [name, p] : params) {
+  for (const auto& entry : params) {  // not a structured binding: clang 14 cannot capture one (INFO)
+    const std::string& name = entry.first;
+    const Tensor& p = entry.second;
     INFO("parameter " << name << " " << p.desc());
     check_grad([&](const std::vector<Tensor>&) { return loss(); }, {p});
   }
