@@ -16,7 +16,9 @@ build="${MG_FUZZ_BUILD_DIR:-build-fuzz}"
 scripts/install_deps.sh --fuzz
 mkdir -p "$build"
 # Instrumented builds print many clang notes about loops it could not vectorise: kept in a log.
-if ! { CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DMG_FUZZ=ON -DMG_CUDA=OFF &&
+# -O1: libFuzzer's usual level, and much quicker to compile than -O3.
+if ! { CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
+         -DMG_FUZZ=ON -DMG_CUDA=OFF &&
   cmake --build "$build" -j "$(nproc)" --target fuzz_all; } >"$build/fuzz-build.log" 2>&1; then
   grep -E 'error|Error' "$build/fuzz-build.log" | head -40
   echo "fuzz.sh: building the fuzz targets failed (log: $build/fuzz-build.log)" >&2

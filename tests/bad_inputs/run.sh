@@ -13,6 +13,7 @@
 set -uo pipefail
 export LC_ALL=C
 M="$1"
+case "$M" in */*) M="$(realpath "$M")" ;; esac  # the cases run in another folder
 here="$(cd "$(dirname "$0")" && pwd)"
 cases="$(realpath "${2:-$here/cases.txt}")"
 keep=0
