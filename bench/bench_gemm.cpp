@@ -19,6 +19,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/peer_config.h"
 #include "core/dtype.h"
 #include "cpu/gemm.h"
 
@@ -162,7 +163,10 @@ int bench_gemm(int argc, char** argv) {
                 "b/f", "diff");
   }
 #ifdef MG_HAVE_OPENBLAS
-  if (!bf16) std::printf("OpenBLAS: %s\n", openblas_get_config());
+  if (!bf16) {
+    std::printf("OpenBLAS: %s\n", openblas_get_config());
+    mg::bench::print_peer_config(stdout);
+  }
   if (!bf16) {
     std::printf("%-26s %2s %5s %5s %5s %3s | %8s %8s %6s | %9s\n", "shape", "op", "M", "N", "K", "b", "ours",
                 "OpenBLAS", "ratio", "max rel");

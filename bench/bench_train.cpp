@@ -8,10 +8,12 @@
 // it on the f32 master weights, exactly as experiments/trainer.cpp does for train.precision bf16.
 // bench/torch_train.py runs the same models in PyTorch; bench/compare_train.sh (CPU) and
 // bench/compare_train_gpu.sh (CUDA) print ratios.
+#include <malloc.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -23,6 +25,9 @@
 #include "core/autocast.h"
 #include "core/backend.h"
 #include "bench/peak.h"
+#include "bench/peer_config.h"
+#include "bench/process_memory.h"
+#include "cpu/cpu_allocator.h"
 #include "cpu/gemm.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
@@ -79,6 +84,7 @@ struct Options {
   std::string only, device = "cpu", precision = "f32", widths = "256,512";
   double peak_tflops = 0;  // 0: measured GEMM peak on the CPU, kDefaultCudaPeakTflops on CUDA
   bool phases = false;
+  bool memory = false;  // --memory: where the step's memory goes
 };
 
 int run(const Options& o) {
@@ -114,6 +120,7 @@ int run(const Options& o) {
   } else {
     std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=512 V=4096 L=8, %d threads%s, median of %d\n",
                 (long long)B, o.threads, prec.c_str(), o.reps);
+    bench::print_peer_config(stdout);
     if (o.peak_tflops > 0) {
       peak_gflops = o.peak_tflops * 1e3;
       std::printf("# peak: %.1f GFLOP/s (--peak-tflops)\n", peak_gflops);
@@ -125,13 +132,23 @@ int run(const Options& o) {
                   bgemm > 0 ? "bf16 GEMM" : "SGEMM", peak_gflops, bench::fma_peak_gflops(o.threads));
     }
   }
-  std::printf("# %-16s %12s %10s %12s %10s\n", "model", "step_s", "tokens/s", unit_name, "of_peak");
+  // Peak memory per model: the allocator's high-water mark of bytes held by tensors (device
+  // memory on CUDA), and the process's peak resident set (libraries and cached blocks included),
+  // each reset before the model is built, so every row's figures are its own.
+  std::printf("# %-16s %12s %10s %12s %10s %10s %10s\n", "model", "step_s", "tokens/s", unit_name, "of_peak",
+              "alloc_MiB", "rss_MiB");
   std::fflush(stdout);
 
   for (const char* kind : {"masked_mixer", "llama"}) {
     for (int64_t d : widths) {
       std::string name = std::string(kind == std::string("llama") ? "llama" : "mixer") + "_d" + std::to_string(d);
       if (!o.only.empty() && name.find(o.only) == std::string::npos) continue;
+      if (!dev.is_cuda()) {
+        cpu::host_empty_cache();  // the previous model's cached blocks
+        malloc_trim(0);
+      }
+      bench::reset_peak_rss();
+      backend.reset_peak_memory();
       ModelConfig c;
       c.kind = parse_model_kind(kind);
       c.d_model = d;
@@ -169,8 +186,46 @@ int run(const Options& o) {
       }
       const double med = median(t);
       const double rate = 3.0 * forward_flops(c, B) / med;
-      std::printf(dev.is_cuda() ? "%-18s %12.5f %10.0f %12.1f %9.1f%%\n" : "%-18s %12.3f %10.0f %12.1f %9.1f%%\n",
-                  name.c_str(), med, double(B * c.n_ctx) / med, rate / unit, 100.0 * rate / (peak_gflops * 1e9));
+      const double mib = 1024.0 * 1024.0;
+      std::printf(dev.is_cuda() ? "%-18s %12.5f %10.0f %12.1f %9.1f%% %10.0f %10.0f\n"
+                                : "%-18s %12.3f %10.0f %12.1f %9.1f%% %10.0f %10.0f\n",
+                  name.c_str(), med, double(B * c.n_ctx) / med, rate / unit, 100.0 * rate / (peak_gflops * 1e9),
+                  backend.memory_stats().peak_bytes_in_use / mib, bench::peak_rss_bytes() / mib);
+      if (o.memory) {
+        // One more step, read phase by phase. Weights and their gradients are counted from the
+        // tensors; the rest are differences of the allocator's bytes in use:
+        //   optimizer state = in use between steps - weights - the batch (AdamW's m and v);
+        //   saved = what the forward added (activations kept for backward, the logits, the loss);
+        //   workspace = the step's peak - (weights + optimizer + saved + gradients): temporaries
+        //   of backward beyond the saved tensors and gradients (negative when saved tensors are
+        //   freed before the last gradients appear, i.e. the two never all coexist).
+        auto bytes_of = [](const Tensor& t) { return double(t.numel()) * double(dtype_size(t.dtype())); };
+        double weights = 0, grads = 0;
+        for (const Tensor& p : model->parameters()) weights += bytes_of(p);
+        const double base = double(backend.memory_stats().bytes_in_use);
+        backend.reset_peak_memory();
+        Tensor loss;
+        {
+          AutocastGuard autocast(bf16);
+          loss = lm_loss(model->forward(ids), ids, -1);
+        }
+        backend.synchronize();
+        const double saved = double(backend.memory_stats().bytes_in_use) - base;
+        loss.backward();
+        for (const Tensor& p : model->parameters())
+          if (p.grad().defined()) grads += bytes_of(p.grad());
+        clip_grad_norm(model->parameters(), 1.0);
+        opt.step();
+        opt.zero_grad();
+        loss = Tensor();
+        backend.synchronize();
+        const double peak = double(backend.memory_stats().peak_bytes_in_use);
+        const double optimizer = base - weights - bytes_of(ids);
+        std::printf("#   %s memory (MiB): weights %.0f | optimizer state %.0f | saved by forward %.0f | gradients %.0f | "
+                    "workspace %.0f | allocator peak %.0f | process peak RSS %.0f\n",
+                    name.c_str(), weights / mib, optimizer / mib, saved / mib, grads / mib,
+                    std::round((peak - base - saved - grads) / mib) + 0.0, peak / mib, bench::peak_rss_bytes() / mib);
+      }
       std::fflush(stdout);
       if (o.phases) {
         // Separate reps, so the extra synchronisation does not touch the figures above.
@@ -201,6 +256,10 @@ int bench_train(int argc, char** argv) {
     const char* v = nullptr;
     if (!std::strcmp(a, "--phases")) {
       o.phases = true;
+      continue;
+    }
+    if (!std::strcmp(a, "--memory")) {
+      o.memory = true;
       continue;
     }
     const bool known = !std::strcmp(a, "--threads") || !std::strcmp(a, "--reps") || !std::strcmp(a, "--only") ||

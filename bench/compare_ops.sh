@@ -3,10 +3,10 @@
 # prints the speed ratio per op (>1 means mixgrad is faster). Needs Debian's python3-torch.
 #   bench/compare_ops.sh [THREADS] [REPS]
 set -euo pipefail
-cd "$(dirname "$0")/.."
-threads=${1:-2}
+source "$(dirname "$0")/compare_common.sh" "${1:-2}" 1
 reps=${2:-7}
-ours=$(OMP_NUM_THREADS=$threads build/mixgrad-bench ops --threads "$threads" --reps "$reps")
+peer_setup
+ours=$(OMP_NUM_THREADS=$threads "$bench" ops --threads "$threads" --reps "$reps")
 theirs=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_ops.py --threads "$threads" --reps "$reps")
 echo "$ours" | head -1
 echo "$theirs" | head -1

@@ -13,6 +13,7 @@ set -euo pipefail
 source "$(dirname "$0")/compare_common.sh" "$@"
 shift $(( $# < 2 ? $# : 2 ))
 echo "# $(date '+%F %T') load: $(load), threads=$threads rounds=$rounds args: $*"
+peer_setup
 rows() { grep -v '^#' | sed 's/^masked_mixer/mixer/' | awk '{ print $1, $2 }' | sort; }
 all=""
 for r in $(seq 1 "$rounds"); do

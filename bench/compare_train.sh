@@ -17,7 +17,10 @@ prec=${PRECISION:-f32}
 case "$prec" in f32) ours_p=(); torch_p=() ;; bf16) ours_p=(--precision bf16); torch_p=(--bf16) ;;
   *) echo "compare_train.sh: PRECISION must be f32 or bf16, got '$prec'" >&2; exit 2 ;; esac
 echo "# $(date '+%F %T') load: $(load), threads=$threads rounds=$rounds precision=$prec args: $*"
-rows() { grep -v '^#' | awk '{ print $1, $3, ($5 == "" ? "-" : $5) }' | sort; }
+peer_setup
+# ours: model tokens/s of_peak peak_rss_MiB; torch: model tokens/s peak_rss_MiB
+ours_rows() { grep -v '^#' | awk '{ print $1, $3, $5, $7 }' | sort; }
+torch_rows() { grep -v '^#' | awk '{ print $1, $3, $4 }' | sort; }
 all=""
 for r in $(seq 1 "$rounds"); do
   ours=$(OMP_NUM_THREADS=$threads "$bench" train --threads "$threads" "${ours_p[@]}" "$@")
@@ -25,26 +28,31 @@ for r in $(seq 1 "$rounds"); do
   passive=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
   [ "$r" = 1 ] && { echo "$ours" | grep '^#'; echo "$torch" | grep '^#'; }
-  round=$(join <(echo "$ours" | rows) <(echo "$torch" | rows) | join - <(echo "$passive" | rows) |
-          awk -v r="$r" '{ print r, $1, $2, $4, $6, $3 }')
+  # round model ours torch passive of_peak ours_rss torch_rss passive_rss
+  round=$(join <(echo "$ours" | ours_rows) <(echo "$torch" | torch_rows) | join - <(echo "$passive" | torch_rows) |
+          awk -v r="$r" '{ print r, $1, $2, $5, $7, $3, $4, $6, $8 }')
   echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
-    printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_passive %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s\n",
-           $1, $2, $3, $4, $5, $3 / $4, $3 / b, $6 }'
+    printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_passive %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s  peak RSS MiB %s / %s / %s\n",
+           $1, $2, $3, $4, $5, $3 / $4, $3 / b, $6, $7, $8, $9 }'
   echo "# load after round $r: $(load)"
   all+="$round"$'\n'
 done
-printf '%-14s %9s %9s %14s %9s %12s %11s\n' model mixgrad torch torch_passive of_peak ratio_torch ratio_best
+printf '%-14s %9s %9s %14s %9s %12s %11s %11s %11s\n' model mixgrad torch torch_passive of_peak ratio_torch ratio_best \
+  rss_mixgrad rss_torch
 echo -n "$all" | /usr/bin/python3 -c '
 import sys, statistics as st
 rows = {}
 for line in sys.stdin:
     if line.strip():
-        _, m, a, b, c, p = line.split()
-        rows.setdefault(m, []).append((float(a), float(b), float(c), float(p.rstrip("%"))))
+        _, m, a, b, c, p, ra, rb, rc = line.split()
+        rows.setdefault(m, []).append((float(a), float(b), float(c), float(p.rstrip("%")), float(ra),
+                                       min(float(rb), float(rc))))
 med = lambda xs: st.median(list(xs))
 for m, v in sorted(rows.items()):
     print(f"{m:<14} {med(x[0] for x in v):9.0f} {med(x[1] for x in v):9.0f} {med(x[2] for x in v):14.0f} "
-          f"{med(x[3] for x in v):8.1f}% {med(x[0] / x[1] for x in v):11.2f}x {med(x[0] / max(x[1], x[2]) for x in v):10.2f}x")
+          f"{med(x[3] for x in v):8.1f}% {med(x[0] / x[1] for x in v):11.2f}x {med(x[0] / max(x[1], x[2]) for x in v):10.2f}x"
+          f" {med(x[4] for x in v):11.0f} {med(x[5] for x in v):11.0f}")
 '
 echo "# tokens/s, medians over rounds; of_peak: mixgrad against its measured GEMM peak (mixgrad-bench train);"
-echo "# ratio_best = mixgrad / the faster PyTorch run of each round"
+echo "# ratio_best = mixgrad / the faster PyTorch run of each round; rss_*: process peak resident MiB while that"
+echo "# model trained (reset before it was built; PyTorch: the smaller of its two runs), medians over rounds"

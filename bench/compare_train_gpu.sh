@@ -47,14 +47,15 @@ for prec in f32 bf16; do
   echo "$ours" | grep '^#'
   echo "$theirs" | grep '^#'
   rows+=$(LC_ALL=C join <(echo "$ours" | grep -v '^#' | LC_ALL=C sort) <(echo "$theirs" | grep -v '^#' | LC_ALL=C sort) |
-    awk -v p="$prec" '{ sub("%", "", $5); printf "%s %s %s %s %s %s\n", $1, p, $3, $7, $4, $5 }')
+    awk -v p="$prec" '{ sub("%", "", $5); printf "%s %s %s %s %s %s %s %s\n", $1, p, $3, $9, $4, $5, $6, $10 }')
   rows+=$'\n'
 done
 
 echo "== training step (fwd+bwd+clip+AdamW), B=$batch n_ctx=512 V=4096 L=8, median of $reps; peak $peak TFLOP/s dense bf16"
-printf '%-12s %-5s %14s %14s %8s %16s %16s %14s\n' model prec mixgrad_tok/s torch_tok/s ratio mixgrad_TFLOP/s \
-  mixgrad_of_peak torch_of_peak
-echo -n "$rows" | awk '{ printf "%-12s %-5s %14.0f %14.0f %7.2fx %16.1f %15.1f%% %13.1f%%\n",
-  $1, $2, $3, $4, $3 / $4, $5, $6, $6 * $4 / $3 }'
+printf '%-12s %-5s %14s %14s %8s %16s %16s %14s %12s %12s\n' model prec mixgrad_tok/s torch_tok/s ratio mixgrad_TFLOP/s \
+  mixgrad_of_peak torch_of_peak mixgrad_MiB torch_MiB
+echo -n "$rows" | awk '{ printf "%-12s %-5s %14.0f %14.0f %7.2fx %16.1f %15.1f%% %13.1f%% %12.0f %12.0f\n",
+  $1, $2, $3, $4, $3 / $4, $5, $6, $6 * $4 / $3, $7, $8 }'
+echo "# *_MiB: peak device memory held by tensors (mixgrad's allocator / torch.cuda.max_memory_allocated)"
 echo "# target (issue #7): ratio >= 1.30 in bf16; of_peak = model FLOPs/s (3x forward matmul FLOPs, causal halves) / peak"
 exit "$tests_rc"

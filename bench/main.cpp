@@ -3,12 +3,15 @@
 #include <cstdio>
 #include <cstring>
 
+#include "bench/peer_config.h"
+
 int bench_gemm(int argc, char** argv);
 int bench_ops(int argc, char** argv);
 int bench_train(int argc, char** argv);
 int bench_attention_memory(int argc, char** argv);
 int bench_represent(int argc, char** argv);
 int bench_peak(int argc, char** argv);
+int bench_peer(int argc, char** argv);
 
 namespace {
 
@@ -26,8 +29,11 @@ constexpr Command kCommands[] = {
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train,
      "[--threads N] [--reps R] [--only NAME] [--device cpu|cuda] [--precision f32|bf16] [--batch B] [--d 256,512] "
-     "[--warmup W] [--peak-tflops X] [--phases]  training-step tokens/s and fraction of peak (see "
+     "[--warmup W] [--peak-tflops X] [--phases] [--memory]  training-step tokens/s, fraction of peak and peak memory (see "
      "bench/compare_train.sh, bench/compare_train_gpu.sh)"},
+    {"peer", &bench_peer,
+     "[--threads N] [--env]  the peers' configuration here (CPU, ISA, OpenBLAS core) and OpenBLAS SGEMM vs the FMA "
+     "peak"},
     {"peak", &bench_peak, "[--threads N]  f32 FMA and bf16 dot register peaks of this CPU vs mixgrad's GEMMs"},
     {"represent", &bench_represent,
      "[--threads N] [--reps R] [--steps S] [--batch B] [--d D] [--layers L] [--kind mixer|llama|all]  "
@@ -42,6 +48,8 @@ void usage(const char* prog) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Before anything calls OpenBLAS: give it the right core where it misdetects this CPU.
+  mg::bench::ensure_openblas_core(argv);
   if (argc < 2 || std::strcmp(argv[1], "-h") == 0 || std::strcmp(argv[1], "--help") == 0) {
     usage(argv[0]);
     return argc < 2 ? 2 : 0;

@@ -12,7 +12,7 @@ mixgrad's train.precision bf16 does. TF32 is switched off (matmul and cuDNN) so 
 compare with mixgrad's f32 cuBLAS GEMMs; AdamW is the eager (non-fused) one.
     /usr/bin/python3 bench/torch_train.py --threads 2 --reps 3
     python3 bench/torch_train.py --device cuda --bf16 --reps 20 --only _d512"""
-import argparse, math, statistics, sys, time
+import argparse, ctypes, gc, math, os, statistics, sys, time
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -113,6 +113,54 @@ class Llama(nn.Module):
         return s.lm_head(s.norm(x))
 
 
+def status_mib(key):
+    """VmHWM / VmRSS of this process in MiB: the same reading as mixgrad-bench's rss_MiB."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def reset_peak_rss():
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def libc_trim():
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
+def peer_config(threads):
+    """What this PyTorch runs with: threads, the OMP wait policy, and the core of the OpenBLAS it
+    loaded (Debian's torch links libopenblas.so.0; OPENBLAS_CORETYPE picks its kernels), plus
+    torch.mm's f32 rate at 2048^3 (fastest of 4), to be checked against the CPU's FMA peak."""
+    core = "unknown"
+    try:
+        lib = ctypes.CDLL("libopenblas.so.0")
+        lib.openblas_get_corename.restype = ctypes.c_char_p
+        core = lib.openblas_get_corename().decode()
+    except (OSError, AttributeError):
+        pass
+    a = torch.full((2048, 2048), 0.5)
+    b = torch.full((2048, 2048), 0.25)
+    best = 1e30
+    for _ in range(4):
+        s = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - s)
+    gflops = 2 * 2048 ** 3 / best / 1e9
+    return (f"# torch peer: {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}, "
+            f"OpenBLAS core {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), "
+            f"torch.mm 2048^3 f32: {gflops:.1f} GFLOP/s")
+
+
 def make_adamw(params):
     # fused= appeared in torch 2.0; 1.13's AdamW has no such argument (and no fused kernel).
     try:
@@ -157,11 +205,18 @@ def main():
     else:
         print(f"# torch {torch.__version__} train step (fwd+bwd+AdamW), {torch.get_num_threads()} threads"
               f"{', bf16 autocast' if a.bf16 else ''}, median of {a.reps}")
+        print(peer_config(a.threads))
+    print("# columns: model step_s tokens/s peak_MiB (CPU: process peak RSS; CUDA: torch.cuda.max_memory_allocated)")
     for kind in ("mixer", "llama"):
         for d in widths:
             name = f"{kind}_d{d}"
             if a.only and a.only not in name:
                 continue
+            gc.collect()
+            libc_trim()
+            reset_peak_rss()
+            if cuda:
+                torch.cuda.reset_peak_memory_stats(dev)
             model = (Mixer(V, d, L, n) if kind == "mixer" else Llama(V, d, L, n)).to(dev)
             opt = make_adamw(model.parameters())
             ids = torch.randint(0, V, (B, n), device=dev)
@@ -184,7 +239,8 @@ def main():
                 sync()
                 t.append(time.perf_counter() - s)
             med = statistics.median(t)
-            print(f"{name:<18} {med:12.{5 if cuda else 3}f} {B * n / med:10.0f}", flush=True)
+            peak = torch.cuda.max_memory_allocated(dev) / 2 ** 20 if cuda else status_mib("VmHWM")
+            print(f"{name:<18} {med:12.{5 if cuda else 3}f} {B * n / med:10.0f} {peak:10.0f}", flush=True)
             del model, opt
             if cuda:
                 torch.cuda.empty_cache()

@@ -45,6 +45,13 @@ struct GemmArgs {
   int64_t batch = 1;
 };
 
+// A backend allocator's accounting, in bytes as handed to tensors (rounded block sizes).
+struct MemoryStats {
+  size_t bytes_in_use = 0;       // held by live tensors now
+  size_t peak_bytes_in_use = 0;  // maximum of bytes_in_use since start or reset_peak_memory()
+  size_t bytes_cached = 0;       // freed blocks the allocator keeps for reuse
+};
+
 // The kernels themselves are listed, with their contracts, in core/backend_kernels.def.
 struct Backend {
   virtual ~Backend() = default;

@@ -137,6 +137,11 @@ const char* CpuBackend::name() const { return "cpu"; }
 void CpuBackend::synchronize() {}  // every CPU kernel has finished when it returns
 
 void* CpuBackend::allocate(size_t nbytes) { return host_allocate(nbytes); }
+MemoryStats CpuBackend::memory_stats() const {
+  const HostCacheStats s = host_cache_stats();
+  return MemoryStats{s.bytes_in_use, s.peak_bytes_in_use, s.bytes_cached};
+}
+void CpuBackend::reset_peak_memory() { host_reset_peak(); }
 void CpuBackend::deallocate(void* p, size_t nbytes) { host_free(p, nbytes); }
 void CpuBackend::copy_from_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }
 void CpuBackend::copy_to_host(void* dst, const void* src, size_t n) { std::memcpy(dst, src, n); }

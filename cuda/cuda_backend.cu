@@ -239,6 +239,11 @@ std::vector<int32_t> checked_indices(const char* op, const Tensor& idx, int64_t 
 const char* CudaBackend::name() const { return "cuda"; }
 
 void* CudaBackend::allocate(size_t nbytes) { return device_allocate(nbytes); }
+MemoryStats CudaBackend::memory_stats() const {
+  const AllocatorStats s = allocator_stats();
+  return MemoryStats{s.bytes_in_use, s.peak_bytes_in_use, s.bytes_cached};
+}
+void CudaBackend::reset_peak_memory() { reset_peak_stats(); }
 void CudaBackend::deallocate(void* ptr, size_t) { device_free(ptr); }
 
 void CudaBackend::copy_from_host(void* dst, const void* src, size_t nbytes) {
