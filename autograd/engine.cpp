@@ -4,7 +4,9 @@
 #include <queue>
 #include <unordered_map>
 
+#include "autograd/grad_hooks.h"
 #include "autograd/grad_mode.h"
+#include "autograd/instrument.h"
 #include "autograd/node.h"
 #include "core/backend.h"
 #include "core/factories.h"
@@ -54,6 +56,7 @@ std::vector<Tensor> AccumulateGrad::apply(const Tensor& grad_output) {
   MG_CHECK(grad_output.shape() == leaf->shape, "backward: gradient ", grad_output.desc(),
            " does not match leaf of shape ", shape_str(leaf->shape));
   accumulate_into(leaf.get(), grad_output, /*may_take=*/true);
+  run_post_accumulate_hooks(leaf);  // a node runs once per pass, after all its inputs are summed
   return {};
 }
 
@@ -106,7 +109,19 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
     if (g.defined()) {
       for (auto& w : node->retained)
         if (auto impl = w.lock()) accumulate_into(impl.get(), g, /*may_take=*/false);  // g flows on
-      grads = node->apply(g);
+      if (observing()) {
+        // Ops a backward closure calls are part of this node: they report nothing themselves.
+        detail::timing_sync();
+        double t0 = detail::now_seconds();
+        {
+          detail::BackwardNodeScope inside;
+          grads = node->apply(g);
+        }
+        detail::timing_sync();
+        detail::report_backward(*node, grads, detail::now_seconds() - t0);
+      } else {
+        grads = node->apply(g);
+      }
       MG_CHECK(grads.size() == node->next.size() || grads.empty(), "backward of '", node->name, "' returned ",
                grads.size(), " gradients for ", node->next.size(), " inputs");
     }
@@ -116,7 +131,15 @@ void Tensor::backward(const Tensor& grad_in, bool retain_graph) const {
       if (i < grads.size() && grads[i].defined()) {
         auto it = buffer.find(nx);
         if (it == buffer.end()) buffer.emplace(nx, grads[i]);
-        else it->second = add_grads(it->second, grads[i]);
+        else if (observing()) {
+          detail::timing_sync();
+          double t0 = detail::now_seconds();
+          it->second = add_grads(it->second, grads[i]);
+          detail::timing_sync();
+          detail::report_grad_sum(*nx, it->second, detail::now_seconds() - t0);
+        } else {
+          it->second = add_grads(it->second, grads[i]);
+        }
       }
       if (--deps[nx] == 0) ready.push(nx);
     }

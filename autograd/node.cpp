@@ -3,16 +3,17 @@
 #include <atomic>
 
 #include "autograd/grad_mode.h"
+#include "autograd/instrument.h"
 
 namespace mg {
 
 namespace {
-std::atomic<uint64_t> g_sequence{0};
+std::atomic<uint64_t> g_sequence{1};  // from 1: 0 means "no node" to observers (autograd/instrument.h)
 }  // namespace
 
 bool needs_grad(const Tensor& t) { return grad_enabled() && t.defined() && t.requires_grad(); }
 
-Node::Node(std::string n) : name(std::move(n)), sequence(g_sequence++) {}
+Node::Node(std::string n) : name(std::move(n)), sequence(g_sequence++), module_path(current_module_path_ref()) {}
 
 AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> l) : Node("AccumulateGrad"), leaf(std::move(l)) {}
 
@@ -44,11 +45,13 @@ std::shared_ptr<Node> gradient_edge(const Tensor& t) {
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, FunctionNode::Backward backward) {
   bool any = false;
   for (const Tensor& t : inputs) any = any || needs_grad(t);
-  if (!any) return out;
-  auto node = std::make_shared<FunctionNode>(name, std::move(backward));
-  node->next.reserve(inputs.size());
-  for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
-  out.impl()->grad_fn = std::move(node);
+  if (any) {
+    auto node = std::make_shared<FunctionNode>(name, std::move(backward));
+    node->next.reserve(inputs.size());
+    for (const Tensor& t : inputs) node->next.push_back(gradient_edge(t));
+    out.impl()->grad_fn = std::move(node);
+  }
+  if (observing()) detail::report_forward_event(name, out, int(inputs.size()), &inputs);
   return out;
 }
 

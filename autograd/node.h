@@ -20,6 +20,7 @@ struct Node {
   std::vector<std::shared_ptr<Node>> next;  // one per differentiable input
   uint64_t sequence;                        // creation order: later nodes run first in backward
   std::vector<std::weak_ptr<TensorImpl>> retained;  // non-leaf outputs that asked for .grad
+  std::shared_ptr<const std::string> module_path;   // module that recorded it (autograd/instrument.h)
 
   // Gradient w.r.t. each input given the gradient w.r.t. the output. Entries may be undefined
   // when an input gets no gradient.

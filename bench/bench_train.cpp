@@ -81,6 +81,9 @@ std::vector<int64_t> parse_widths(const std::string& s) {
 struct Options {
   int threads = 2, reps = 3, warmup = -1;  // warmup -1: 1 step on the CPU, 3 on CUDA
   int64_t batch = 8;
+  // The model's shape (the defaults are the benchmark's; --n-ctx 2048 --layers 8 --d 1024 --batch 1
+  // is the paper's memory row, docs/paper.md C.10).
+  int64_t n_ctx = 512, layers = 8, vocab = 4096, heads = 4;
   std::string only, device = "cpu", precision = "f32", widths = "256,512";
   double peak_tflops = 0;  // 0: measured GEMM peak on the CPU, kDefaultCudaPeakTflops on CUDA
   bool phases = false;
@@ -92,6 +95,9 @@ int run(const Options& o) {
   MG_CHECK(o.precision == "f32" || o.precision == "bf16", "--precision must be f32 or bf16, got '",
            o.precision, "'");
   MG_CHECK(o.reps >= 1 && o.batch >= 1, "--reps and --batch must be >= 1");
+  MG_CHECK(o.n_ctx >= 1 && o.layers >= 1 && o.vocab >= 2 && o.heads >= 1,
+           "--n-ctx, --layers and --heads must be >= 1 and --vocab >= 2, got ", o.n_ctx, ", ", o.layers, ", ",
+           o.heads, " and ", o.vocab);
   const std::vector<int64_t> widths = parse_widths(o.widths);
   Backend& backend = backend_for(dev);  // throws naming the reason when the device is not usable
   const bool bf16 = o.precision == "bf16";
@@ -110,16 +116,18 @@ int run(const Options& o) {
   const char* unit_name = dev.is_cuda() ? "TFLOP/s" : "GFLOP/s";
   const std::string prec = bf16 ? ", bf16 autocast" : "";
   if (dev.is_cuda()) {
-    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=512 V=4096 L=8, %s%s, median of %d "
+    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=%lld V=%lld L=%lld h=%lld, %s%s, median of %d "
                 "(synchronised, after %d warm-up steps)\n",
-                (long long)B, dev.str().c_str(), bf16 ? " bf16 autocast" : " f32 (no TF32)", o.reps, warmup);
+                (long long)B, (long long)o.n_ctx, (long long)o.vocab, (long long)o.layers, (long long)o.heads,
+                dev.str().c_str(), bf16 ? " bf16 autocast" : " f32 (no TF32)", o.reps, warmup);
     const double p = o.peak_tflops > 0 ? o.peak_tflops : kDefaultCudaPeakTflops;
     std::printf("# peak: %.1f TFLOP/s (%s)\n", p,
                 o.peak_tflops > 0 ? "--peak-tflops" : "default: H100 SXM dense bf16; set --peak-tflops for another GPU");
     peak_gflops = p * 1e3;
   } else {
-    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=512 V=4096 L=8, %d threads%s, median of %d\n",
-                (long long)B, o.threads, prec.c_str(), o.reps);
+    std::printf("# mixgrad train step (fwd+bwd+AdamW), B=%lld n_ctx=%lld V=%lld L=%lld h=%lld, %d threads%s, median of "
+                "%d\n",
+                (long long)B, (long long)o.n_ctx, (long long)o.vocab, (long long)o.layers, (long long)o.heads, o.threads, prec.c_str(), o.reps);
     bench::print_peer_config(stdout);
     if (o.peak_tflops > 0) {
       peak_gflops = o.peak_tflops * 1e3;
@@ -152,14 +160,18 @@ int run(const Options& o) {
       ModelConfig c;
       c.kind = parse_model_kind(kind);
       c.d_model = d;
-      c.n_layers = 8;
-      c.n_ctx = 512;
-      c.vocab_size = 4096;
-      c.n_heads = 4;
+      c.n_layers = o.layers;
+      c.n_ctx = o.n_ctx;
+      c.vocab_size = o.vocab;
+      c.n_heads = o.heads;
       Generator gen(0);
       auto model = make_model(c, gen, TensorOptions{DType::f32, dev, false});
       AdamW opt(model->parameters(), AdamWOptions{1e-4, 0.9, 0.999, 1e-8, 0.0});
       Tensor ids = randint(0, int32_t(c.vocab_size), {B, c.n_ctx}, 1, TensorOptions{DType::i32, dev});
+      // The allocator's high-water mark at the end of the first backward: forward + backward alone
+      // (weights, saved activations, gradients, temporaries), before any optimizer state exists
+      // -- what the paper's memory table measures (docs/paper.md C.10).
+      double fwd_bwd_peak = -1;
       // One step; with `marks`, the device is drained after each phase and the clock read into it
       // (forward+loss, backward, clip, AdamW+zero_grad).
       auto step = [&](double* marks) {
@@ -170,6 +182,10 @@ int run(const Options& o) {
         }
         if (marks) marks[0] = synced_now();
         loss.backward();
+        if (fwd_bwd_peak < 0) {
+          backend.synchronize();
+          fwd_bwd_peak = double(backend.memory_stats().peak_bytes_in_use);
+        }
         if (marks) marks[1] = synced_now();
         clip_grad_norm(model->parameters(), 1.0);
         if (marks) marks[2] = synced_now();
@@ -191,6 +207,8 @@ int run(const Options& o) {
                                 : "%-18s %12.3f %10.0f %12.1f %9.1f%% %10.0f %10.0f\n",
                   name.c_str(), med, double(B * c.n_ctx) / med, rate / unit, 100.0 * rate / (peak_gflops * 1e9),
                   backend.memory_stats().peak_bytes_in_use / mib, bench::peak_rss_bytes() / mib);
+      std::printf("#   %s forward+backward peak (first step, no optimizer state yet): %.0f MiB allocated\n", name.c_str(),
+                  fwd_bwd_peak / mib);
       if (o.memory) {
         // One more step, read phase by phase. Weights and their gradients are counted from the
         // tensors; the rest are differences of the allocator's bytes in use:
@@ -264,7 +282,9 @@ int bench_train(int argc, char** argv) {
     }
     const bool known = !std::strcmp(a, "--threads") || !std::strcmp(a, "--reps") || !std::strcmp(a, "--only") ||
                        !std::strcmp(a, "--device") || !std::strcmp(a, "--precision") || !std::strcmp(a, "--batch") ||
-                       !std::strcmp(a, "--d") || !std::strcmp(a, "--warmup") || !std::strcmp(a, "--peak-tflops");
+                       !std::strcmp(a, "--d") || !std::strcmp(a, "--warmup") || !std::strcmp(a, "--peak-tflops") ||
+                       !std::strcmp(a, "--n-ctx") || !std::strcmp(a, "--layers") || !std::strcmp(a, "--vocab") ||
+                       !std::strcmp(a, "--heads");
     if (!known || !(v = value())) {
       std::fprintf(stderr, "bench train: %s '%s'\n", known ? "missing value for" : "unknown argument", a);
       return 2;
@@ -277,6 +297,10 @@ int bench_train(int argc, char** argv) {
     else if (!std::strcmp(a, "--batch")) o.batch = std::atoll(v);
     else if (!std::strcmp(a, "--d")) o.widths = v;
     else if (!std::strcmp(a, "--warmup")) o.warmup = std::atoi(v);
+    else if (!std::strcmp(a, "--n-ctx")) o.n_ctx = std::atoll(v);
+    else if (!std::strcmp(a, "--layers")) o.layers = std::atoll(v);
+    else if (!std::strcmp(a, "--vocab")) o.vocab = std::atoll(v);
+    else if (!std::strcmp(a, "--heads")) o.heads = std::atoll(v);
     else o.peak_tflops = std::atof(v);
   }
   try {

@@ -29,7 +29,8 @@ constexpr Command kCommands[] = {
     {"attention-memory", &bench_attention_memory, "[--threads N]  peak memory of fused attention at T=256..2048"},
     {"train", &bench_train,
      "[--threads N] [--reps R] [--only NAME] [--device cpu|cuda] [--precision f32|bf16] [--batch B] [--d 256,512] "
-     "[--warmup W] [--peak-tflops X] [--phases] [--memory]  training-step tokens/s, fraction of peak and peak memory (see "
+     "[--n-ctx 512] [--layers 8] [--vocab 4096] [--heads 4] [--warmup W] [--peak-tflops X] [--phases] [--memory]  "
+     "training-step tokens/s, fraction of peak and peak memory (see "
      "bench/compare_train.sh, bench/compare_train_gpu.sh)"},
     {"peer", &bench_peer,
      "[--threads N] [--env]  the peers' configuration here (CPU, ISA, OpenBLAS core) and OpenBLAS SGEMM vs the FMA "

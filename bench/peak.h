@@ -5,7 +5,8 @@
 //   bf16_dot_peak_gflops: the same for AVX512_BF16 vdpbf16ps (2 FLOP per bf16 product-add);
 //     0 when the CPU lacks it.
 //   sgemm_peak_gflops / bf16gemm_peak_gflops: mixgrad's GEMM at 2048^3 (fastest of 7 calls);
-//     bf16gemm 0 without the native kernel.
+//     bf16gemm 0 without the native kernel. sgemm is ops/peak.h's gemm_peak_gflops (the one
+//     `mixgrad profile` reports against).
 // Each runs on `threads` OpenMP threads.
 namespace mg::bench {
 

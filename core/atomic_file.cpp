@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <utility>
 
 #include "core/hash.h"
@@ -114,6 +115,33 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
   AtomicFile f(path);
   f.write(bytes);
   f.commit();
+}
+
+bool is_atomic_temp_name(std::string_view name) {
+  const std::size_t at = name.rfind(".tmp.");
+  if (at == std::string_view::npos || at == 0) return false;
+  const std::string_view rest = name.substr(at + 5);  // "<pid>.<16 hex>"
+  const std::size_t dot = rest.find('.');
+  if (dot == 0 || dot == std::string_view::npos || rest.size() - dot - 1 != 16) return false;
+  for (std::size_t i = 0; i < dot; ++i)
+    if (rest[i] < '0' || rest[i] > '9') return false;
+  for (std::size_t i = dot + 1; i < rest.size(); ++i) {
+    const char c = rest[i];
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+std::vector<std::string> remove_stale_temp_files(const std::string& dir) {
+  std::vector<std::string> removed;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::error_code fec;
+    if (!e.is_regular_file(fec) || !is_atomic_temp_name(e.path().filename().string())) continue;
+    if (std::filesystem::remove(e.path(), fec)) removed.push_back(e.path().string());
+  }
+  std::sort(removed.begin(), removed.end());
+  return removed;
 }
 
 }  // namespace mg

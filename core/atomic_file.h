@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/error.h"
 
@@ -61,5 +62,14 @@ class AtomicFile {
 
 // Writes `bytes` as the whole contents of `path` through an AtomicFile. Throws AtomicFileError.
 void write_file_atomically(const std::string& path, std::string_view bytes);
+
+// True for a name AtomicFile gives its temporary files: "<name>.tmp.<pid>.<16 hex digits>".
+bool is_atomic_temp_name(std::string_view filename);
+
+// Removes the temporary files that interrupted AtomicFile writers (a killed process never runs
+// its destructor) left directly in `dir`, and returns their paths. Only the caller can know that
+// no writer is still running there: call it while holding the directory's lock
+// (train/run_lock.h). A missing directory has none; a file that cannot be removed is skipped.
+std::vector<std::string> remove_stale_temp_files(const std::string& dir);
 
 }  // namespace mg

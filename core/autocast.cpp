@@ -1,5 +1,6 @@
 #include "core/autocast.h"
 
+#include "core/autocast_cache.h"
 #include "core/error.h"
 
 namespace mg {
@@ -14,6 +15,10 @@ AutocastGuard::AutocastGuard(bool enabled, DType dtype) : prev_(t_state) {
   t_state = AutocastState{enabled, dtype};
 }
 
-AutocastGuard::~AutocastGuard() { t_state = prev_; }
+AutocastGuard::~AutocastGuard() {
+  // The weight cache lives as long as the outermost enabled scope (torch.autocast's rule).
+  if (t_state.enabled && !prev_.enabled) autocast_clear_cache();
+  t_state = prev_;
+}
 
 }  // namespace mg

@@ -10,6 +10,8 @@
 // Run backward() after the guard has ended (as with torch.autocast): the backward functions use
 // the dtypes their forward saw, and a guard still alive would also recast f32 matmuls that some
 // backward functions run.
+// Parameters (f32 leaves that require grad) are converted once per outermost enabled guard scope
+// and the copy reused (core/autocast_cache.h).
 #include "core/dtype.h"
 
 namespace mg {

@@ -6,6 +6,7 @@
 #include "experiments/args.h"
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
+#include "experiments/eval_ids.h"
 #include "experiments/generate.h"
 #include "experiments/lm_run.h"
 #include "nn/checkpoint.h"
@@ -23,7 +24,8 @@ RunConfig parse_train_args(const std::string& command, const std::vector<std::st
   a.read("out-dir", rc.out_dir);
   a.read_flag("resume", o.resume);
   a.read("stop-after", o.stop_after);
-  MG_CHECK(o.stop_after >= -1, command, ": --stop-after must be >= 0, got ", o.stop_after);
+  // -1, the default, means "never"; on the command line only a real step count is meaningful.
+  MG_CHECK(!a.has("stop-after") || o.stop_after >= 0, command, ": --stop-after must be >= 0, got ", o.stop_after);
   // The command line's overrides are checked as the file's values are.
   validate_train_settings(rc.train, path + " (with the command line's overrides)");
   return rc;
@@ -117,9 +119,11 @@ int run_generate(const std::vector<std::string>& argv) {
 }
 
 int run_eval(const std::vector<std::string>& argv) {
-  Args a("eval", argv, {"checkpoint", "batches"}, {});
+  Args a("eval", argv, {"checkpoint", "batches", "ids"}, {});
   MG_CHECK(a.has("checkpoint"), "eval: --checkpoint PATH is required");
   LoadedRun r = load_run(a.get("checkpoint", ""));
+  if (a.has("ids")) return eval_ids_file(*r.model, r.tok, a.get("ids", ""));
+  require_run_data(a.get("checkpoint", ""));
   PreparedData d = prepare_data(r.rc.data);
   MG_CHECK(tokenizer_fingerprint(*d.tokenizer) == tokenizer_fingerprint(r.tok),
            "eval: the data cache's tokenizer differs from the checkpoint's tokenizer.bpe");

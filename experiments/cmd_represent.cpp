@@ -9,6 +9,7 @@
 #include <memory>
 #include <sstream>
 
+#include "autograd/grad_mode.h"
 #include "data/shards.h"
 #include "experiments/args.h"
 #include "experiments/commands.h"
@@ -17,6 +18,7 @@
 #include "experiments/representation.h"
 #include "experiments/run_config.h"
 #include "nn/checkpoint.h"
+#include "ops/losses.h"
 #include "report/csv.h"
 #include "report/plot.h"
 
@@ -33,13 +35,16 @@ constexpr const char* kUsage =
     "  --config Y1,Y2         untrained models described by run configs\n"
     "  --kinds K1,K2          untrained models of these kinds (masked_mixer, llama, gpt), shaped by\n"
     "                         --d-model (64) --n-layers (8) --n-ctx (32) --heads (4) --mixer-form (flat)\n"
-    "                         --model-seed (0)\n"
+    "                         --model-seed (0) --model-init-std (0: the kind's own, 0.02 for llama and gpt;\n"
+    "                         the masked mixer uses PyTorch's default init and ignores it)\n"
     "texts (default: the first --texts N (4) validation documents, truncated/padded to n_ctx):\n"
     "  --text 'A|B'           own texts, separated by '|'\n"
     "  --random-tokens        uniform random ids (no tokenizer; --vocab V, default 4096)\n"
     "  --tokenizer PATH       tokenizer for untrained models (default: the quick configs' data)\n"
     "  --length T             tokens per text (default n_ctx)\n"
     "options: --layers all|1,2,8  --steps 500  --lr 0.02 | kind=lr,...  --tune-lr  --final-lr-ratio 0.1\n"
+    "         --lr-sweep 0.002,0.02,0.2,2 (every step size at every layer; reports each model's best by mean H,\n"
+    "         all of them in lr_sweep.csv/png)\n"
     "         --loss l1|l2|cosine  --decode pinv|cosine  --top-k 5  --seed 0  --init-std 1  --out DIR\n"
     "--tune-lr probes lr x {0.01, 0.1, 1, 10, 100} for steps/10 steps at the deepest layer and keeps the\n"
     "lowest L1; short probes favour large steps, so check the result against the default.\n";
@@ -186,6 +191,7 @@ std::vector<Entry> load_models(const RepresentExperimentOptions& o) {
     c.n_ctx = o.n_ctx;
     c.n_heads = o.heads;
     c.mixer_form = parse_mixer_form(o.mixer_form);
+    if (o.model_init_std > 0) c.init_std = o.model_init_std;
     c.vocab_size = random ? o.vocab : default_tok->vocab_size();
     Entry e;
     e.name = std::string(model_kind_name(c.kind)) + "_d" + std::to_string(c.d_model);
@@ -201,6 +207,24 @@ std::vector<Entry> load_models(const RepresentExperimentOptions& o) {
   }
   MG_CHECK(!out.empty(), "represent: no models (give --checkpoint, --config or --kinds)");
   return out;
+}
+
+// How far `layer` blocks turn each position away from where it entered the first block: the mean
+// over scored positions of cos(h_layer[t], h_0[t]) on the true input (1: the blocks leave every
+// position's direction alone, as a near-identity stack does; the recovery problem is then easy).
+double direction_kept(LanguageModel& model, const Tensor& ids, int layer, const std::vector<uint8_t>& scored) {
+  NoGradGuard no_grad;
+  Tensor emb = model.embed(ids.to(model.token_embedding_weight().device()));
+  Tensor c = cosine_similarity(model.forward_embeddings(emb, layer, false), model.forward_embeddings(emb, 0, false), -1);
+  const std::vector<double> v = c.to(DType::f64).contiguous().to_vector<double>();
+  double sum = 0;
+  int64_t n = 0;
+  for (size_t i = 0; i < v.size(); ++i)
+    if (scored[i]) {
+      sum += v[i];
+      ++n;
+    }
+  return n ? sum / double(n) : std::nan("");
 }
 
 std::vector<int> layers_for(const std::string& spec, int64_t L, const std::string& model) {
@@ -224,6 +248,27 @@ std::vector<int> layers_for(const std::string& spec, int64_t L, const std::strin
 
 }  // namespace
 
+std::vector<double> parse_lr_list(const std::string& spec) {
+  std::vector<double> out;
+  for (const std::string& part : split(spec, ',')) {
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(part, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    MG_CHECK(used == part.size() && std::isfinite(v) && v > 0, "represent: --lr-sweep '", spec, "': '", part,
+             "' is not a positive step size");
+    MG_CHECK(std::find(out.begin(), out.end(), v) == out.end(), "represent: --lr-sweep '", spec, "' lists ", part,
+             " twice");
+    out.push_back(v);
+  }
+  MG_CHECK(!out.empty(), "represent: --lr-sweep '", spec, "' lists no step sizes");
+  std::sort(out.begin(), out.end());  // ties in the sweep then go to the smaller step
+  return out;
+}
+
 std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOptions& opt) {
   std::vector<RepresentRow> rows;
   const RepresentationOptions& base = opt.base;
@@ -235,10 +280,17 @@ std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOpti
   report::CsvWriter csv(out_dir + "/representation.csv",
                         {"model", "kind", "d_model", "n_layers", "n_ctx", "layer", "prompts", "scored_positions", hcol,
                          "top1_accuracy", "loss_start", "loss_end", "final_l1", "perturbation_l1", "lr", "steps",
-                         "loss", "decode", "seconds"});
+                         "loss", "decode", "seconds", "cos_to_layer0"});
   report::CsvWriter pos_csv(out_dir + "/positions.csv", {"model", "layer", "position", "recovered_fraction"});
   report::CsvWriter loss_csv(out_dir + "/loss_curves.csv", {"model", "layer", "step", "loss"});
   std::ofstream samples(out_dir + "/samples.txt");
+  std::unique_ptr<report::CsvWriter> sweep_csv_file;
+  if (!opt.lr_sweep.empty())
+    sweep_csv_file = std::make_unique<report::CsvWriter>(
+        out_dir + "/lr_sweep.csv", std::vector<std::string>{"model", "kind", "layer", "lr", "prompts",
+                                                            "scored_positions", hcol, "top1_accuracy", "final_l1",
+                                                            "seconds"});
+  std::vector<report::Series> sweep_series;
   report::LinePlot hplot{"Input recovery: modified Hamming metric (top-" + std::to_string(base.top_k) + ")",
                          "layers run", "fraction of tokens not recovered", {}, false};
   report::LinePlot tplot{"Input recovery: top-1 token accuracy", "layers run", "top-1 accuracy", {}, false};
@@ -251,9 +303,58 @@ std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOpti
     o.pad_id = m.tok ? m.tok->pad_id() : -1;
     o.lr = lr_for(opt.lr, c.kind);
     std::vector<int> layers = layers_for(opt.layers, c.n_layers, m.name);
-    std::printf("%s (%s, %lld parameters): %lld texts x %lld tokens, layers %s\n", m.name.c_str(), c.summary().c_str(),
-                (long long)m.model->num_parameters(), (long long)ids.size(0), (long long)T,
-                opt.layers.c_str());
+    int64_t scored_per_layer = 0;
+    {
+      const std::vector<int32_t> ref = ids.contiguous().to_vector<int32_t>();
+      for (int32_t id : ref) scored_per_layer += !(o.pad_id >= 0 && id == o.pad_id);
+    }
+    std::printf("%s (%s, %lld parameters): %lld texts x %lld tokens (%lld scored positions per layer), layers %s\n",
+                m.name.c_str(), c.summary().c_str(), (long long)m.model->num_parameters(), (long long)ids.size(0),
+                (long long)T, (long long)scored_per_layer, opt.layers.c_str());
+    // With a sweep, every step size runs at every layer first; the reporting below then walks the
+    // best one's results instead of running again.
+    std::vector<RepresentationResult> swept;
+    if (!opt.lr_sweep.empty()) {
+      double best_h = 0, best_t = 0;
+      size_t best = 0;
+      std::vector<std::vector<RepresentationResult>> all;
+      for (size_t i = 0; i < opt.lr_sweep.size(); ++i) {
+        o.lr = opt.lr_sweep[i];
+        double h = 0, t1 = 0;
+        all.emplace_back();
+        for (int layer : layers) {
+          o.layer = layer;
+          RepresentationResult r = recover_input(*m.model, ids, o);
+          std::printf("  lr %g layer %d: H = %.4f  top-1 = %.4f  (%lld scored)  L1 %.4g  %.1fs\n", o.lr, layer,
+                      r.hamming, r.top1_accuracy, (long long)scored_per_layer, r.final_l1, r.seconds);
+          std::fflush(stdout);
+          sweep_csv_file->row({m.name, model_kind_name(c.kind), std::to_string(layer), report::csv_num(o.lr),
+                               std::to_string(r.batch), std::to_string(scored_per_layer), report::csv_num(r.hamming),
+                               report::csv_num(r.top1_accuracy), report::csv_num(r.final_l1),
+                               report::csv_num(r.seconds)});
+          h += r.hamming;
+          t1 += r.top1_accuracy;
+          all.back().push_back(std::move(r));
+        }
+        h /= double(layers.size());
+        t1 /= double(layers.size());
+        if (i == 0 || h < best_h || (h == best_h && t1 > best_t)) {
+          best = i;
+          best_h = h;
+          best_t = t1;
+        }
+      }
+      // One series per model over the step sizes, at its deepest listed layer.
+      sweep_series.push_back({m.name + " layer " + std::to_string(layers.back()), {}, {}});
+      for (size_t i = 0; i < opt.lr_sweep.size(); ++i) {
+        sweep_series.back().x.push_back(std::log10(opt.lr_sweep[i]));
+        sweep_series.back().y.push_back(all[i].back().hamming);
+      }
+      o.lr = opt.lr_sweep[best];
+      swept = std::move(all[best]);
+      std::printf("  best lr for %s: %g (mean H over the layers %.4f, mean top-1 %.4f)\n", m.name.c_str(), o.lr, best_h,
+                  best_t);
+    }
     if (opt.tune_lr) {
       std::vector<double> cand;
       for (double f : {0.01, 0.1, 1.0, 10.0, 100.0}) cand.push_back(o.lr * f);
@@ -266,22 +367,25 @@ std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOpti
                          "position", "layers run (top row = first listed)", int(layers.size()), int(T), {}, 0, 1};
     report::LinePlot lplot{m.name + ": representation loss (" + std::string(representation_loss_name(o.loss)) + ")",
                            "step", "loss", {}, true};
-    for (int layer : layers) {
+    for (size_t li = 0; li < layers.size(); ++li) {
+      const int layer = layers[li];
       o.layer = layer;
-      RepresentationResult r = recover_input(*m.model, ids, o);
+      RepresentationResult r = swept.empty() ? recover_input(*m.model, ids, o) : std::move(swept[li]);
       int64_t scored = 0;
       for (uint8_t s : r.scored) scored += s;
-      std::printf("  layer %d: H = %.4f  top-1 = %.4f  loss %.4g -> %.4g  (L1 %.4g, perturbation scale %.4g)  %.1fs\n",
-                  layer, r.hamming, r.top1_accuracy, r.loss.front(), r.loss.back(), r.final_l1, r.perturbation_l1,
-                  r.seconds);
+      const double kept = direction_kept(*m.model, ids, layer, r.scored);
+      std::printf("  layer %d (lr %g): H = %.4f  top-1 = %.4f over %lld scored positions  loss %.4g -> %.4g  (L1 %.4g, "
+                  "perturbation scale %.4g)  cos(h_l, h_0) %.3f  %.1fs\n",
+                  layer, o.lr, r.hamming, r.top1_accuracy, (long long)scored, r.loss.front(), r.loss.back(), r.final_l1,
+                  r.perturbation_l1, kept, r.seconds);
       std::fflush(stdout);
       csv.row({m.name, model_kind_name(c.kind), std::to_string(c.d_model), std::to_string(c.n_layers),
                std::to_string(c.n_ctx), std::to_string(layer), std::to_string(r.batch), std::to_string(scored),
                report::csv_num(r.hamming), report::csv_num(r.top1_accuracy), report::csv_num(r.loss.front()),
                report::csv_num(r.loss.back()), report::csv_num(r.final_l1), report::csv_num(r.perturbation_l1),
                report::csv_num(o.lr), std::to_string(o.steps), representation_loss_name(o.loss),
-               representation_decode_name(o.decode), report::csv_num(r.seconds)});
-      rows.push_back({m.name, layer, r.hamming, r.top1_accuracy, r.seconds});
+               representation_decode_name(o.decode), report::csv_num(r.seconds), report::csv_num(kept)});
+      rows.push_back({m.name, layer, o.lr, scored, r.hamming, r.top1_accuracy, r.seconds});
       hs.x.push_back(layer);
       hs.y.push_back(r.hamming);
       ts.x.push_back(layer);
@@ -330,6 +434,10 @@ std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOpti
     report::save_line_plot(out_dir + "/loss_" + m.name + ".png", lplot);
   }
   report::save_line_plot(out_dir + "/representation.png", hplot);
+  if (!opt.lr_sweep.empty())
+    report::save_line_plot(out_dir + "/lr_sweep.png",
+                           report::LinePlot{"Input recovery vs step size (deepest layer listed)", "log10 step size",
+                                            "fraction of tokens not recovered", sweep_series, false});
   report::save_line_plot(out_dir + "/top1.png", tplot);
   std::printf("outputs in %s (representation.csv/png, top1.png, positions.csv, recovery_*.png, loss_*.png, samples.txt)\n",
               out_dir.c_str());
@@ -338,9 +446,9 @@ std::vector<RepresentRow> run_represent_experiment(const RepresentExperimentOpti
 
 RepresentExperimentOptions parse_represent_args(const std::vector<std::string>& argv, bool& help) {
   Args a("represent", argv,
-         {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed", "text",
-          "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio", "loss", "decode", "top-k",
-          "seed", "init-std", "out"},
+         {"checkpoint", "config", "kinds", "d-model", "n-layers", "n-ctx", "heads", "mixer-form", "model-seed",
+          "model-init-std", "text", "texts", "tokenizer", "vocab", "length", "layers", "steps", "lr", "final-lr-ratio",
+          "loss", "decode", "top-k", "seed", "init-std", "out", "lr-sweep"},
          {"random-tokens", "tune-lr", "help"});
   MG_CHECK(a.positionals().empty(), "represent: unexpected argument '", a.positionals().front(), "'\n", kUsage);
   help = a.flag("help");
@@ -354,6 +462,9 @@ RepresentExperimentOptions parse_represent_args(const std::vector<std::string>& 
   a.read("heads", o.heads);
   a.read("mixer-form", o.mixer_form);
   a.read("model-seed", o.model_seed);
+  a.read("model-init-std", o.model_init_std);
+  MG_CHECK(std::isfinite(o.model_init_std) && o.model_init_std >= 0, "represent: --model-init-std must be >= 0, got ",
+           o.model_init_std);
   o.text = split(a.get("text", ""), '|');
   a.read("texts", o.texts);
   a.read_flag("random-tokens", o.random_tokens);
@@ -363,6 +474,10 @@ RepresentExperimentOptions parse_represent_args(const std::vector<std::string>& 
   a.read("layers", o.layers);
   a.read("lr", o.lr);
   a.read_flag("tune-lr", o.tune_lr);
+  if (a.has("lr-sweep")) {
+    o.lr_sweep = parse_lr_list(a.get("lr-sweep", ""));
+    MG_CHECK(!a.has("lr") && !o.tune_lr, "represent: --lr-sweep chooses the step size itself; drop --lr/--tune-lr");
+  }
   a.read("steps", o.base.steps);
   a.read("final-lr-ratio", o.base.final_lr_ratio);
   if (a.has("loss")) o.base.loss = parse_representation_loss(a.get("loss", ""));

@@ -90,7 +90,8 @@ void write_retrieval(std::ofstream& md, const Sections& sec) {
      << " only; E.2); `infonce`: the whole model fine-tuned " << o.infonce.train.steps << " steps\n"
      << "with InfoNCE (groups of " << o.infonce.group_size << ", tau " << fmt("%g", o.infonce.temperature) << ", lr "
      << fmt("%g", o.infonce.train.lr)
-     << "; E.3). TF-IDF word overlap is the reference.\n\n| model | method |";
+     << "; E.3). TF-IDF and BM25 word overlap are the references, on the text the models see (cut to\n"
+     << "n_ctx tokens) and on the full text.\n\n| model | method |";
   for (const auto& s : sec.retrieval[0].scores) md << " c = " << s.pool_size << " |";
   md << " train loss | time |\n|---|---|";
   for (size_t i = 0; i < sec.retrieval[0].scores.size(); ++i) md << "---|";
@@ -152,12 +153,22 @@ void write_report(const std::string& dir, const std::vector<RunResult>& runs, bo
 }  // namespace
 
 ReproduceOptions parse_reproduce_args(const std::vector<std::string>& argv) {
-  Args a("reproduce", argv, {"out", "configs", "steps", "infonce-steps"},
-         {"quick", "resume", "skip-represent", "skip-retrieval"});
+  Args a("reproduce", argv, {"out", "configs", "steps", "infonce-steps", "only", "build-limit"},
+         {"quick", "standard", "paper", "dry-run", "resume", "skip-represent", "skip-retrieval"});
   ReproduceOptions o;
   a.read_flag("quick", o.quick);
+  a.read_flag("standard", o.standard);
+  a.read_flag("paper", o.paper);
+  a.read_flag("dry-run", o.dry_run);
+  a.read("only", o.only);
+  a.read("build-limit", o.build_limit);
+  MG_CHECK(int(o.quick) + int(o.standard) + int(o.paper) == 1,
+           "reproduce: choose one tier: --quick (about 10 minutes on 2 CPU cores), --standard (about 2.5 hours, "
+           "resumable) or --paper (the paper's scales: a CUDA GPU, or --paper --dry-run on any machine)");
+  MG_CHECK(!o.dry_run || o.paper, "reproduce: --dry-run goes with --paper");
+  MG_CHECK(o.build_limit >= 0, "reproduce: --build-limit must be >= 0, got ", o.build_limit);
   a.read("out", o.out);
-  if (o.out.empty()) o.out = o.quick ? "runs/quick" : "runs/full";
+  if (o.out.empty()) o.out = o.quick ? "runs/quick" : o.standard ? "runs/standard" : "runs/paper";
   a.read("configs", o.config_dir);
   a.read("steps", o.steps);
   o.retrieval.infonce.train.steps = o.quick ? 500 : 5000;
@@ -169,9 +180,11 @@ ReproduceOptions parse_reproduce_args(const std::vector<std::string>& argv) {
 }
 
 int run_reproduce_experiment(const ReproduceOptions& o) {
+  if (o.paper) return run_paper_tier(o);
+  if (o.standard) return run_standard_tier(o);
+  MG_CHECK(o.quick, "reproduce: choose a tier: --quick, --standard or --paper");
   const std::string& out = o.out;
-  std::vector<std::string> names = o.quick ? std::vector<std::string>{"quick_mixer.yaml", "quick_llama.yaml"}
-                                           : std::vector<std::string>{"tinystories_mixer.yaml", "tinystories_llama.yaml"};
+  const std::vector<std::string> names = {"quick_mixer.yaml", "quick_llama.yaml"};
   // Fail before minutes of training, not after, when the retrieval pairs are not installed.
   if (!o.skip_retrieval) {
     try {

@@ -276,6 +276,8 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
   a.read_flag("no-eval", o.no_eval);
   a.read_flag("resume", o.resume);
   a.read("stop-after", o.stop_after);
+  MG_CHECK(!a.has("stop-after") || o.stop_after >= 0, "retrieve ", o.command, ": --stop-after must be >= 0, got ",
+           o.stop_after);
   // The loop settings of whichever run this is (InfoNCE or the frozen mixer).
   TrainSettings& t = o.command == "frozen" ? o.frozen.train : o.infonce.train;
   t.device = o.model.device;

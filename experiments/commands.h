@@ -17,6 +17,11 @@ int run_reproduce(const std::vector<std::string>& args);
 int run_retrieve(const std::vector<std::string>& args);
 int run_represent(const std::vector<std::string>& args);
 int run_autoencode(const std::vector<std::string>& args);
+int run_export(const std::vector<std::string>& args);  // experiments/export.h
+int run_import(const std::vector<std::string>& args);  // experiments/import.h
+int run_audit(const std::vector<std::string>& args);
+int run_profile(const std::vector<std::string>& args);  // experiments/op_profile.h
+int run_graph(const std::vector<std::string>& args);    // experiments/autograd_graph.h
 
 // `CONFIG.yaml [--steps N] [--out-dir D] [--resume] [--stop-after N]` of `train` and `autoencode
 // train`: the config with the overrides applied and validated; o gets resume and stop_after.

@@ -1,12 +1,18 @@
 #include "experiments/data_prep.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 
+#include "core/atomic_file.h"
 #include "core/hash.h"
+#include "core/read_file.h"
+#include "data/corpus_fingerprint.h"
 #include "data/shards.h"
+#include "train/run_lock.h"
 
 namespace mg {
 
@@ -47,16 +53,46 @@ std::string data_cache_dir(const DataConfig& cfg) {
 PreparedData prepare_data(const DataConfig& cfg) {
   PreparedData out;
   out.dir = data_cache_dir(cfg);
-  std::error_code ec;
-  fs::create_directories(out.dir, ec);
-  MG_CHECK(!ec, "data cache: cannot create directory '", out.dir, "': ", ec.message());
-  const std::string tok_path = out.dir + "/tokenizer.bpe", train_path = out.dir + "/train.mgtok",
-                    valid_path = out.dir + "/validation.mgtok";
   CorpusSpec spec = cfg.corpus;
   if (spec.format == "gutenberg" && spec.path.empty()) {
     spec.path = default_corpus_dir();
     MG_CHECK(fs::exists(spec.path), "the default corpus is not installed at '", spec.path,
              "': run scripts/install_corpus.sh (or set data.path)");
+  }
+  // The corpus is read first, so that a missing one leaves nothing behind.
+  const CorpusFingerprint corpus_now = fingerprint_corpus(spec, out.dir);
+  // One writer at a time: a second process (another run on the same data, another rank) waits,
+  // then finds the cache built. The lock also removes what a killed builder left half-written.
+  RunLock lock(out.dir, "building the data cache of " + spec.path, RunLock::Mode::wait);
+  const std::string tok_path = out.dir + "/tokenizer.bpe", train_path = out.dir + "/train.mgtok",
+                    valid_path = out.dir + "/validation.mgtok", fp_path = out.dir + "/corpus.fingerprint";
+
+  // The files are valid only for the corpus content they were built from (the directory name
+  // keys the settings and the corpus path only): a corpus replaced at the same path, or a cache
+  // without a recorded fingerprint (built before fingerprints, or by a builder that was killed),
+  // is rebuilt from scratch. The fingerprint is written last, once every file is complete.
+  {
+    std::optional<CorpusFingerprint> recorded;
+    if (fs::exists(fp_path)) {
+      try {
+        recorded = CorpusFingerprint::parse(read_file_or_throw<CorpusError>(fp_path), fp_path);
+      } catch (const CorpusError& e) {
+        std::fprintf(stderr, "data: %s\n", e.what());  // treated as absent: the cache is rebuilt
+      }
+    }
+    const bool have_any = fs::exists(tok_path) || fs::exists(train_path) || fs::exists(valid_path);
+    if (!recorded || !recorded->same_content(corpus_now)) {
+      if (have_any)
+        std::fprintf(stderr, "data: rebuilding %s: %s\n", out.dir.c_str(),
+                     recorded ? ("the corpus " + spec.path + " has changed since it was built: " +
+                                 recorded->describe_change(corpus_now)).c_str()
+                              : "it records no corpus fingerprint (built by an older mixgrad, or interrupted)");
+      for (const std::string& f : {fp_path, tok_path, train_path, valid_path}) {
+        std::error_code rec;
+        fs::remove(f, rec);
+        MG_CHECK(!rec, "data cache: cannot remove stale '", f, "': ", rec.message());
+      }
+    }
   }
 
   if (!fs::exists(tok_path)) {
@@ -79,16 +115,23 @@ PreparedData prepare_data(const DataConfig& cfg) {
       ++index;
     }
     BpeTokenizer tok = trainer.train(cfg.vocab_size);
+    // Refused rather than adapted: the model's output layer is sized by data.vocab_size, and
+    // ids past the tokenizer's would be trained toward never and could not be decoded.
+    MG_CHECK(tok.vocab_size() == cfg.vocab_size, "data: the corpus ", spec.path, " yields only ", tok.vocab_size(),
+             " BPE tokens (", used, " documents leave no pair of tokens to merge), fewer than data.vocab_size ",
+             cfg.vocab_size, "; set data.vocab_size to ", tok.vocab_size(), " or less, or use a larger corpus");
     tok.save(tok_path);
     std::fprintf(stderr, "data: trained a %d-token BPE on %llu documents in %.1fs -> %s\n", tok.vocab_size(),
                  (unsigned long long)used, seconds_since(t0), tok_path.c_str());
   }
   out.tokenizer = std::make_shared<BpeTokenizer>(BpeTokenizer::load(tok_path));
-  MG_CHECK(out.tokenizer->vocab_size() <= cfg.vocab_size, "tokenizer '", tok_path, "' has ",
-           out.tokenizer->vocab_size(), " tokens, more than data.vocab_size ", cfg.vocab_size);
+  // A cache built before the check above may hold a smaller tokenizer: refused the same way.
+  MG_CHECK(out.tokenizer->vocab_size() == cfg.vocab_size, "tokenizer '", tok_path, "' has ",
+           out.tokenizer->vocab_size(), " tokens, not data.vocab_size ", cfg.vocab_size, "; set data.vocab_size to ",
+           std::min(out.tokenizer->vocab_size(), cfg.vocab_size), " or less, or use a larger corpus");
 
   const uint64_t fp = tokenizer_fingerprint(*out.tokenizer);
-  if (!fs::exists(train_path) || !fs::exists(valid_path)) {
+  if (!fs::exists(train_path) || !fs::exists(valid_path) || !fs::exists(fp_path)) {
     auto reader = open_corpus(spec);
     TokenizeOptions opts;
     opts.split = cfg.split;
@@ -98,6 +141,12 @@ PreparedData prepare_data(const DataConfig& cfg) {
                  reader->stats().summary().c_str(), (unsigned long long)r.train_documents,
                  (unsigned long long)r.train_tokens, (unsigned long long)r.validation_documents,
                  (unsigned long long)r.validation_tokens, r.seconds);
+    // A corpus changed while it was read gave files of neither version: record nothing.
+    const CorpusFingerprint corpus_after = fingerprint_corpus(spec, out.dir);
+    MG_CHECK(corpus_after.same_content(corpus_now), "data: the corpus ", spec.path,
+             " changed while it was being tokenized (", corpus_now.describe_change(corpus_after),
+             "); run again once it is complete");
+    write_file_atomically(fp_path, corpus_now.serialize());
   }
   TokenShard::OpenOptions o;
   o.expect_fingerprint = fp;

@@ -2,7 +2,10 @@
 // Turns a DataConfig into a tokenizer and train/validation shards, building each only when its
 // cached file is missing. The cache directory is keyed by everything that decides the tokens
 // (corpus spec, document limit, vocabulary size, validation split), so changing any of them
-// never reuses stale files.
+// never reuses stale files; its corpus.fingerprint (data/corpus_fingerprint.h) records the
+// corpus content it was built from, and a cache whose corpus has changed since (or that records
+// none) is rebuilt. The directory is locked while in use (train/run_lock.h, wait mode): a second
+// process waits for the first, then reuses what it built.
 #include <memory>
 #include <string>
 
@@ -18,7 +21,8 @@ struct PreparedData {
 };
 
 // Prints what it builds to stderr. Throws mg::Error (CorpusError, ShardError, TokenizerError)
-// naming the file at fault.
+// naming the file at fault, and mg::Error when the corpus yields fewer BPE tokens than
+// cfg.vocab_size (refused, never adapted: the message names the size to set instead).
 PreparedData prepare_data(const DataConfig& cfg);
 
 // The cache directory prepare_data uses for cfg.

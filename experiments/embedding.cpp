@@ -97,7 +97,7 @@ Tensor embed_batch(LanguageModel& model, const PaddedBatch& batch, EmbedPosition
   Tensor ids = batch.ids;
   const Device dev = model.token_embedding_weight().device();
   if (!(ids.device() == dev)) ids = ids.to(dev);
-  Tensor hidden = model.forward_embeddings(model.embed(ids), -1, false);
+  Tensor hidden = model.final_norm(model.forward_embeddings(model.embed(ids), -1, false));
   return pool_hidden(hidden, batch, position);
 }
 

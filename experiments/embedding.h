@@ -53,8 +53,9 @@ PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, std::span<c
 // Differentiable in hidden.
 Tensor pool_hidden(const Tensor& hidden, const PaddedBatch& batch, EmbedPosition position);
 
-// Differentiable embeddings of a padded batch: the model's last-block output (forward_embeddings
-// with apply_head = false: no final norm, no lm_head) pooled per `position`: [B, D].
+// Differentiable embeddings of a padded batch: the model's last-block output after its final norm
+// where it has one (Llama's RMSNorm, as HF's last hidden state; the mixer and GPT-1 have none),
+// without lm_head, pooled per `position`: [B, D] (docs/paper.md E.2, E.3).
 Tensor embed_batch(LanguageModel& model, const PaddedBatch& batch, EmbedPosition position);
 
 // Embeddings [N, D] (no grad, f32 on CPU) of token sequences, batched by length to limit

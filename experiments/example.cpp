@@ -3,17 +3,19 @@
 #include <cmath>
 #include <cstdio>
 
+#include "experiments/args.h"
 #include "experiments/commands.h"
 #include "ops/ops.h"
 
 namespace mg {
 
 int run_example(const std::vector<std::string>& args) {
+  Args a("example", args, {"steps"}, {});
+  for (const auto& p : a.positionals()) throw Error("example: unknown argument '" + p + "' (expected --steps N)");
   int steps = 500;
-  for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--steps" && i + 1 < args.size()) steps = std::stoi(args[++i]);
-    else throw Error("example: unknown argument '" + args[i] + "' (expected --steps N)");
-  }
+  a.read("steps", steps);
+  // Upper bound: a run that prints ten lines should not take hours by a slip of the keyboard.
+  MG_CHECK(steps >= 1 && steps <= 1000000, "example: --steps must be in [1, 1000000], got ", steps);
   Generator gen(0);
   const int64_t n = 256, hidden = 32;
   Tensor x = arange(-1.0, 1.0, 2.0 / double(n)).reshape({n, 1});

@@ -47,7 +47,8 @@ TrainSummary train_run(const RunConfig& rc, const TrainOptions& opts) {
       GenerateOptions go;
       go.max_new_tokens = 40;
       const BpeTokenizer& tok = *data.tokenizer;
-      return tok.decode(prompt) + " >>> " + tok.decode(generate_ids(*m, prompt, go, tok.eos_id()));
+      return tok.decode(prompt) + " >>> " +
+             tok.decode(generate_ids(*m, prompt, go, tok.eos_id(), unsampled_ids(tok, m->config().vocab_size)));
     };
     return obj;
   });

@@ -25,14 +25,23 @@ const Command kCommands[] = {
      "CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]: train a model\n"
      "               (data-parallel: mpirun -np N mixgrad train CONFIG.yaml; see train --help)"},
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
-    {"reproduce", mg::run_reproduce, "[--quick] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
+    {"reproduce", mg::run_reproduce, "--quick | --standard | --paper [--dry-run] [--only NAME] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
      "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (docs/paper.md E), TF-IDF baseline"},
     {"represent", mg::run_represent,
      "[--kinds K,..|--checkpoint P,..|--config Y,..] [--layers all|1,4,8] [--out DIR]: input-representation test (Fig. 3)"},
-    {"eval", mg::run_eval, "--checkpoint P [--batches N]: validation loss of a checkpoint"},
+    {"eval", mg::run_eval, "--checkpoint P [--batches N | --ids IDS.safetensors]: validation loss of a checkpoint"},
+    {"export", mg::run_export, "--checkpoint P --to pytorch|hf OUT_DIR: weights, config.json, tokenizer.json (docs/interop.md)"},
+    {"import", mg::run_import,
+     "--from pytorch|hf W.safetensors [--config C] --tokenizer T --out DIR: a run dir from PyTorch/HF weights"},
     {"autoencode", mg::run_autoencode,
      "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | plot: autoencoders (docs/paper.md F)"},
+    {"audit", mg::run_audit,
+     "CONFIG.yaml | --checkpoint P [--out DIR] [--fd-samples K] [--bound B] [--activations] [--detect-anomaly]:\n"
+     "               gradients vs f64 finite differences, norms, masked-gradient zeros (docs/audit.md)"},
+    {"profile", mg::run_profile,
+     "CONFIG.yaml [--steps N] [--out DIR]: one training step timed per op and module, Chrome trace (docs/audit.md)"},
+    {"graph", mg::run_graph, "CONFIG.yaml [--out FILE.dot] [--layers L]: the autograd graph of one step as DOT/SVG"},
 };
 
 void usage(FILE* out) {

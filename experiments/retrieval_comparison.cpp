@@ -81,7 +81,27 @@ std::vector<RetrievalComparisonRow> run_retrieval_comparison(const std::vector<P
 
   std::vector<RetrievalComparisonRow> rows;
   auto t0 = std::chrono::steady_clock::now();
-  rows.push_back({"", "tfidf", score_all(tfidf_scorer(tq, td)), 0, 0, seconds_since(t0)});
+  // The classical baselines on the text the models see: each text cut to its first n_ctx tokens
+  // of the first model's tokenizer and decoded back (tokenize_texts, as the models' input); then
+  // on the full text.
+  {
+    MG_CHECK(!models.empty(), "retrieval comparison: no models");
+    Loaded m0 = load_pretrained(models.front());
+    const int64_t n_ctx = m0.rc.model.n_ctx;
+    auto cut = [&](const std::vector<std::string>& texts) {
+      std::vector<std::string> out;
+      for (const auto& ids : tokenize_texts(*m0.tok, texts, n_ctx)) out.push_back(m0.tok->decode(ids));
+      return out;
+    };
+    const std::vector<std::string> tq_cut = cut(tq), td_cut = cut(td);
+    rows.push_back({"", "tfidf", score_all(tfidf_scorer(tq_cut, td_cut)), 0, 0, seconds_since(t0)});
+    t0 = std::chrono::steady_clock::now();
+    rows.push_back({"", "bm25", score_all(bm25_scorer(tq_cut, td_cut)), 0, 0, seconds_since(t0)});
+  }
+  t0 = std::chrono::steady_clock::now();
+  rows.push_back({"", "tfidf (full text)", score_all(tfidf_scorer(tq, td)), 0, 0, seconds_since(t0)});
+  t0 = std::chrono::steady_clock::now();
+  rows.push_back({"", "bm25 (full text)", score_all(bm25_scorer(tq, td)), 0, 0, seconds_since(t0)});
 
   EmbedOptions eo;
   eo.position = o.position;

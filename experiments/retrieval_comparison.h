@@ -2,7 +2,8 @@
 // The retrieval comparison of the reproduction report (docs/paper.md E): for each pretrained language
 // model, top-1 / MRR on the same test pools for (a) its embeddings as they are, (b) the
 // frozen-embedding method of the paper's first version (E.2) and (c) the model fine-tuned with
-// InfoNCE (E.3), beside the TF-IDF baseline.
+// InfoNCE (E.3), beside the TF-IDF and BM25 baselines, each given the text the models see (cut
+// to the first model's n_ctx tokens) and the full text.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -16,7 +17,9 @@ struct RetrievalComparisonOptions {
   double test_fraction = 0.125;                // split_pairs(.., test_fraction, 0), as `retrieve`
   std::vector<int64_t> pools = {32, 128, 1024};
   uint64_t pool_seed = 0;                      // the pools of `mixgrad retrieve eval --seed 0`
-  EmbedPosition position = EmbedPosition::mean;
+  // The paper's pooling (docs/paper.md E.2, E.3, I.5): the second-last real token; mean pooling
+  // and the last token are options.
+  EmbedPosition position = EmbedPosition::second_last;
   // InfoNCE fine-tuning: groups of 32, one group per step (log_every is set to steps / 10).
   InfoNceOptions infonce{.temperature = 0.02,
                          .group_size = 32,
@@ -33,7 +36,9 @@ struct RetrievalComparisonOptions {
 
 struct RetrievalComparisonRow {
   std::string model;   // run name ("" for TF-IDF)
-  std::string method;  // "tfidf", "embeddings", "frozen", "infonce"
+  // "tfidf", "bm25" (texts cut to the first model's n_ctx tokens, as the models see them),
+  // "tfidf (full text)", "bm25 (full text)", "embeddings", "frozen", "infonce"
+  std::string method;
   std::vector<RetrievalScore> scores;  // one per evaluated pool size (frozen: frozen.pool_size only)
   double train_loss_start = 0, train_loss_end = 0;  // frozen / InfoNCE training loss
   double seconds = 0;

@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/parallel_for.h"
+#include "experiments/bm25.h"
 #include "experiments/tfidf.h"
 
 namespace mg {
@@ -118,6 +119,17 @@ PoolScorer tfidf_scorer(const std::vector<std::string>& queries, const std::vect
   return [index, qv](int64_t qi, std::span<const int64_t> cands, std::span<double> out) {
     MG_CHECK(qi >= 0 && size_t(qi) < qv->size(), "tfidf_scorer: query ", qi, " out of range [0, ", qv->size(), ")");
     index->score((*qv)[size_t(qi)], cands, out);
+  };
+}
+
+PoolScorer bm25_scorer(const std::vector<std::string>& queries, const std::vector<std::string>& documents) {
+  auto index = std::make_shared<Bm25Index>(documents);
+  auto qt = std::make_shared<std::vector<std::vector<int32_t>>>();
+  qt->reserve(queries.size());
+  for (const std::string& q : queries) qt->push_back(index->query_terms(q));
+  return [index, qt](int64_t qi, std::span<const int64_t> cands, std::span<double> out) {
+    MG_CHECK(qi >= 0 && size_t(qi) < qt->size(), "bm25_scorer: query ", qi, " out of range [0, ", qt->size(), ")");
+    index->score((*qt)[size_t(qi)], cands, out);
   };
 }
 

@@ -80,5 +80,7 @@ PoolScorer cosine_scorer(const Tensor& queries, const Tensor& documents);
 
 // Scorer: TF-IDF fitted on `documents`, queries vectorised with it.
 PoolScorer tfidf_scorer(const std::vector<std::string>& queries, const std::vector<std::string>& documents);
+// Scorer: Okapi BM25 (experiments/bm25.h, k1 1.2, b 0.75) indexed on `documents`.
+PoolScorer bm25_scorer(const std::vector<std::string>& queries, const std::vector<std::string>& documents);
 
 }  // namespace mg

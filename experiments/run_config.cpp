@@ -20,10 +20,11 @@ void read_model(YamlSection s, ModelConfig& m) {
   s.get("n_ctx", m.n_ctx);
   s.get("n_heads", m.n_heads);
   s.get("ffn_mult", m.ffn_mult);
-  s.get_choice("mixer_form", form, {"flat", "expanded", "multihead"});
+  s.get_choice("mixer_form", form, {"flat", "expanded", "multihead", "kernel"});
   m.mixer_form = parse_mixer_form(form);
   s.get("mixer_expansion", m.mixer_expansion);
   s.get("mixer_heads", m.mixer_heads);
+  s.get("mixer_kernel", m.mixer_kernel);
   s.get("tie_weights", m.tie_weights);
   s.get("norm_eps", m.norm_eps);
   s.get("rope_theta", m.rope_theta);
@@ -96,6 +97,9 @@ void read_train(YamlSection s, TrainSettings& t) {
   s.get("device", t.device);
   s.get_choice("precision", t.precision, {"f32", "bf16"});
   s.get("deterministic", t.deterministic);
+  s.get("detect_anomaly", t.detect_anomaly);
+  s.get("reduce_bucket_mb", t.reduce_bucket_mb);
+  s.get("reduce_overlap", t.reduce_overlap);
   s.get("time_limit_minutes", t.time_limit_minutes);
   s.finish();
   validate_train_settings(t, s.file());

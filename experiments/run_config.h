@@ -7,12 +7,13 @@
 //   autoencoder: false         # true: the model is the autoencoder of model.kind (docs/paper.md F),
 //                              # trained by `mixgrad autoencode train`, not `mixgrad train`
 //   model:  {kind, vocab_size, d_model, n_layers, n_ctx, n_heads, ffn_mult, mixer_form,
-//            mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta, init_std}
+//            mixer_expansion, mixer_heads, mixer_kernel, tie_weights, norm_eps, rope_theta, init_std}
 //   data:   {format, path, field, separator, max_document_bytes, max_documents, vocab_size,
 //            cache_dir, validation: {mode, fraction, count}, batching, pad_side}
 //   train:  {batch_size, grad_accum_steps, steps, lr, warmup_steps, decay, min_lr, weight_decay,
 //            beta1, beta2, eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every,
-//            seed, threads, device, precision, deterministic, time_limit_minutes}
+//            seed, threads, device, precision, deterministic, time_limit_minutes, reduce_bucket_mb,
+//            reduce_overlap}
 //            (train/train_settings.h: meanings and defaults)
 //            precision: f32 (default) or bf16 (autocast, core/autocast.h: bf16 matmuls with f32
 //            accumulation, f32 master weights and AdamW state); deterministic: true makes the run

@@ -11,6 +11,18 @@ YamlSection::YamlSection(YAML::Node node, std::string file, std::string path)
     : node_(std::move(node)), file_(std::move(file)), path_(std::move(path)) {
   MG_CHECK(!node_ || node_.IsNull() || node_.IsMap(), file_, ": '", path_.empty() ? "<top level>" : path_,
            "' must be a mapping of keys to values");
+  if (!node_ || !node_.IsMap()) return;
+  // yaml-cpp accepts what YAML 1.2 forbids or we cannot name: a key given twice (it keeps one of
+  // the values, so the other would be silently ignored) and a key that is a list or mapping.
+  std::vector<std::string> seen;
+  for (const auto& kv : node_) {
+    MG_CHECK(kv.first.IsScalar(), file_, ": '", path_.empty() ? "<top level>" : path_, "' has a ",
+             kv.first.IsMap() ? "mapping" : kv.first.IsSequence() ? "list" : "null",
+             " as a key; keys must be plain names");
+    const std::string k = kv.first.Scalar();
+    MG_CHECK(std::find(seen.begin(), seen.end(), k) == seen.end(), where(k), ": duplicate key (given twice)");
+    seen.push_back(k);
+  }
 }
 
 std::string YamlSection::where(const std::string& key) const {

@@ -29,6 +29,7 @@ void Autoencoder::add_head(Generator& gen, TensorOptions opts) {
 }
 
 Tensor Autoencoder::encoder_states(const Tensor& ids) const {
+  ModuleScope scope = forward_scope();
   MG_CHECK(ids.defined() && ids.dtype() == DType::i32 && ids.dim() == 2, name_, ": ids must be i32 [B, T], got ",
            ids.defined() ? ids.desc() : std::string("an undefined tensor"));
   MG_CHECK(ids.size(1) >= 1 && ids.size(1) <= config_.n_ctx, name_, ": sequence length ", ids.size(1),
@@ -37,11 +38,13 @@ Tensor Autoencoder::encoder_states(const Tensor& ids) const {
 }
 
 Tensor Autoencoder::encode(const Tensor& ids) const {
+  ModuleScope scope = forward_scope();
   Tensor h = encoder_states(ids);
   return h.select(1, h.size(1) - 1);
 }
 
 Tensor Autoencoder::decode(const Tensor& z, int64_t T) const {
+  ModuleScope scope = forward_scope();
   MG_CHECK(z.defined() && z.dim() == 2 && z.size(1) == config_.d_model, name_, ": z must be [B, ", config_.d_model,
            "], got ", z.defined() ? z.desc() : std::string("an undefined tensor"));
   MG_CHECK(z.dtype() == wte.weight.dtype() && z.device() == wte.weight.device(), name_, ": z ", z.desc(),
@@ -64,12 +67,14 @@ MixerAutoencoder::MixerAutoencoder(const ModelConfig& c, Generator& gen, TensorO
 }
 
 Tensor MixerAutoencoder::run_encoder(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor h = x;
   for (const auto& b : encoderblocks) h = b->forward(h);
   return h;
 }
 
 Tensor MixerAutoencoder::run_decoder(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor h = x;
   for (const auto& b : decoderblocks) h = b->forward(h);
   return h;
@@ -91,6 +96,7 @@ AbbreviatedLlama::AbbreviatedLlama(const ModelConfig& c, Generator& gen, TensorO
 }
 
 Tensor AbbreviatedLlama::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor h = x;
   for (const auto& layer : model.model.layers) h = layer->forward(h);
   return h;

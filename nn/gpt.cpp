@@ -26,6 +26,7 @@ GptAttention::GptAttention(const ModelConfig& c, Generator& gen, TensorOptions o
 }
 
 Tensor GptAttention::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   const int64_t d = x.size(2);
   Tensor qkv = c_attn.forward(x);  // [B, T, 3d]: q, k, v side by side
   Tensor q = split_heads(qkv.narrow(2, 0, d), heads);
@@ -41,7 +42,10 @@ GptMLP::GptMLP(const ModelConfig& c, Generator& gen, TensorOptions opts)
   register_module("c_proj", c_proj);
 }
 
-Tensor GptMLP::forward(const Tensor& x) const { return c_proj.forward(gelu(c_fc.forward(x), true)); }
+Tensor GptMLP::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
+  return c_proj.forward(gelu(c_fc.forward(x), true));
+}
 
 GptBlock::GptBlock(const ModelConfig& c, Generator& gen, TensorOptions opts)
     : attn(c, gen, opts),
@@ -55,6 +59,7 @@ GptBlock::GptBlock(const ModelConfig& c, Generator& gen, TensorOptions opts)
 }
 
 Tensor GptBlock::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor n = ln_1.forward(add(x, attn.forward(x)));
   return ln_2.forward(add(n, mlp.forward(n)));
 }
@@ -76,6 +81,7 @@ GptLM::GptLM(const ModelConfig& c, Generator& gen, TensorOptions opts)
 }
 
 Tensor GptLM::forward_embeddings(const Tensor& emb, int upto_layer, bool apply_head) {
+  ModuleScope scope = forward_scope();
   const int64_t upto = check_embeddings("GptLM", emb, upto_layer, true);
   const int64_t T = emb.size(1);
   // positions_embed rows 0..T-1 broadcast over the batch.

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/activation.h"
+#include "ops/autocast_policy.h"
 #include "ops/elementwise.h"
 #include "ops/embedding.h"
 #include "ops/matmul.h"
@@ -54,8 +55,10 @@ Linear::Linear(const Tensor& shared_weight) {
 }
 
 Tensor Linear::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   check_features("Linear", x, in_features());
-  Tensor y = matmul_rows(x, weight.t());
+  // Lowered before the transpose: the leaf's bf16 copy is cached and converted contiguously.
+  Tensor y = matmul_rows(x, detail::autocast_lower(weight).t());
   return bias.defined() ? add(y, bias) : y;
 }
 
@@ -76,6 +79,7 @@ Conv1D::Conv1D(int64_t in_features, int64_t out_features, Generator& gen, Init i
 }
 
 Tensor Conv1D::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   check_features("Conv1D", x, weight.size(0));
   return add(matmul_rows(x, weight), bias);
 }
@@ -88,7 +92,10 @@ Embedding::Embedding(int64_t num_embeddings, int64_t dim, Generator& gen, Init i
   weight = register_parameter("weight", init_normal({num_embeddings, dim}, std, gen, opts));
 }
 
-Tensor Embedding::forward(const Tensor& ids) const { return embedding(weight, ids); }
+Tensor Embedding::forward(const Tensor& ids) const {
+  ModuleScope scope = forward_scope();
+  return embedding(weight, ids);
+}
 
 // ---- norms --------------------------------------------------------------------------------
 
@@ -99,6 +106,7 @@ LayerNorm::LayerNorm(int64_t dim, double eps_, TensorOptions opts) : eps(eps_) {
 }
 
 Tensor LayerNorm::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   check_features("LayerNorm", x, weight.size(0));
   return layer_norm(x, weight, bias, eps);
 }
@@ -109,6 +117,7 @@ RMSNorm::RMSNorm(int64_t dim, double eps_, TensorOptions opts) : eps(eps_) {
 }
 
 Tensor RMSNorm::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   check_features("RMSNorm", x, weight.size(0));
   return rms_norm(x, weight, eps);
 }
@@ -123,6 +132,7 @@ FeedForward::FeedForward(int64_t dim, int64_t hidden, Generator& gen, Init init,
 }
 
 Tensor FeedForward::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   return out_proj.forward(gelu(in_proj.forward(x), tanh_gelu));
 }
 
@@ -136,6 +146,7 @@ SwiGLUMLP::SwiGLUMLP(int64_t dim, int64_t hidden, Generator& gen, Init init, Ten
 }
 
 Tensor SwiGLUMLP::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   return down_proj.forward(swiglu(gate_proj.forward(x), up_proj.forward(x)));
 }
 

@@ -33,6 +33,7 @@ LlamaAttention::LlamaAttention(const ModelConfig& c, Generator& gen, TensorOptio
 }
 
 Tensor LlamaAttention::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor q = rope(split_heads(q_proj.forward(x), heads), rope_theta);
   Tensor k = rope(split_heads(k_proj.forward(x), heads), rope_theta);
   Tensor v = split_heads(v_proj.forward(x), heads);
@@ -51,6 +52,7 @@ LlamaDecoderLayer::LlamaDecoderLayer(const ModelConfig& c, Generator& gen, Tenso
 }
 
 Tensor LlamaDecoderLayer::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor h = add(x, self_attn.forward(input_layernorm.forward(x)));
   return add(h, mlp.forward(post_attention_layernorm.forward(h)));
 }
@@ -71,6 +73,7 @@ LlamaLM::LlamaLM(const ModelConfig& c, Generator& gen, TensorOptions opts) : Lan
 }
 
 Tensor LlamaLM::forward_embeddings(const Tensor& emb, int upto_layer, bool apply_head) {
+  ModuleScope scope = forward_scope();
   const int64_t upto = check_embeddings("LlamaLM", emb, upto_layer, false);
   Tensor x = emb;
   for (int64_t i = 0; i < upto; ++i) x = model.layers[size_t(i)].forward(x);

@@ -53,6 +53,7 @@ class LlamaLM : public LanguageModel {
   LlamaLM(const ModelConfig& config, Generator& gen, TensorOptions opts = {});
   Tensor forward_embeddings(const Tensor& emb, int upto_layer = -1, bool apply_head = true) override;
   const Tensor& token_embedding_weight() const override { return model.embed_tokens.weight; }
+  Tensor final_norm(const Tensor& x) const override { return model.norm.forward(x); }
 
   LlamaBody model;
   std::unique_ptr<Linear> lm_head;

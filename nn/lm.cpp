@@ -22,6 +22,16 @@ std::unique_ptr<Linear> LanguageModel::make_tied_or_normal_lm_head(const Tensor&
 Tensor LanguageModel::embed(const Tensor& ids) const {
   MG_CHECK(ids.defined() && ids.dtype() == DType::i32 && ids.dim() == 2, "LanguageModel: ids must be i32 [B, T], got ",
            ids.defined() ? ids.desc() : std::string("an undefined tensor"));
+  // The lookup runs under the embedding module's name ("wte", "model.embed_tokens"), found once.
+  if (!embed_path_) {
+    embed_path_ = std::string();
+    for (const auto& [name, p] : named_parameters())
+      if (p.impl() == token_embedding_weight().impl()) {
+        embed_path_ = name.substr(0, name.rfind('.'));
+        break;
+      }
+  }
+  ModuleScope scope(ModuleScope::Absolute{*embed_path_});
   return embedding(token_embedding_weight(), ids);
 }
 

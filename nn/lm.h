@@ -9,6 +9,8 @@
 // is deliberately not reproduced, so the three families compare without regularisation).
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <string>
 
 #include "core/factories.h"
 #include "nn/layers.h"
@@ -35,6 +37,10 @@ class LanguageModel : public Module {
   virtual Tensor forward_embeddings(const Tensor& emb, int upto_layer = -1, bool apply_head = true) = 0;
   // The token embedding matrix [V, D] (wte / embed_tokens / tokens_embed).
   virtual const Tensor& token_embedding_weight() const = 0;
+  // The model's final norm applied to last-block activations [B, T, D]: Llama's RMSNorm
+  // (HF's last hidden state, the paper's Llama embeddings, docs/paper.md E.2); x itself for the
+  // mixer and GPT-1, which have none. Differentiable.
+  virtual Tensor final_norm(const Tensor& x) const { return x; }
   int64_t num_layers() const { return config_.n_layers; }
 
  protected:
@@ -49,6 +55,9 @@ class LanguageModel : public Module {
                                                       TensorOptions opts) const;
 
   ModelConfig config_;
+
+ private:
+  mutable std::optional<std::string> embed_path_;  // state-dict prefix of the token embedding
 };
 
 // Builds the model the config describes (config.validate() first), parameters drawn from gen in

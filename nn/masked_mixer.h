@@ -15,6 +15,8 @@
 //                                                                        head h = rows [h*d/H, (h+1)*d/H))
 //              mixerblocks.N.conv.convs.{weight [H, n, n], bias [H, n]}   (head h = PyTorch convs.h.weight[:, :, 0])
 //              mixerblocks.N.conv.out_proj.{weight [d, d], bias [d]}
+//   kernel:    mixerblocks.N.conv.weight [n, n, k], mixerblocks.N.conv.bias [n]   (PyTorch's
+//              Conv1d(n, n, k, padding='same') with the tokens as channels)
 //   lm_head.weight [V, d] (absent with tie_weights: then wte.weight serves both)
 // The conv weights keep PyTorch's Conv1d shape [out, in, 1] so weights load both ways; the op
 // uses a [out, in] view.
@@ -57,6 +59,27 @@ class ExpandedMix : public Module {
   MaskedConv first, second;
 };
 
+// Kernel-k token mixing (docs/paper.md A.4, the "fully convolutional" mixer): PyTorch's
+// Conv1d(n, n, k, padding='same') over x [B, n, d] with the tokens as channels, so the kernel
+// slides along the FEATURE axis, each of its k taps masked with tril over (output, input token):
+//   y[b, i, f] = sum_{j <= i} sum_{t < k} W[i, j, t] x[b, j, f + t - p] + c[i],   p = (k - 1) / 2
+// with zeros outside [0, d) (torch's 'same': p on the left, k - 1 - p on the right; k = 4 pads
+// 1 and 2). weight [T, T, k] (any layout), bias [T] or undefined; x [B, T, D]; -> [B, T, D].
+// Composed of k masked_token_mix calls on shifted views of one zero-padded copy of x, so every
+// tap gets the op's masking guarantees (upper triangle ignored, its gradient exactly 0).
+Tensor masked_kernel_mix(const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// The kernel form's module: weight [n, n, k] and bias [n] with Conv1d's default init
+// (fan_in = n k), registered directly under "conv" like the flat form.
+class MaskedKernelConv : public Module {
+ public:
+  MaskedKernelConv(int64_t n_ctx, int64_t kernel, Generator& gen, TensorOptions opts);
+  // x [B, T, D] with T <= n_ctx: the top-left [T, T] block of every tap (as MaskedConv).
+  Tensor forward(const Tensor& x) const;
+
+  Tensor weight, bias;  // [n, n, k], [n]
+};
+
 // H masked [n, n] matrices (weight [H, n, n], bias [H, n]), registered under "convs".
 class MaskedConvHeads : public Module {
  public:
@@ -88,6 +111,7 @@ class MixerBlock : public Module {
   std::unique_ptr<MaskedConv> flat;
   std::unique_ptr<ExpandedMix> expanded;
   std::unique_ptr<MixerHeads> heads;
+  std::unique_ptr<MaskedKernelConv> kernel;
 };
 
 class MaskedMixerLM : public LanguageModel {

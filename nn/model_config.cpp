@@ -17,8 +17,10 @@ template <class E, size_t N>
 using NameTable = std::array<std::pair<E, const char*>, N>;
 constexpr NameTable<ModelKind, 3> kModelKindNames{
     {{ModelKind::masked_mixer, "masked_mixer"}, {ModelKind::llama, "llama"}, {ModelKind::gpt, "gpt"}}};
-constexpr NameTable<MixerForm, 3> kMixerFormNames{
-    {{MixerForm::flat, "flat"}, {MixerForm::expanded, "expanded"}, {MixerForm::multihead, "multihead"}}};
+constexpr NameTable<MixerForm, 4> kMixerFormNames{{{MixerForm::flat, "flat"},
+                                                   {MixerForm::expanded, "expanded"},
+                                                   {MixerForm::multihead, "multihead"},
+                                                   {MixerForm::kernel, "kernel"}}};
 
 template <class E, size_t N>
 const char* name_in(const NameTable<E, N>& table, E value) {
@@ -61,7 +63,8 @@ __int128 parameter_count(const ModelConfig& c) {
   using W = __int128;
   const W d = c.d_model, n = c.n_ctx, V = c.vocab_size, f = W(c.ffn_mult) * c.d_model;
   const W head = c.resolved_tie_weights() ? 0 : V * d;
-  const W n_layers = c.n_layers, mixer_expansion = c.mixer_expansion, mixer_heads = c.mixer_heads;
+  const W n_layers = c.n_layers, mixer_expansion = c.mixer_expansion, mixer_heads = c.mixer_heads,
+          mixer_kernel = c.mixer_kernel;
   switch (c.kind) {
     case ModelKind::masked_mixer: {
       W mix = 0;
@@ -73,6 +76,7 @@ __int128 parameter_count(const ModelConfig& c) {
           break;
         }
         case MixerForm::multihead: mix = (d * d + d) + mixer_heads * (n * n + n) + (d * d + d); break;
+        case MixerForm::kernel: mix = mixer_kernel * n * n + n; break;
       }
       const W block = 2 * d + mix + 2 * d + (d * f + f) + (f * d + d);
       return V * d + n_layers * block + head;
@@ -106,6 +110,7 @@ void ModelConfig::validate() const {
            resolved_norm_eps(), " must be positive and finite");
   if (kind == ModelKind::masked_mixer) {
     if (mixer_form == MixerForm::expanded) positive("mixer_expansion", mixer_expansion);
+    if (mixer_form == MixerForm::kernel) positive("mixer_kernel", mixer_kernel);
     if (mixer_form == MixerForm::multihead) {
       positive("mixer_heads", mixer_heads);
       MG_CHECK(d_model % mixer_heads == 0, "ModelConfig.mixer_heads = ", mixer_heads, " must divide d_model = ",
@@ -128,7 +133,8 @@ void ModelConfig::validate() const {
   // kMaxParameters parameters in all.
   for (const auto& [field, v] : {std::pair<const char*, int64_t>{"d_model", d_model}, {"n_layers", n_layers},
                                  {"n_ctx", n_ctx}, {"n_heads", n_heads}, {"ffn_mult", ffn_mult},
-                                 {"mixer_expansion", mixer_expansion}, {"mixer_heads", mixer_heads}})
+                                 {"mixer_expansion", mixer_expansion}, {"mixer_heads", mixer_heads},
+                                 {"mixer_kernel", mixer_kernel}})
     MG_CHECK(v <= std::numeric_limits<int32_t>::max(), "ModelConfig.", field, " = ", v, " is too large (at most ",
              std::numeric_limits<int32_t>::max(), ")");
   const __int128 params = parameter_count(*this);
@@ -149,6 +155,7 @@ std::string ModelConfig::summary() const {
     os << ' ' << mixer_form_name(mixer_form);
     if (mixer_form == MixerForm::expanded) os << " e=" << mixer_expansion;
     if (mixer_form == MixerForm::multihead) os << " H=" << mixer_heads;
+    if (mixer_form == MixerForm::kernel) os << " k=" << mixer_kernel;
   } else {
     os << " h=" << n_heads;
   }

@@ -10,8 +10,9 @@ namespace mg {
 
 enum class ModelKind { masked_mixer, llama, gpt };
 // Token mixing of a masked mixer: one [n, n] matrix (A.1), two matrices [e*n, n] and [n, e*n]
-// with GELU between (A.3), or H heads with their own [n, n] matrix (A.5).
-enum class MixerForm { flat, expanded, multihead };
+// with GELU between (A.3), H heads with their own [n, n] matrix (A.5), or k masked [n, n] taps
+// whose kernel slides along the feature axis (A.4, the "fully convolutional" mixer).
+enum class MixerForm { flat, expanded, multihead, kernel };
 
 struct ModelConfig {
   ModelKind kind = ModelKind::masked_mixer;
@@ -24,6 +25,7 @@ struct ModelConfig {
   MixerForm mixer_form = MixerForm::flat;
   int64_t mixer_expansion = 1;  // e of the expanded form
   int64_t mixer_heads = 2;      // H of the multihead form
+  int64_t mixer_kernel = 4;     // k of the kernel form (the paper's runs: 4)
   // Unset means the family's default: tie_weights false for mixer and llama, true for gpt (HF);
   // norm_eps 1e-5 (LayerNorm: mixer, gpt) or 1e-6 (RMSNorm: llama).
   std::optional<bool> tie_weights;
@@ -47,7 +49,7 @@ struct ModelConfig {
 };
 
 const char* model_kind_name(ModelKind k);   // "masked_mixer", "llama", "gpt"
-const char* mixer_form_name(MixerForm f);   // "flat", "expanded", "multihead"
+const char* mixer_form_name(MixerForm f);   // "flat", "expanded", "multihead", "kernel"
 // Parse the names above; throw mg::Error listing the accepted names.
 ModelKind parse_model_kind(const std::string& s);
 MixerForm parse_mixer_form(const std::string& s);

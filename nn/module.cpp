@@ -30,6 +30,16 @@ void Module::add_child(const std::string& name, Module& child) {
   check_new_name(name);
   MG_CHECK(&child != this, "Module: cannot register a module as its own child ('", name, "')");
   children_.emplace_back(name, &child);
+  if (!child.parent_) {
+    child.parent_ = this;
+    child.name_ = name;
+  }
+}
+
+std::string Module::module_path() const {
+  std::string path = name_;
+  for (const Module* m = parent_; m && m->parent_; m = m->parent_) path = m->name_ + "." + path;
+  return path;
 }
 
 void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Tensor>>& out) const {

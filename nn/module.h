@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "autograd/instrument.h"
 #include "core/tensor.h"
 
 namespace mg {
@@ -58,6 +59,14 @@ class Module {
   LoadStateDictResult load_state_dict(const std::map<std::string, Tensor>& state, bool strict = true);
   LoadStateDictResult load_state_dict(const StateDict& state, bool strict = true);
 
+  // This module's dotted name from the root of its tree ("mixerblocks.3.conv"; "" for the
+  // root), the prefix of its parameters' state-dict names. A module registered under several
+  // names keeps the first.
+  std::string module_path() const;
+  // Opens the module's path for the ops of its forward (autograd/instrument.h); every forward
+  // starts with `ModuleScope scope = forward_scope();`.
+  ModuleScope forward_scope() const { return ModuleScope(ModuleScope::Absolute{module_path()}); }
+
   // Drops every parameter's .grad.
   void zero_grad();
   // Moves / converts every parameter in place: the Tensor handles held by the model (and by
@@ -85,6 +94,8 @@ class Module {
 
   std::vector<std::pair<std::string, Tensor>> params_;
   std::vector<std::pair<std::string, Module*>> children_;
+  const Module* parent_ = nullptr;  // first module that registered this one
+  std::string name_;                // the name it registered this one under
 };
 
 // Children named "0", "1", ... (torch.nn.ModuleList), owned by the list.

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "core/autocast_cache.h"
 #include "core/backend.h"
 #include "core/factories.h"
 #include "ops/elementwise.h"
@@ -42,6 +43,8 @@ void Optimizer::set_lr(double lr) {
 
 void Optimizer::step() {
   NoGradGuard no_grad;
+  // The parameters change in place: bf16 copies cached by a still-open autocast scope are stale.
+  autocast_clear_cache();
   ++step_;
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor g = grad_for_update(i);

@@ -19,6 +19,7 @@ BidirectionalMixerBlock::BidirectionalMixerBlock(int64_t dim, int64_t samples, G
 }
 
 Tensor BidirectionalMixerBlock::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   MG_CHECK(x.dim() == 3 && x.size(1) == conv_weight.size(0), "BidirectionalMixerBlock: expected [B, ",
            conv_weight.size(0), ", d], got ", x.desc());
   // [c, c] x [B, c, d] broadcasts over B: every sample mixes with every other (no mask).
@@ -38,6 +39,7 @@ RetrievalMixer::RetrievalMixer(int64_t dim, int64_t depth, int64_t samples, Gene
 }
 
 Tensor RetrievalMixer::forward(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
   Tensor h = x;
   for (const auto& b : blocks) h = b->forward(h);
   Tensor s = head.forward(h).squeeze(2);  // [B, c]

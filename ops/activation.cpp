@@ -9,6 +9,7 @@ using namespace detail;
 namespace {
 
 Tensor activation(Activation act, const char* name, const Tensor& x) {
+  OpScope op_scope;
   if (autocast_widens(x)) return activation(act, name, autocast_widen(x));
   check_floating(name, x);
   Tensor xc = contiguous_raw(x).detach();
@@ -24,12 +25,14 @@ Tensor activation(Activation act, const char* name, const Tensor& x) {
 }  // namespace
 
 Tensor gelu(const Tensor& x, bool tanh_approx) {
+  OpScope op_scope;
   return tanh_approx ? activation(Activation::gelu_tanh, "gelu_tanh", x) : activation(Activation::gelu, "gelu", x);
 }
 Tensor silu(const Tensor& x) { return activation(Activation::silu, "silu", x); }
 Tensor relu(const Tensor& x) { return activation(Activation::relu, "relu", x); }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  OpScope op_scope;
   if (autocast_widens(gate, up)) return swiglu(autocast_widen(gate), autocast_widen(up));
   check_floating("swiglu", gate);
   check_same("swiglu", gate, up);

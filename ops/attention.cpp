@@ -9,6 +9,7 @@ namespace mg {
 using namespace detail;
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
+  OpScope op_scope;
   if (autocast_widens(q, k, v))
     return scaled_dot_product_attention(autocast_widen(q), autocast_widen(k), autocast_widen(v), causal, scale);
   check_same("scaled_dot_product_attention", q, k);

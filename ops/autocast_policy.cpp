@@ -1,5 +1,6 @@
 #include "ops/autocast_policy.h"
 
+#include "core/autocast_cache.h"
 #include "ops/common.h"
 
 namespace mg::detail {
@@ -12,7 +13,23 @@ bool autocast_lowers(const Tensor& a, const Tensor& b, const Tensor& c) {
 }
 
 Tensor autocast_lower(const Tensor& t) {
-  return autocast_enabled() && is(t, DType::f32) ? t.to(autocast_state().dtype) : t;
+  if (!autocast_enabled() || !is(t, DType::f32)) return t;
+  const DType low = autocast_state().dtype;
+  if (!autocast_cacheable(t)) {
+    autocast_count_conversion();
+    return t.to(low);
+  }
+  OpScope op_scope;
+  Tensor raw = autocast_cache_find(t, low);
+  if (!raw.defined()) {
+    autocast_count_conversion();
+    raw = cast_raw(t, low);
+    autocast_cache_store(t, raw);
+  }
+  // A fresh handle per use with its own cast node, exactly as t.to(low) records: gradients (and
+  // their rounding) are those of an uncached cast even when a parameter is used twice.
+  Tensor out = make_view(raw, raw.shape(), raw.strides(), raw.offset());
+  return record("to_dtype", out, {t}, [](const Tensor& g) -> std::vector<Tensor> { return {g.to(DType::f32)}; });
 }
 
 bool autocast_widens(const Tensor& a, const Tensor& b, const Tensor& c) {

@@ -2,6 +2,7 @@
 // Helpers shared by the op implementations (not part of the public API).
 #include <string>
 
+#include "autograd/instrument.h"
 #include "autograd/node.h"
 #include "core/backend.h"
 #include "core/factories.h"

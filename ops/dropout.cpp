@@ -15,6 +15,7 @@ namespace {
 // traffic of the pass itself), and keeps no [n]-sized mask alive between forward and backward.
 // The backward is itself this op, so higher derivatives follow (dropout is linear in x).
 Tensor masked(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
+  OpScope op_scope;
   Tensor xc = contiguous_raw(x);
   Tensor out = empty_as(x.shape(), x);
   if (out.numel()) be(x).dropout(xc, p, seed, offset, out);
@@ -26,6 +27,7 @@ Tensor masked(const Tensor& x, double p, uint64_t seed, uint64_t offset) {
 }  // namespace
 
 Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t offset) {
+  OpScope op_scope;
   if (autocast_widens(x)) return dropout(autocast_widen(x), p, training, seed, offset);
   check_floating("dropout", x);
   MG_CHECK(x.dtype() != DType::bf16, "dropout: f32 or f64 expected, got ", x.desc());
@@ -35,6 +37,7 @@ Tensor dropout(const Tensor& x, double p, bool training, uint64_t seed, uint64_t
 }
 
 Tensor dropout(const Tensor& x, double p, bool training, Generator& gen) {
+  OpScope op_scope;
   // Only a call that masks takes an offset (torch's eval dropout draws nothing either), so
   // turning dropout off leaves every later draw of the generator unchanged.
   if (!training || p == 0) return dropout(x, p, training, gen.seed(), 0);

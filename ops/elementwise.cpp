@@ -9,6 +9,7 @@ using namespace detail;
 namespace {
 
 Tensor binary_raw(BinaryOp op, const char* name, const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   check_same(name, a, b);
   check_floating(name, a);
   Shape s = broadcast_shapes(a.shape(), b.shape(), name);
@@ -18,6 +19,7 @@ Tensor binary_raw(BinaryOp op, const char* name, const Tensor& a, const Tensor& 
 }
 
 Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double alpha = 0) {
+  OpScope op_scope;
   check_floating(name, x);
   Tensor out = empty_as(x.shape(), x);
   if (out.numel()) be(x).unary(op, x, out, alpha);
@@ -30,6 +32,7 @@ namespace {
 // a + b or a - b: the gradients are g and +-g, each summed back to its operand's shape. A
 // broadcast operand (a bias) costs a reduction: skipped when frozen.
 Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   Tensor out = binary_raw(op, name, a, b);
   Shape sa = a.shape(), sb = b.shape();
   const bool need_a = needs_grad(a), need_b = needs_grad(b), minus = op == BinaryOp::sub;
@@ -40,16 +43,19 @@ Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 }  // namespace
 
 Tensor add(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   if (autocast_widens(a, b)) return add(autocast_widen(a), autocast_widen(b));
   return add_or_sub("add", BinaryOp::add, a, b);
 }
 
 Tensor sub(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   if (autocast_widens(a, b)) return sub(autocast_widen(a), autocast_widen(b));
   return add_or_sub("sub", BinaryOp::sub, a, b);
 }
 
 Tensor mul(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   if (autocast_widens(a, b)) return mul(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::mul, "mul", a, b);
   const bool need_a = needs_grad(a), need_b = needs_grad(b);
@@ -62,6 +68,7 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   if (autocast_widens(a, b)) return div(autocast_widen(a), autocast_widen(b));
   Tensor out = binary_raw(BinaryOp::div, "div", a, b);
   const bool need_a = needs_grad(a), need_b = needs_grad(b);
@@ -75,26 +82,32 @@ Tensor div(const Tensor& a, const Tensor& b) {
 }
 
 Tensor add(const Tensor& a, double s) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::add_scalar, "add", a, s);
   return record("add_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 Tensor sub(const Tensor& a, double s) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::add_scalar, "sub", a, -s);
   return record("sub_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 Tensor rsub(double s, const Tensor& a) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::rsub_scalar, "rsub", a, s);
   return record("rsub_scalar", out, {a}, [](const Tensor& g) -> std::vector<Tensor> { return {neg(g)}; });
 }
 Tensor mul(const Tensor& a, double s) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::mul_scalar, "mul", a, s);
   return record("mul_scalar", out, {a}, [s](const Tensor& g) -> std::vector<Tensor> { return {mul(g, s)}; });
 }
 Tensor div(const Tensor& a, double s) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::mul_scalar, "div", a, 1.0 / s);
   return record("div_scalar", out, {a}, [s](const Tensor& g) -> std::vector<Tensor> { return {mul(g, 1.0 / s)}; });
 }
 Tensor rdiv(double s, const Tensor& a) {
+  OpScope op_scope;
   Tensor inv = unary_raw(UnaryOp::pow_scalar, "rdiv", a, -1.0);
   Tensor out = unary_raw(UnaryOp::mul_scalar, "rdiv", inv, s);
   Tensor sa = a.detach(), so = out.detach();
@@ -104,25 +117,30 @@ Tensor rdiv(double s, const Tensor& a) {
 }
 
 Tensor neg(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::neg, "neg", x);
   return record("neg", out, {x}, [](const Tensor& g) -> std::vector<Tensor> { return {neg(g)}; });
 }
 Tensor exp(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::exp, "exp", x);
   Tensor so = out.detach();
   return record("exp", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> { return {mul(g, so)}; });
 }
 Tensor log(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::log, "log", x);
   Tensor sx = x.detach();
   return record("log", out, {x}, [sx](const Tensor& g) -> std::vector<Tensor> { return {div(g, sx)}; });
 }
 Tensor sqrt(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::sqrt, "sqrt", x);
   Tensor so = out.detach();
   return record("sqrt", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> { return {div(mul(g, 0.5), so)}; });
 }
 Tensor rsqrt(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::rsqrt, "rsqrt", x);
   Tensor so = out.detach();
   // d(x^-1/2)/dx = -1/2 x^-3/2 = -1/2 out^3
@@ -131,6 +149,7 @@ Tensor rsqrt(const Tensor& x) {
   });
 }
 Tensor pow(const Tensor& x, double p) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::pow_scalar, "pow", x, p);
   Tensor sx = x.detach();
   return record("pow", out, {x}, [sx, p](const Tensor& g) -> std::vector<Tensor> {
@@ -140,18 +159,31 @@ Tensor pow(const Tensor& x, double p) {
 }
 Tensor square(const Tensor& x) { return mul(x, x); }
 Tensor abs(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::abs, "abs", x);
   Tensor sx = x.detach();
   return record("abs", out, {x}, [sx](const Tensor& g) -> std::vector<Tensor> { return {mul(g, sign(sx))}; });
 }
 Tensor tanh(const Tensor& x) {
+  OpScope op_scope;
   Tensor out = unary_raw(UnaryOp::tanh, "tanh", x);
   Tensor so = out.detach();
   return record("tanh", out, {x}, [so](const Tensor& g) -> std::vector<Tensor> {
     return {mul(g, rsub(1.0, mul(so, so)))};
   });
 }
-Tensor sign(const Tensor& x) { return unary_raw(UnaryOp::sign, "sign", x); }
-Tensor eq(const Tensor& a, const Tensor& b) { return binary_raw(BinaryOp::eq, "eq", a, b); }
+// Forward-only: no backward node, but observers still see the output.
+Tensor sign(const Tensor& x) {
+  OpScope op_scope;
+  Tensor out = unary_raw(UnaryOp::sign, "sign", x);
+  report_forward("sign", out, 1);
+  return out;
+}
+Tensor eq(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
+  Tensor out = binary_raw(BinaryOp::eq, "eq", a, b);
+  report_forward("eq", out, 2);
+  return out;
+}
 
 }  // namespace mg

@@ -8,6 +8,7 @@ namespace mg {
 using namespace detail;
 
 Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  OpScope op_scope;
   check_floating("embedding", weight);
   MG_CHECK(weight.dim() == 2, "embedding: weight must be [V, D], got ", weight.desc());
   MG_CHECK(ids.defined() && ids.dtype() == DType::i32, "embedding: ids must be an i32 tensor, got ",

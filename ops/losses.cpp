@@ -22,6 +22,7 @@ void check_pair(const char* op, const Tensor& input, const Tensor& target) {
 }
 
 Tensor reduce(const Tensor& x, Reduction r) {
+  OpScope op_scope;
   switch (r) {
     case Reduction::none: return x;
     case Reduction::mean: return mean(x);
@@ -38,16 +39,19 @@ void check_temperature(const char* op, double temperature) {
 }  // namespace
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction r) {
+  OpScope op_scope;
   check_pair("l1_loss", input, target);
   return reduce(abs(sub(input, target)), r);
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction r) {
+  OpScope op_scope;
   check_pair("mse_loss", input, target);
   return reduce(square(sub(input, target)), r);
 }
 
 Tensor l2_normalize(const Tensor& x, int64_t dim, double eps) {
+  OpScope op_scope;
   check_floating("l2_normalize", x);
   MG_CHECK(x.dim() >= 1, "l2_normalize: expected at least one dim, got ", x.desc());
   MG_CHECK(eps >= 0, "l2_normalize: eps must be >= 0, got ", eps);
@@ -73,6 +77,7 @@ Tensor l2_normalize(const Tensor& x, int64_t dim, double eps) {
 }
 
 Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim, double eps) {
+  OpScope op_scope;
   check_same("cosine_similarity", a, b);
   check_floating("cosine_similarity", a);
   const Shape s = broadcast_shapes(a.shape(), b.shape(), "cosine_similarity");
@@ -85,6 +90,7 @@ Tensor cosine_similarity(const Tensor& a, const Tensor& b, int64_t dim, double e
 }
 
 Tensor info_nce_loss(const Tensor& queries, const Tensor& docs, double temperature) {
+  OpScope op_scope;
   check_same("info_nce_loss", queries, docs);
   check_floating("info_nce_loss", queries);
   check_temperature("info_nce_loss", temperature);
@@ -97,6 +103,7 @@ Tensor info_nce_loss(const Tensor& queries, const Tensor& docs, double temperatu
 }
 
 Tensor info_nce_loss_grouped(const Tensor& queries, const Tensor& candidates, double temperature) {
+  OpScope op_scope;
   check_same("info_nce_loss_grouped", queries, candidates);
   check_floating("info_nce_loss_grouped", queries);
   check_temperature("info_nce_loss_grouped", temperature);

@@ -60,6 +60,7 @@ TensorOptions acc_opts(const Tensor& t) { return TensorOptions{acc_dtype(t.dtype
 
 // sum over dims; a bf16 tensor is summed in f32 and the result rounded to bf16.
 Tensor sum_any(const Tensor& t, const std::vector<int64_t>& dims) {
+  OpScope op_scope;
   if (t.dtype() != DType::bf16) return sum(t, dims);
   return cast_raw(sum(cast_raw(t, DType::f32), dims), DType::bf16);
 }
@@ -161,6 +162,7 @@ Tensor masked(const Tensor& w) {  // tril(w) without autograd, contiguous
 }  // namespace
 
 Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  OpScope op_scope;
   if (autocast_lowers(x, weight, bias))
     return masked_token_mix(autocast_lower(x), autocast_lower(weight), autocast_lower(bias));
   check_float_args("masked_token_mix", x, weight, bias);
@@ -208,6 +210,7 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
 }
 
 Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  OpScope op_scope;
   if (autocast_lowers(x, weight, bias))
     return masked_token_mix_heads(autocast_lower(x), autocast_lower(weight), autocast_lower(bias));
   check_float_args("masked_token_mix_heads", x, weight, bias);

@@ -63,6 +63,7 @@ GemmOperand as_operand(const Tensor& x) {
 }
 
 Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   const int64_t M = a.shape()[size_t(a.dim() - 2)], K = a.shape()[size_t(a.dim() - 1)];
   const int64_t K2 = b.shape()[size_t(b.dim() - 2)], N = b.shape()[size_t(b.dim() - 1)];
   MG_CHECK(K == K2, "matmul: inner dims differ: ", a.desc(), " x ", b.desc(), " (", K, " vs ", K2, ")");
@@ -92,6 +93,7 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
 
 // sum_to for gradients of any dtype: bf16 sums run in f32 (no bf16 reduction kernels).
 Tensor reduce_to(const Tensor& g, const Shape& shape) {
+  OpScope op_scope;
   if (g.dtype() != DType::bf16 || g.shape() == shape) return sum_to(g, shape);
   return cast_raw(sum_to(cast_raw(g, DType::f32), shape), DType::bf16);
 }
@@ -99,6 +101,7 @@ Tensor reduce_to(const Tensor& g, const Shape& shape) {
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
   if (autocast_lowers(a, b)) return matmul(autocast_lower(a), autocast_lower(b));
   check_same("matmul", a, b);
   MG_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64 || a.dtype() == DType::bf16,

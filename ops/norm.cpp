@@ -27,6 +27,7 @@ Tensor maybe_contiguous(const Tensor& t) { return t.defined() ? contiguous_raw(t
 }  // namespace
 
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  OpScope op_scope;
   if (autocast_widens(x, weight, bias))
     return layer_norm(autocast_widen(x), autocast_widen(weight), autocast_widen(bias), eps);
   check_input("layer_norm", x);
@@ -51,6 +52,7 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
 }
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  OpScope op_scope;
   if (autocast_widens(x, weight)) return rms_norm(autocast_widen(x), autocast_widen(weight), eps);
   check_input("rms_norm", x);
   check_param("rms_norm", "weight", weight, x);

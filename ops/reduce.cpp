@@ -53,6 +53,7 @@ bool sum_leading_as_gemm(const Tensor& x, const ReducePlan& p, const Tensor& out
 
 // Moves the reduced dims last, makes the result contiguous and reduces each row.
 Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePlan& p) {
+  OpScope op_scope;
   check_floating(name, x);
   if (op == ReduceOp::sum && p.count > 0 && x.numel() > 0) {
     Tensor out = empty_as(p.out_shape, x);
@@ -83,6 +84,7 @@ Tensor reduce_raw(ReduceOp op, const char* name, const Tensor& x, const ReducePl
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  OpScope op_scope;
   ReducePlan p = plan("sum", x, dims, keepdim);
   Tensor out = reduce_raw(ReduceOp::sum, "sum", x, p);
   Shape xs = x.shape(), ks = p.keep_shape;
@@ -92,12 +94,14 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  OpScope op_scope;
   ReducePlan p = plan("mean", x, dims, keepdim);
   MG_CHECK(p.count > 0, "mean: reducing over an empty dim of ", x.desc());
   return div(sum(x, dims, keepdim), double(p.count));
 }
 
 Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
+  OpScope op_scope;
   ReducePlan p = plan("max", x, dims, keepdim);
   Tensor out = reduce_raw(ReduceOp::max, "max", x, p);
   Tensor sx = x.detach(), so = out.detach();
@@ -111,6 +115,7 @@ Tensor max(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim) {
 }
 
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
+  OpScope op_scope;
   ReducePlan p = plan("var", x, dims, keepdim);
   MG_CHECK(p.count - correction > 0, "var: ", p.count, " elements per output with correction ", correction,
            " leave no degrees of freedom");

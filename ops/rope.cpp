@@ -9,6 +9,7 @@ using namespace detail;
 namespace {
 
 Tensor rope_raw(const Tensor& x, double theta, int64_t pos_offset, bool inverse) {
+  OpScope op_scope;
   Tensor xc = contiguous_raw(x);
   Tensor out = empty_as(x.shape(), x);
   if (out.numel()) be(x).rope(xc, theta, pos_offset, inverse, out);
@@ -18,6 +19,7 @@ Tensor rope_raw(const Tensor& x, double theta, int64_t pos_offset, bool inverse)
 }  // namespace
 
 Tensor rope(const Tensor& x, double theta, int64_t pos_offset) {
+  OpScope op_scope;
   if (autocast_widens(x)) return rope(autocast_widen(x), theta, pos_offset);
   check_floating("rope", x);
   MG_CHECK(x.dtype() != DType::bf16, "rope: f32 or f64 expected, got ", x.desc());

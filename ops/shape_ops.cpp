@@ -6,6 +6,7 @@ namespace mg {
 using namespace detail;
 
 Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
+  OpScope op_scope;
   MG_CHECK(!ts.empty(), "cat: no tensors given");
   const Tensor& first = ts[0];
   int d = normalize_dim(dim, first.dim(), "cat");
@@ -45,6 +46,7 @@ Tensor cat(const std::vector<Tensor>& ts, int64_t dim) {
 }
 
 Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
+  OpScope op_scope;
   MG_CHECK(!ts.empty(), "stack: no tensors given");
   int d = normalize_dim(dim, ts[0].dim() + 1, "stack");
   std::vector<Tensor> us;
@@ -57,6 +59,7 @@ Tensor stack(const std::vector<Tensor>& ts, int64_t dim) {
 }
 
 Tensor index_select(const Tensor& x, int64_t dim, const Tensor& index) {
+  OpScope op_scope;
   MG_CHECK(index.dtype() == DType::i32 && index.dim() == 1, "index_select: index must be a 1-D i32 tensor, got ",
            index.desc());
   MG_CHECK(index.device() == x.device(), "index_select: index on ", index.device().str(), ", input ", x.desc());

@@ -14,6 +14,7 @@ using namespace detail;
 namespace {
 
 Tensor softmax_impl(const char* name, const Tensor& x, int64_t dim, bool log) {
+  OpScope op_scope;
   if (autocast_widens(x)) return softmax_impl(name, autocast_widen(x), dim, log);
   check_floating(name, x);
   MG_CHECK(x.dim() >= 1, name, ": input must have at least 1 dim, got ", x.desc());
@@ -37,6 +38,7 @@ Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl("softmax", x,
 Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl("log_softmax", x, dim, true); }
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction) {
+  OpScope op_scope;
   if (autocast_widens(logits)) return cross_entropy(autocast_widen(logits), targets, ignore_index, reduction);
   check_floating("cross_entropy", logits);
   MG_CHECK(logits.dim() >= 1, "cross_entropy: logits must be [..., V], got ", logits.desc());

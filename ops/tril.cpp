@@ -6,6 +6,7 @@ namespace mg {
 using namespace detail;
 
 Tensor tril(const Tensor& x, int64_t diagonal) {
+  OpScope op_scope;
   check_floating("tril", x);
   MG_CHECK(x.dim() >= 2, "tril: expected at least 2 dims, got ", x.desc());
   Tensor xc = contiguous_raw(x);

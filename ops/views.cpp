@@ -62,6 +62,7 @@ bool view_strides(const Shape& shape, const Shape& strides, const Shape& ns, Sha
 }
 
 Tensor reshape_backward_node(const char* name, Tensor out, const Tensor& x) {
+  OpScope op_scope;
   Shape xs = x.shape();
   return record(name, out, {x}, [xs](const Tensor& g) -> std::vector<Tensor> { return {g.reshape(xs)}; });
 }
@@ -69,6 +70,7 @@ Tensor reshape_backward_node(const char* name, Tensor out, const Tensor& x) {
 }  // namespace
 
 Tensor Tensor::view(const Shape& req) const {
+  OpScope op_scope;
   Shape s = infer_shape(req, numel(), "view", *this);
   Shape st;
   MG_CHECK(view_strides(shape(), strides(), s, st), "view: cannot view ", desc(), " with strides ",
@@ -77,6 +79,7 @@ Tensor Tensor::view(const Shape& req) const {
 }
 
 Tensor Tensor::reshape(const Shape& req) const {
+  OpScope op_scope;
   Shape s = infer_shape(req, numel(), "reshape", *this);
   Shape st;
   if (view_strides(shape(), strides(), s, st)) return reshape_backward_node("reshape", make_view(*this, s, st, offset()), *this);
@@ -84,6 +87,7 @@ Tensor Tensor::reshape(const Shape& req) const {
 }
 
 Tensor Tensor::flatten(int64_t start, int64_t end) const {
+  OpScope op_scope;
   if (dim() == 0) return reshape({1});
   int a = normalize_dim(start, dim(), "flatten"), b = normalize_dim(end, dim(), "flatten");
   MG_CHECK(a <= b, "flatten: start dim ", start, " after end dim ", end);
@@ -96,6 +100,7 @@ Tensor Tensor::flatten(int64_t start, int64_t end) const {
 }
 
 Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
+  OpScope op_scope;
   MG_CHECK(int64_t(dims.size()) == dim(), "permute: ", dims.size(), " dims given for ", desc());
   Shape s, st;
   std::vector<int64_t> inv(dims.size(), -1);
@@ -111,6 +116,7 @@ Tensor Tensor::permute(const std::vector<int64_t>& dims) const {
 }
 
 Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
+  OpScope op_scope;
   int a = normalize_dim(d0, dim(), "transpose"), b = normalize_dim(d1, dim(), "transpose");
   std::vector<int64_t> perm(static_cast<size_t>(dim()));
   std::iota(perm.begin(), perm.end(), 0);
@@ -119,6 +125,7 @@ Tensor Tensor::transpose(int64_t d0, int64_t d1) const {
 }
 
 Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const {
+  OpScope op_scope;
   int dd = normalize_dim(d, dim(), "slice");
   MG_CHECK(step > 0, "slice: step must be positive, got ", step);
   const int64_t n = shape()[size_t(dd)];
@@ -139,6 +146,7 @@ Tensor Tensor::slice(int64_t d, int64_t start, int64_t end, int64_t step) const 
 }
 
 Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
+  OpScope op_scope;
   int dd = normalize_dim(d, dim(), "narrow");
   const int64_t n = shape()[size_t(dd)];
   MG_CHECK(start >= 0 && length >= 0 && start + length <= n, "narrow: [", start, ", ", start + length,
@@ -147,6 +155,7 @@ Tensor Tensor::narrow(int64_t d, int64_t start, int64_t length) const {
 }
 
 Tensor Tensor::select(int64_t d, int64_t index) const {
+  OpScope op_scope;
   int dd = normalize_dim(d, dim(), "select");
   const int64_t n = shape()[size_t(dd)];
   MG_CHECK(index >= -n && index < n, "select: index ", index, " out of range for dim ", d, " of ", desc());
@@ -155,6 +164,7 @@ Tensor Tensor::select(int64_t d, int64_t index) const {
 }
 
 Tensor Tensor::expand(const Shape& req) const {
+  OpScope op_scope;
   MG_CHECK(req.size() >= shape().size(), "expand: cannot expand ", desc(), " to fewer dims ", shape_str(req));
   Shape s = req;
   const size_t lead = req.size() - shape().size();
@@ -177,6 +187,7 @@ Tensor Tensor::expand(const Shape& req) const {
 }
 
 Tensor Tensor::squeeze(int64_t d) const {
+  OpScope op_scope;
   int dd = normalize_dim(d, dim(), "squeeze");
   if (shape()[size_t(dd)] != 1) return reshape(shape());
   Shape s = shape(), st = strides();
@@ -186,6 +197,7 @@ Tensor Tensor::squeeze(int64_t d) const {
 }
 
 Tensor Tensor::squeeze() const {
+  OpScope op_scope;
   Shape s, st;
   for (size_t i = 0; i < shape().size(); ++i)
     if (shape()[i] != 1) {
@@ -196,6 +208,7 @@ Tensor Tensor::squeeze() const {
 }
 
 Tensor Tensor::unsqueeze(int64_t d) const {
+  OpScope op_scope;
   int dd = normalize_dim(d, dim() + 1, "unsqueeze");
   Shape s = shape(), st = strides();
   int64_t stride = size_t(dd) < st.size() ? st[size_t(dd)] * s[size_t(dd)] : 1;
@@ -205,18 +218,21 @@ Tensor Tensor::unsqueeze(int64_t d) const {
 }
 
 Tensor Tensor::clone() const {
+  OpScope op_scope;
   Tensor out = empty_as(shape(), *this);
   if (out.numel()) be(*this).copy(*this, out);
   return record("clone", out, {*this}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 
 Tensor Tensor::contiguous() const {
+  OpScope op_scope;
   if (is_contiguous()) return *this;
   Tensor out = contiguous_raw(*this);
   return record("contiguous", out, {*this}, [](const Tensor& g) -> std::vector<Tensor> { return {g}; });
 }
 
 Tensor Tensor::to(DType dt) const {
+  OpScope op_scope;
   if (dt == dtype()) return *this;
   Tensor out = Tensor::empty(shape(), TensorOptions{dt, device(), false});
   if (out.numel()) be(*this).copy(*this, out);
@@ -226,6 +242,7 @@ Tensor Tensor::to(DType dt) const {
 }
 
 Tensor Tensor::to(Device dev) const {
+  OpScope op_scope;
   if (dev == device()) return *this;
   Tensor src = contiguous_raw(*this);
   Tensor out = Tensor::empty(shape(), TensorOptions{dtype(), dev, false});

@@ -17,8 +17,10 @@ scripts/install_deps.sh --fuzz
 mkdir -p "$build"
 # Instrumented builds print many clang notes about loops it could not vectorise: kept in a log.
 # -O1: libFuzzer's usual level, and much quicker to compile than -O3.
+launcher=()  # ccache, where installed, makes a rebuild after small changes quick
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 if ! { CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
-         -DMG_FUZZ=ON -DMG_CUDA=OFF &&
+         -DMG_FUZZ=ON -DMG_CUDA=OFF "${launcher[@]}" &&
   cmake --build "$build" -j "$(nproc)" --target fuzz_all; } >"$build/fuzz-build.log" 2>&1; then
   grep -E 'error|Error' "$build/fuzz-build.log" | head -40
   echo "fuzz.sh: building the fuzz targets failed (log: $build/fuzz-build.log)" >&2

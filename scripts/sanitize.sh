@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 build="${MG_SANITIZE_BUILD_DIR:-build-sanitize}"
 scripts/install_deps.sh
 mkdir -p "$build"
+launcher=()  # ccache, where installed, makes a rebuild after small changes quick
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
 if ! { cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" -DMG_SANITIZE=ON \
-         -DMG_CUDA=OFF && cmake --build "$build" -j "$(nproc)"; } >"$build/sanitize-build.log" 2>&1; then
+         -DMG_CUDA=OFF "${launcher[@]}" && cmake --build "$build" -j "$(nproc)"; } >"$build/sanitize-build.log" 2>&1; then
   grep -E 'error|Error' "$build/sanitize-build.log" | head -40
   echo "sanitize.sh: the build failed (log: $build/sanitize-build.log)" >&2
   exit 2

@@ -129,4 +129,25 @@ TEST_CASE("write_file_atomically writes exactly the bytes given") {
   CHECK(fs::file_size(path) == 0);
 }
 
+TEST_CASE("remove_stale_temp_files removes only the temporary files of atomic writes") {
+  test::TempDir dir("mg_test_atomic");
+  {
+    // The names AtomicFile really gives (a killed writer leaves one of these behind).
+    AtomicFile writer(dir.file("ckpt.safetensors"));
+    CHECK(is_atomic_temp_name(fs::path(writer.temp_path()).filename().string()));
+    CHECK_FALSE(is_atomic_temp_name(fs::path(writer.temp_path()).filename().string() + "0"));
+  }
+  const std::string stale = dir.write("metrics.csv.tmp.123.00112233aabbccdd", "half");
+  const std::string keep1 = dir.write("notes.tmp.txt", "x");
+  const std::string keep2 = dir.write("a.tmp.12.0011", "short suffix");
+  const std::string keep3 = dir.write("a.tmp.x1.00112233aabbccdd", "pid not a number");
+  const std::string keep4 = dir.write("a.tmp.1.00112233AABBCCDD", "upper-case hex");
+  fs::create_directories(dir.file("sub.tmp.1.00112233aabbccdd"));  // a directory, not a file
+  CHECK(remove_stale_temp_files(dir.path.string()) == std::vector<std::string>{stale});
+  CHECK_FALSE(fs::exists(stale));
+  for (const auto& k : {keep1, keep2, keep3, keep4}) CHECK(fs::exists(k));
+  CHECK(fs::exists(dir.file("sub.tmp.1.00112233aabbccdd")));
+  CHECK(remove_stale_temp_files(dir.file("missing")).empty());
+}
+
 }  // TEST_SUITE

@@ -22,6 +22,7 @@
 #include "core/autocast.h"
 #include "core/backend.h"
 #include "core/determinism.h"
+#include "core/device_collectives.h"
 #include "experiments/lm_run.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
@@ -904,6 +905,29 @@ TEST_CASE("caching allocator: size classes, reuse of freed blocks, statistics, o
 #endif
 
 namespace {
+
+// NCCL (cuda/nccl_collectives.cpp) through its core interface, on one GPU as a world of one rank:
+// the communicator joins, and a sum over one rank leaves the tensors as they were. The two-GPU
+// run is tests/test_distributed.cpp's.
+TEST_CASE("NCCL, one rank: joins a communicator and sums device tensors in place") {
+  DeviceCollectives* dc = device_collectives(DeviceType::CUDA);
+  if (dc == nullptr) {
+    std::puts("test_cuda: NCCL case skipped (this build has no NCCL)");
+    return;
+  }
+  CHECK(dc->describe().rfind("NCCL ", 0) == 0);
+  std::unique_ptr<DeviceComm> comm = dc->connect(dc->unique_id(), 0, 1);
+  Tensor a = from_vector(std::vector<float>{1, -2, 3.5f}).to(kCUDA);
+  Tensor b = randn({64, 33}, 5, TensorOptions{}.with_device(kCUDA));
+  const std::vector<float> b0 = b.to_vector<float>();
+  comm->start_allreduce_sum({a, b});
+  comm->wait_all();
+  CHECK(a.to_vector<float>() == std::vector<float>{1, -2, 3.5f});
+  CHECK(b.to_vector<float>() == b0);
+  Tensor d = zeros({2}, TensorOptions{DType::f64, kCUDA});
+  CHECK_THROWS_WITH_AS(comm->start_allreduce_sum({d}), doctest::Contains("expects contiguous f32 CUDA tensors"), Error);
+  CHECK_THROWS_WITH_AS(dc->connect({1, 2, 3}, 0, 1), doctest::Contains("nccl connect: an id of 3 bytes"), Error);
+}
 
 // Runs before doctest's main, after every registration above (a file's static initialisers run
 // in the order they are defined; the library's backends registered when it was loaded). The

@@ -1,5 +1,5 @@
 // Golden values from PyTorch for whole models: the paper's tiny masked mixers (flat, expanded,
-// multi-head), Llama and GPT-1, against fixtures written by tests/golden/make_model_fixtures.py
+// multi-head, kernel-4), Llama and GPT-1, against fixtures written by tests/golden/make_model_fixtures.py
 // (plain-PyTorch twins with the same parameter names, float64 reference; see tests/golden/README.md).
 //
 // Per fixture and per dtype (f32 and f64): build the model with make_model from the config in the
@@ -41,8 +41,8 @@ constexpr Tols kGrad{{1e-4, 1e-6}, {1e-10, 1e-13}};
 // over 10 steps); f64 1e-9 / 1e-12.
 constexpr Tols kAdamW{{1e-4, 1e-6}, {1e-9, 1e-12}};
 
-const char* const kModels[] = {"model_mixer_flat", "model_mixer_expanded", "model_mixer_multihead", "model_llama",
-                               "model_gpt"};
+const char* const kModels[] = {"model_mixer_flat", "model_mixer_expanded", "model_mixer_multihead",
+                               "model_mixer_kernel", "model_llama",      "model_gpt"};
 
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -87,6 +87,7 @@ struct ModelFixture {
       c.mixer_form = parse_mixer_form(meta("mixer_form"));
       c.mixer_expansion = meta_int("mixer_expansion");
       c.mixer_heads = meta_int("mixer_heads");
+      if (c.mixer_form == MixerForm::kernel) c.mixer_kernel = meta_int("mixer_kernel");
     }
     if (c.kind == ModelKind::llama) c.rope_theta = meta_double("rope_theta");
     c.tie_weights = meta("tie_weights") == "true";
@@ -112,15 +113,17 @@ bool is_mixing_weight(const ModelConfig& c, const std::string& p) {
          (c.mixer_form != MixerForm::multihead || p.find(".convs.") != std::string::npos);
 }
 
-// Entries (in the [.., out, in(, 1)] layout) strictly above the diagonal of each [out, in] matrix.
-std::vector<size_t> upper_triangle(const Tensor& w) {
-  // Flat/expanded: [out, in, 1]; multihead: [H, n, n].
-  const bool heads = w.size(w.dim() - 1) != 1;
+// Entries strictly above the diagonal of each [out, in] matrix: flat/expanded [out, in, 1],
+// kernel [out, in, k] (every tap), multihead [H, n, n].
+std::vector<size_t> upper_triangle(const ModelConfig& cfg, const Tensor& w) {
+  const bool heads = cfg.mixer_form == MixerForm::multihead;
   const int64_t H = heads ? w.size(0) : 1, R = heads ? w.size(1) : w.size(0), C = heads ? w.size(2) : w.size(1);
+  const int64_t K = heads ? 1 : w.size(2);
   std::vector<size_t> idx;
   for (int64_t h = 0; h < H; ++h)
     for (int64_t r = 0; r < R; ++r)
-      for (int64_t c = r + 1; c < C; ++c) idx.push_back(size_t((h * R + r) * C + c));
+      for (int64_t c = r + 1; c < C; ++c)
+        for (int64_t t = 0; t < K; ++t) idx.push_back(size_t(((h * R + r) * C + c) * K + t));
   return idx;
 }
 
@@ -156,7 +159,7 @@ TEST_CASE("golden models: fixtures are present, written by torch, and match the 
         CAPTURE(p);
         const std::vector<double> w = as_f64(f.ref("param." + p, DType::f64));
         size_t nonzero = 0;
-        for (size_t i : upper_triangle(f.ref("param." + p, DType::f64))) nonzero += w[i] != 0;
+        for (size_t i : upper_triangle(c, f.ref("param." + p, DType::f64))) nonzero += w[i] != 0;
         CHECK(nonzero > 10);
       }
   }
@@ -181,7 +184,7 @@ TEST_CASE("golden models: logits, loss and every parameter gradient (f32 and f64
           INFO(where << p << ": the masked upper triangle's gradient must be exactly 0");
           const std::vector<double> g = as_f64(t.grad());
           size_t nonzero = 0;
-          for (size_t i : upper_triangle(t)) nonzero += g[i] != 0;
+          for (size_t i : upper_triangle(c, t)) nonzero += g[i] != 0;
           CHECK(nonzero == 0);
         }
       }

@@ -35,6 +35,7 @@ std::vector<Variant> all_variants() {
   return {{"mixer flat", tiny(ModelKind::masked_mixer, MixerForm::flat)},
           {"mixer expanded", tiny(ModelKind::masked_mixer, MixerForm::expanded)},
           {"mixer multihead", tiny(ModelKind::masked_mixer, MixerForm::multihead)},
+          {"mixer kernel", tiny(ModelKind::masked_mixer, MixerForm::kernel)},
           {"llama", tiny(ModelKind::llama)},
           {"gpt", tiny(ModelKind::gpt)}};
 }
@@ -179,6 +180,19 @@ Mat reference_logits(const ModelConfig& c, const Weights& w, const std::vector<i
         ref_masked_mix(hidden, w.mat(p + "conv.2.weight", c.n_ctx), w.vec(p + "conv.2.bias"), 0, d, full_y);
         for (int64_t t = 0; t < T; ++t)
           for (int64_t j = 0; j < d; ++j) y.at(t, j) = full_y.at(t, j);
+      } else if (c.mixer_form == MixerForm::kernel) {
+        // docs/paper.md A.4 written out: y[i, f] = sum_{j <= i} sum_t W[i, j, t] h[j, f + t - p] + c[i].
+        const int64_t k = c.mixer_kernel, pad = (k - 1) / 2;
+        Mat W = w.mat(p + "conv.weight", c.n_ctx);  // [n, n * k]: (i, j * k + t)
+        Vec cb = w.vec(p + "conv.bias");
+        for (int64_t i = 0; i < T; ++i)
+          for (int64_t f = 0; f < d; ++f) {
+            double acc = cb[size_t(i)];
+            for (int64_t j = 0; j <= i; ++j)
+              for (int64_t t = 0; t < k; ++t)
+                if (f + t - pad >= 0 && f + t - pad < d) acc += W.at(i, j * k + t) * h.at(j, f + t - pad);
+            y.at(i, f) = acc;
+          }
       } else {
         Vec pb = w.vec(p + "conv.proj_head.bias"), ob = w.vec(p + "conv.out_proj.bias");
         Mat proj = ref_linear(h, w.mat(p + "conv.proj_head.weight", d), &pb);
@@ -749,7 +763,10 @@ TEST_CASE("ModelConfig: defaults per family, validation names the bad field, nam
   CHECK(parse_model_kind("masked_mixer") == ModelKind::masked_mixer);
   CHECK(parse_mixer_form("expanded") == MixerForm::expanded);
   CHECK_THROWS_WITH_AS(parse_model_kind("mixer"), doctest::Contains("expected masked_mixer, llama or gpt"), Error);
-  CHECK_THROWS_WITH_AS(parse_mixer_form("wide"), doctest::Contains("expected flat, expanded or multihead"), Error);
+  CHECK_THROWS_WITH_AS(parse_mixer_form("wide"), doctest::Contains("expected flat, expanded, multihead or kernel"),
+                       Error);
+  CHECK(parse_mixer_form("kernel") == MixerForm::kernel);
+  CHECK(tiny(ModelKind::masked_mixer, MixerForm::kernel).summary() == "masked_mixer d=8 L=2 n=6 V=11 kernel k=4");
   CHECK(tiny(ModelKind::masked_mixer, MixerForm::expanded).summary() == "masked_mixer d=8 L=2 n=6 V=11 expanded e=2");
   // A model class refuses another family's config.
   Generator gen(1);

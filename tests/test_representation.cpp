@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/factories.h"
+#include "experiments/represent_experiment.h"
 #include "experiments/representation.h"
 #include "nn/checkpoint.h"
 #include "nn/lm.h"
@@ -236,5 +237,34 @@ TEST_SUITE("representation") {
     CHECK(error_of([&] { run_represent({"--checkpoint", ckpt, "--random-tokens", "--layers", "5", "--out", out}); })
               .find("layer 5 out of range for tiny@7") != std::string::npos);
     fs::remove_all(dir);
+  }
+
+  TEST_CASE("mixgrad represent --lr-sweep: every step size at every layer, the best one reported") {
+    namespace fs = std::filesystem;
+    const std::string out = (fs::temp_directory_path() / ("mg_represent_sweep_" + std::to_string(::getpid()))).string();
+    fs::remove_all(out);
+    RepresentExperimentOptions o;
+    bool help = false;
+    o = parse_represent_args({"--kinds", "masked_mixer", "--random-tokens", "--vocab", "64", "--d-model", "32",
+                              "--n-layers", "2", "--n-ctx", "8", "--texts", "2", "--layers", "1,2", "--steps", "100",
+                              "--lr-sweep", "1e-6,0.02", "--out", out},
+                             help);
+    CHECK(o.lr_sweep == std::vector<double>{1e-6, 0.02});
+    std::vector<RepresentRow> rows = run_represent_experiment(o);
+    REQUIRE(rows.size() == 2u);
+    for (const RepresentRow& r : rows) {
+      CHECK(r.lr == 0.02);  // 1e-6 barely moves e_0, so it recovers nothing
+      CHECK(r.scored == 16);
+      CHECK(r.hamming == 0.0);
+    }
+    report::CsvTable t = report::read_csv(out + "/lr_sweep.csv");
+    CHECK(t.rows.size() == 4u);
+    CHECK(t.column("scored_positions") >= 0);
+    CHECK(fs::exists(fs::path(out) / "lr_sweep.png"));
+    fs::remove_all(out);
+    for (const char* bad : {"0.1,x", "0.1,-1", "0.1,0.1", ","})
+      CHECK_MESSAGE(error_of([&] { parse_lr_list(bad); }).find("--lr-sweep") != std::string::npos, bad);
+    CHECK(error_of([&] { parse_represent_args({"--lr-sweep", "0.1", "--lr", "0.2"}, help); }).find("drop --lr") !=
+          std::string::npos);
   }
 }

@@ -222,13 +222,26 @@ TEST_SUITE("retrieval") {
             NoGradGuard ng;
             const auto& s = seqs[0];
             Tensor ids = from_vector(s, {1, int64_t(s.size())});
-            Tensor h = model->forward_embeddings(model->embed(ids), -1, false);  // [1, 5, 8]
+            // Llama's embeddings are taken after its final RMSNorm (docs/paper.md E.2).
+            Tensor h = model->final_norm(model->forward_embeddings(model->embed(ids), -1, false));  // [1, 5, 8]
             Tensor want;
             if (p == EmbedPosition::last) want = h.select(1, 4);
             else if (p == EmbedPosition::second_last) want = h.select(1, 3);
             else want = mean(h, {1});
             std::vector<double> w = want.contiguous().to_vector<double>();
             for (size_t i = 0; i < w.size(); ++i) CHECK(a[i] == doctest::Approx(w[i]).epsilon(1e-5));
+            if (kind == ModelKind::llama && p != EmbedPosition::mean) {
+              // One position through RMSNorm (weight 1 at init, eps 1e-6): the embedding's mean
+              // square is m / (m + eps), m that of the raw last-block output (about 1e-3 here).
+              Tensor raw = model->forward_embeddings(model->embed(ids), -1, false)
+                               .select(1, p == EmbedPosition::last ? 4 : 3)
+                               .contiguous();
+              double m = 0, ms = 0;
+              for (double v : raw.to_vector<double>()) m += v * v / 8;
+              for (size_t i = 0; i < 8; ++i) ms += double(a[i]) * double(a[i]) / 8;
+              CHECK(m < 0.5);  // far from unit scale: the norm did something
+              CHECK(ms == doctest::Approx(m / (m + 1e-6)).epsilon(1e-5));
+            }
           }
         }
       }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #ifdef MG_WITH_MPI
 #include <mpi.h>
@@ -22,6 +23,10 @@ class SingleProcess final : public Communicator {
   void allreduce_sum(double*, size_t) override {}
   void allgather(const float* data, size_t n, float* out) override { std::memcpy(out, data, n * sizeof(float)); }
   void allgather(const double* data, size_t n, double* out) override { std::memcpy(out, data, n * sizeof(double)); }
+  void start_allreduce_sum(float*, size_t) override {}
+  void progress() override {}
+  void wait_all() override {}
+  void broadcast(void*, size_t, int) override {}
   bool any(bool flag) override { return flag; }
   [[noreturn]] void abort(const std::string& message) override {
     std::fprintf(stderr, "%s\n", message.c_str());
@@ -73,6 +78,28 @@ class MpiWorld final : public Communicator {
     if (n > kChunk) abort("allgather: buffer of " + std::to_string(n) + " values is too large for one call");
     MPI_Allgather(data, int(n), MPI_DOUBLE, out, int(n), MPI_DOUBLE, MPI_COMM_WORLD);
   }
+  void start_allreduce_sum(float* data, size_t n) override {
+    for (size_t i = 0; i < n; i += kChunk) {
+      pending_.emplace_back();
+      MPI_Iallreduce(MPI_IN_PLACE, data + i, int(std::min(kChunk, n - i)), MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD,
+                     &pending_.back());
+    }
+  }
+  void progress() override {
+    if (pending_.empty()) return;
+    int done = 0;
+    MPI_Testall(int(pending_.size()), pending_.data(), &done, MPI_STATUSES_IGNORE);
+    if (done) pending_.clear();
+  }
+  void wait_all() override {
+    if (pending_.empty()) return;
+    MPI_Waitall(int(pending_.size()), pending_.data(), MPI_STATUSES_IGNORE);
+    pending_.clear();
+  }
+  void broadcast(void* data, size_t bytes, int root) override {
+    if (bytes > kChunk) abort("broadcast: " + std::to_string(bytes) + " bytes is too large for one call");
+    MPI_Bcast(data, int(bytes), MPI_BYTE, root, MPI_COMM_WORLD);
+  }
   bool any(bool flag) override {
     int v = flag ? 1 : 0, r = 0;
     MPI_Allreduce(&v, &r, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
@@ -95,6 +122,7 @@ class MpiWorld final : public Communicator {
 
  private:
   int rank_ = 0, size_ = 1;
+  std::vector<MPI_Request> pending_;  // started by start_allreduce_sum, not yet waited for
 };
 
 // Launched by an MPI launcher: OpenMPI, MPICH/Hydra and PMIx all export one of these.

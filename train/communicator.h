@@ -21,6 +21,16 @@ class Communicator {
   // out[r * n + i] = rank r's data[i], on every rank.
   virtual void allgather(const float* data, size_t n, float* out) = 0;
   virtual void allgather(const double* data, size_t n, double* out) = 0;
+  // Non-blocking sum: starts an in-place sum of data[0, n) over ranks and returns at once. The
+  // buffer must stay untouched until wait_all(). Every rank starts the same sums in the same order.
+  virtual void start_allreduce_sum(float* data, size_t n) = 0;
+  // Lets the library advance the sums started so far (MPI progresses a non-blocking collective
+  // only inside MPI calls unless it runs a progress thread); never blocks.
+  virtual void progress() = 0;
+  // Returns when every sum started so far is complete.
+  virtual void wait_all() = 0;
+  // Copies `bytes` bytes of rank `root`'s data to every rank's data.
+  virtual void broadcast(void* data, size_t bytes, int root) = 0;
   // True on every rank when `flag` is true on any.
   virtual bool any(bool flag) = 0;
   // Ends every rank of the run with `message` (used when one rank fails, so the others do not

@@ -37,6 +37,10 @@ void validate_train_settings(const TrainSettings& t, const std::string& where) {
   if (t.eval_batches < 0) bad("eval_batches", "must be >= 0 (0 = all), got " + std::to_string(t.eval_batches));
   if (t.log_every < 1) bad("log_every", "must be >= 1, got " + std::to_string(t.log_every));
   if (t.checkpoint_every < 0) bad("checkpoint_every", "must be >= 0, got " + std::to_string(t.checkpoint_every));
+  // Under 1 KiB a bucket holds too few values to pay for a collective; above 1 GiB MPI's int
+  // counts would need chunking the reducer does not do.
+  if (!(t.reduce_bucket_mb >= 1.0 / 1024 && t.reduce_bucket_mb <= 1024))
+    bad("reduce_bucket_mb", "must be in [1/1024, 1024] MiB, got " + num(t.reduce_bucket_mb));
   if (t.threads < 0) bad("threads", "must be >= 0 (0 = OpenMP's default), got " + std::to_string(t.threads));
   if (t.precision != "f32" && t.precision != "bf16") bad("precision", "must be f32 or bf16, got '" + t.precision + "'");
   if (!(t.time_limit_minutes >= 0)) bad("time_limit_minutes", "must be >= 0, got " + num(t.time_limit_minutes));

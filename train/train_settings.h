@@ -32,13 +32,20 @@ struct TrainSettings {
   std::string device = "cpu";
   std::string precision = "f32";  // f32 | bf16 (core/autocast.h)
   bool deterministic = false;     // core/determinism.h; CPU runs always are
+  // autograd/anomaly.h: the first NaN/Inf in any op output or gradient stops the run, naming
+  // the op, module and step. Several times slower; for debugging.
+  bool detect_anomaly = false;
+  // Data-parallel runs in the default mode (docs/distributed.md): gradients are summed in
+  // buckets of at most this many MiB, each started during backward unless reduce_overlap is off.
+  double reduce_bucket_mb = 25;
+  bool reduce_overlap = true;
   double time_limit_minutes = 0;  // 0 = none; stops (with a checkpoint) when exceeded
 };
 
 // Throws mg::Error naming `where` (a file or command) and the key for a value no run can use:
 // steps < 1, lr <= 0 or not finite, min_lr outside [0, lr], warmup < 0, a negative interval,
 // betas outside [0, 1), eps <= 0, grad_clip < 0, batch_size < 1, threads < 0, an unknown
-// precision, a negative time limit.
+// precision, a negative time limit, reduce_bucket_mb outside [1/1024, 1024].
 void validate_train_settings(const TrainSettings& s, const std::string& where);
 
 }  // namespace mg

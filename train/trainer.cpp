@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "autograd/anomaly.h"
 #include "autograd/grad_mode.h"
 #include "core/autocast.h"
 #include "core/determinism.h"
@@ -16,7 +17,9 @@
 #include "nn/lr_schedule.h"
 #include "ops/inplace.h"
 #include "core/factories.h"
+#include "core/device_collectives.h"
 #include "train/communicator.h"
+#include "train/grad_reducer.h"
 #include "report/csv.h"
 #include "report/plot.h"
 #include "report/progress.h"
@@ -188,6 +191,24 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, con
     if (rank == 0) std::fprintf(stderr, "train: resumed %s at step %lld\n", ckpt_.c_str(), (long long)step);
   }
   res.first_step = step;
+  // The default mode's reduction: bucketed, started during the last backward of each step, and
+  // on GPUs with the device's own library (NCCL) where the build has one. Deterministic mode
+  // keeps the rank-order sum of reduce_gradients().
+  std::unique_ptr<DeviceComm> device_comm;
+  std::unique_ptr<GradReducer> reducer;
+  if (ranks > 1 && !s_.deterministic) {
+    if (DeviceCollectives* dc = device_.is_cuda() ? device_collectives(device_.type) : nullptr) {
+      std::vector<uint8_t> id = rank == 0 ? dc->unique_id() : std::vector<uint8_t>();
+      uint64_t n = id.size();
+      comm.broadcast(&n, sizeof n, 0);
+      id.resize(size_t(n));
+      comm.broadcast(id.data(), id.size(), 0);
+      device_comm = dc->connect(id, rank, ranks);
+      if (rank == 0) std::fprintf(stderr, "train: GPU gradients are all-reduced with %s\n", dc->describe().c_str());
+    }
+    reducer = std::make_unique<GradReducer>(params, comm, device_comm.get(),
+                                            size_t(s_.reduce_bucket_mb * 1024 * 1024), s_.reduce_overlap);
+  }
   if (ranks > 1 && rank == 0)
     std::fprintf(stderr, "train: %s, %lld micro-batches per step (%d ranks x %lld)%s\n", comm.describe().c_str(),
                  (long long)micro, ranks, (long long)accum, s_.deterministic ? ", deterministic reduction" : "");
@@ -218,8 +239,11 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, con
   double window_loss = 0;
   int64_t window_n = 0, steps_run = 0;
   const double limit_s = s_.time_limit_minutes * 60;
+  std::unique_ptr<AnomalyModeGuard> anomaly;
+  if (s_.detect_anomaly) anomaly = std::make_unique<AnomalyModeGuard>();
   while (step < s_.steps) {
     const double lr = sched.at(step);
+    if (anomaly) anomaly->set_context("step " + std::to_string(step + 1));
     opt.set_lr(lr);
     double l = 0, step_tokens = 0;
     if (micro == 1) {
@@ -246,11 +270,14 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, con
           AutocastGuard autocast(bf16_);
           sl = step_loss();
         }
+        // Only the last micro-step's backward finishes gradients, so only it overlaps the sums.
+        if (reducer && m % accum == accum - 1) reducer->arm();
         sl.loss.backward();
         mine.push_back(sl.loss.item());
         step_tokens += sl.tokens;
       }
-      reduce_gradients(params, micro);
+      if (reducer) reducer->finish(1.0 / double(micro));
+      else reduce_gradients(params, micro);
       std::vector<double> all(static_cast<size_t>(micro));
       comm.allgather(mine.data(), mine.size(), all.data());
       for (double x : all) l += x;  // in micro-batch order, as one process would
@@ -305,6 +332,11 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, con
     }
   }
   if (window_n) res.last_train_loss = window_loss / double(window_n);
+  if (reducer && rank == 0 && steps_run > 0)
+    std::fprintf(stderr, "train: gradient all-reduce in %zu buckets of <= %g MiB, %lld of %lld started during backward, "
+                 "%.1f ms per step waiting after backward\n", reducer->bucket_count(), s_.reduce_bucket_mb,
+                 (long long)reducer->started_during_backward(), (long long)reducer->started_total(),
+                 1e3 * reducer->wait_seconds() / double(steps_run));
   res.steps_done = step;
   res.seconds = elapsed();
   res.tokens_per_second = res.seconds > 0 ? res.tokens / res.seconds : 0;

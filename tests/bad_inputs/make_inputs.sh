@@ -84,6 +84,7 @@ cfg steps_negative 's/steps: 2/steps: -4/'
 cfg batch_zero 's/batch_size: 4/batch_size: 0/'
 cfg lr_zero '/^train:/a\  lr: 0'
 cfg lr_negative '/^train:/a\  lr: -0.001'
+cfg reduce_bucket_zero '/^train:/a\  reduce_bucket_mb: 0'
 cfg warmup_past_steps 's/warmup_steps: 1/warmup_steps: 50/'
 cfg eval_every_zero 's/eval_every: 2/eval_every: 0/'
 cfg log_every_zero 's/log_every: 1/log_every: 0/'
@@ -122,6 +123,7 @@ cfg yaml_tab 's/^  d_model: 16/\td_model: 16/'
 cfg yaml_bad_indent 's/^  n_ctx: 16/     n_ctx: 16/'
 cfg yaml_duplicate_key 's/steps: 2/steps: 2\n  steps: 3/'
 cfg yaml_complex_key '$a ? [a, b]\n: 1'
+cfg vocab_too_large 's/vocab_size: 300/vocab_size: 5000/'
 cfg yaml_anchor_loop '$a x: *undefined_anchor'
 printf '\xff\xfe\x00n\x00a\x00m\x00e' >cfg/binary.yaml
 mkdir -p cfg/a_directory.yaml
@@ -236,11 +238,12 @@ tok_put other_run <"$D/run320/tokenizer.bpe"
 mkdir -p tok/missing && cp "$CK" tok/missing/checkpoint.safetensors
 
 # ---- token shards: shard/NAME.yaml whose cache holds the valid tokenizer and a bad shard ------
+# (and the valid corpus.fingerprint: a cache without one would be rebuilt, not read)
 mkdir -p shard
 shard_put() {  # shard_put NAME < train shard bytes
   local c="$D/shard/$1/$CACHE"
   mkdir -p "$c"
-  cp "cache/$CACHE/tokenizer.bpe" "cache/$CACHE/validation.mgtok" "$c/"
+  cp "cache/$CACHE/tokenizer.bpe" "cache/$CACHE/validation.mgtok" "cache/$CACHE/corpus.fingerprint" "$c/"
   cat >"$c/train.mgtok"
   base_config "$D/out/shard-$1" "$D/shard/$1" >"shard/$1.yaml"
 }
@@ -272,12 +275,12 @@ patch offsets_flip $((SZ - 9)) '\x7f'
 # The other run's shard (another tokenizer: fingerprint mismatch).
 shard_put other_tokenizer <"cache/$CACHE320/train.mgtok"
 mkdir -p shard/validation_bad/"$CACHE"
-cp "cache/$CACHE/tokenizer.bpe" "cache/$CACHE/train.mgtok" shard/validation_bad/"$CACHE"/
+cp "cache/$CACHE/tokenizer.bpe" "cache/$CACHE/train.mgtok" "cache/$CACHE/corpus.fingerprint" shard/validation_bad/"$CACHE"/
 printf 'not a shard' >shard/validation_bad/"$CACHE"/validation.mgtok
 base_config "$D/out/shard-validation_bad" "$D/shard/validation_bad" >shard/validation_bad.yaml
 # A corrupt tokenizer in the data cache (read by tokenize/train, not only generate).
 mkdir -p shard/cache_tokenizer/"$CACHE"
-cp "cache/$CACHE/train.mgtok" "cache/$CACHE/validation.mgtok" shard/cache_tokenizer/"$CACHE"/
+cp "cache/$CACHE/train.mgtok" "cache/$CACHE/validation.mgtok" "cache/$CACHE/corpus.fingerprint" shard/cache_tokenizer/"$CACHE"/
 printf 'mixgrad-bpe 1\nvocab_size 300\n' >shard/cache_tokenizer/"$CACHE"/tokenizer.bpe
 base_config "$D/out/shard-cache_tokenizer" "$D/shard/cache_tokenizer" >shard/cache_tokenizer.yaml
 

@@ -11,6 +11,8 @@ names of the paper's code / Hugging Face, which are also the names of mixgrad's 
     model_mixer_flat       the flat masked mixer, the paper's MixerBlock/LanguageMixer (docs/paper.md A.1)
     model_mixer_expanded   the expanded ("ConvForward", e = 2) token mixing (A.3)
     model_mixer_multihead  the multi-head mixing, clean semantics (A.5), with mixgrad's stacked names
+    model_mixer_kernel     the kernel-k ("fully convolutional", k = 4) mixing: Conv1d(n, n, 4,
+                           padding='same') sliding along the features, every tap tril-masked (A.4)
     model_llama            HF LlamaForCausalLM (B.1)
     model_gpt              HF OpenAIGPTLMHeadModel, tied lm_head, no dropout (B.2)
 
@@ -27,7 +29,8 @@ Per model, every floating tensor is stored twice, "<name>" in F64 and "<name>.f3
                    full batch, lr and weight_decay in the metadata, betas/eps default)
 
 and ids (I64, [B, T]). __metadata__ holds the config (kind, vocab_size, d_model, n_layers, n_ctx,
-n_heads, ffn_mult, mixer_form, mixer_expansion, mixer_heads, tie_weights, norm_eps, rope_theta),
+n_heads, ffn_mult, mixer_form, mixer_expansion, mixer_heads, mixer_kernel (kernel form only),
+tie_weights, norm_eps, rope_theta),
 pad_id, lr, weight_decay, steps and torch_version.
 
 Masked mixing: the flat and expanded mixers run the paper's code path, which overwrites the conv
@@ -57,6 +60,7 @@ F64 = torch.float64
 V, D, L, N, B = 37, 16, 2, 8, 3
 FFN_MULT = 4
 PAD_ID = 0
+KERNEL = 4  # the kernel form's k (the paper's runs)
 STEPS = 10
 LR = 1e-2
 
@@ -74,10 +78,21 @@ class FeedForward(nn.Module):
 
 
 def mask_conv_(conv):
-    """The paper's causal mask: conv.weight.data = tril(conv.weight) (rearranged to [out, in])."""
-    w = conv.weight  # [out, in, 1]
+    """The paper's causal mask: conv.weight.data = tril(conv.weight) over (out, in), every tap."""
+    w = conv.weight  # [out, in, k]
     mask = torch.tril(torch.ones(w.shape[0], w.shape[1], dtype=w.dtype))
-    conv.weight.data = (w[:, :, 0] * mask)[:, :, None]
+    conv.weight.data = w * mask[:, :, None]
+
+
+def check_same_padding(conv, x):
+    """The kernel form's formula of docs/paper.md A.4, written out, equals torch's padding='same':
+    y[b, i, f] = sum_{j, t} W[i, j, t] x[b, j, f + t - p] + c[i] with p = (k - 1) // 2."""
+    w, k = conv.weight, conv.weight.shape[2]
+    p = (k - 1) // 2
+    xp = F.pad(x, (p, k - 1 - p))
+    want = sum(torch.einsum("ij,bjf->bif", w[:, :, t], xp[:, :, t:t + x.shape[2]]) for t in range(k))
+    want = want + conv.bias[None, :, None]
+    assert (conv(x) - want).abs().max() < 1e-12
 
 
 class MixerHeads(nn.Module):
@@ -113,6 +128,8 @@ class MixerBlock(nn.Module):
         self.mixer_mask = True  # the paper's flag; False only for the fixture's sanity check
         if form == "flat":
             self.conv = nn.Conv1d(length, length, 1)
+        elif form == "kernel":
+            self.conv = nn.Conv1d(length, length, KERNEL, padding="same")
         elif form == "expanded":  # ConvForward(length, e)
             self.conv = nn.Sequential(nn.Conv1d(length, expansion * length, 1), nn.GELU(),
                                       nn.Conv1d(expansion * length, length, 1))
@@ -120,13 +137,15 @@ class MixerBlock(nn.Module):
             self.conv = MixerHeads(dim, length, heads)
 
     def forward(self, x):
-        if self.mixer_mask and self.form == "flat":
+        if self.mixer_mask and self.form in ("flat", "kernel"):
             mask_conv_(self.conv)
         elif self.mixer_mask and self.form == "expanded":
             mask_conv_(self.conv[0])
             mask_conv_(self.conv[2])
         residual = x
         x = self.seq_layernorm(x)
+        if self.form == "kernel":
+            check_same_padding(self.conv, x)
         x = (self.conv(x, self.mixer_mask) if self.form == "multihead" else self.conv(x)) + residual
         residual = x
         x = self.patch_layernorm(x)
@@ -347,7 +366,7 @@ def randomize_(model, gen):
                 elif name.endswith("convs.weight"):
                     fan_in = p.shape[2]
                 else:
-                    fan_in = p.shape[1]
+                    fan_in = p.shape[1] * (p.shape[2] if p.dim() == 3 else 1)  # Conv1d: in * k
                 a = math.sqrt(3.0 / fan_in)
                 v = (torch.rand(p.shape, generator=gen, dtype=F64) * 2 - 1) * a
             p.copy_(v.float().double())
@@ -409,7 +428,7 @@ def build(name, model, meta, wd, seed):
         g = p.grad
         if meta["kind"] == "masked_mixer" and meta["mixer_form"] != "multihead" and ".conv" in k and k.endswith("weight"):
             # PyTorch's dense Conv1d gradient -> mixgrad's masked one (see the module docstring).
-            g = torch.tril(g[:, :, 0])[:, :, None]
+            g = g * torch.tril(torch.ones(g.shape[0], g.shape[1], dtype=g.dtype))[:, :, None]
         put("grad." + k, g)
 
     # 10 AdamW steps from the same initial weights.
@@ -437,21 +456,30 @@ def build(name, model, meta, wd, seed):
     print(f"{path}: loss {losses[0]:.6f} -> {losses[-1]:.6f}, {os.path.getsize(path)} bytes")
 
 
-def main():
+def main(only=None):
+    """Writes every fixture, or with names on the command line only those (the others' files are
+    left as they are)."""
     torch.manual_seed(0)  # module constructors draw weights we overwrite; keep them deterministic anyway
     mixer = {"kind": "masked_mixer", "n_heads": 2, "tie_weights": "false", "norm_eps": 1e-5}
-    build("model_mixer_flat", LanguageMixer("flat"),
-          dict(mixer, mixer_form="flat", mixer_expansion=1, mixer_heads=2), 0.01, 101)
-    build("model_mixer_expanded", LanguageMixer("expanded", expansion=2),
-          dict(mixer, mixer_form="expanded", mixer_expansion=2, mixer_heads=2), 0.0, 102)
-    build("model_mixer_multihead", LanguageMixer("multihead", heads=2),
-          dict(mixer, mixer_form="multihead", mixer_expansion=1, mixer_heads=2), 0.01, 103)
-    build("model_llama", LlamaForCausalLM(heads=2, theta=10000.0, eps=1e-6),
+    def make(name, *args):
+        if not only or name in only:
+            build(name, *args)
+
+    make("model_mixer_flat", LanguageMixer("flat"),
+         dict(mixer, mixer_form="flat", mixer_expansion=1, mixer_heads=2), 0.01, 101)
+    make("model_mixer_expanded", LanguageMixer("expanded", expansion=2),
+         dict(mixer, mixer_form="expanded", mixer_expansion=2, mixer_heads=2), 0.0, 102)
+    make("model_mixer_multihead", LanguageMixer("multihead", heads=2),
+         dict(mixer, mixer_form="multihead", mixer_expansion=1, mixer_heads=2), 0.01, 103)
+    make("model_llama", LlamaForCausalLM(heads=2, theta=10000.0, eps=1e-6),
           {"kind": "llama", "n_heads": 2, "tie_weights": "false", "norm_eps": 1e-6, "rope_theta": 10000.0},
           0.0, 104)
-    build("model_gpt", OpenAIGPTLMHeadModel(heads=2, eps=1e-5),
+    make("model_gpt", OpenAIGPTLMHeadModel(heads=2, eps=1e-5),
           {"kind": "gpt", "n_heads": 2, "tie_weights": "true", "norm_eps": 1e-5}, 0.01, 105)
+    make("model_mixer_kernel", LanguageMixer("kernel"),
+         dict(mixer, mixer_form="kernel", mixer_expansion=1, mixer_heads=2, mixer_kernel=KERNEL), 0.01, 106)
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+    main(set(sys.argv[1:]))

@@ -1,0 +1,152 @@
+// The autocast weight cache (core/autocast_cache.h): a parameter is converted to bf16 once per
+// outermost AutocastGuard scope however often it is used, the copy is dropped when the scope ends
+// and when the optimizer writes the parameters, and cached uses give bitwise the values and
+// gradients of uncached casts.
+#include <vector>
+
+#include "core/autocast.h"
+#include "core/autocast_cache.h"
+#include "nn/layers.h"
+#include "nn/optim.h"
+#include "tests/test_helpers.h"
+
+using namespace mg;
+using namespace mg::test;
+
+namespace {
+
+Tensor param(const Shape& s, uint64_t seed) {
+  Tensor t = randn(s, seed).detach();
+  t.set_requires_grad(true);
+  return t;
+}
+
+int64_t conversions() { return autocast_cache_stats().conversions; }
+int64_t hits() { return autocast_cache_stats().hits; }
+
+}  // namespace
+
+TEST_CASE("autocast cache: a parameter used twice in one scope is converted once; inputs every time") {
+  Tensor w = param({8, 5}, 1);
+  Tensor x1 = randn({3, 8}, 2), x2 = randn({4, 8}, 3);  // not parameters: never cached
+  const int64_t c0 = conversions(), h0 = hits();
+  {
+    AutocastGuard ac;
+    Tensor y1 = matmul(x1, w), y2 = matmul(x2, w);
+    CHECK(y1.dtype() == DType::bf16);
+    CHECK(conversions() - c0 == 3);  // w once, x1 and x2 once each
+    CHECK(hits() - h0 == 1);
+    {
+      AutocastGuard nested;  // a nested enabled scope shares the outer cache
+      (void)matmul(x1, w);
+    }
+    CHECK(conversions() - c0 == 4);
+    CHECK(hits() - h0 == 2);
+  }
+  // The outermost scope ended: the next scope converts w again.
+  {
+    AutocastGuard ac;
+    (void)matmul(x1, w);
+  }
+  CHECK(conversions() - c0 == 6);
+  CHECK(hits() - h0 == 2);
+}
+
+TEST_CASE("autocast cache: cached uses give bitwise the values and gradients of uncached casts") {
+  Tensor w = param({6, 7}, 4), x = randn({5, 6}, 5), z = randn({3, 6}, 6);
+  Tensor rx = randn({5, 7}, 14), rz = randn({3, 7}, 15);
+  // w used twice; the uses' gradients differ, so a shared cast would round their sum differently.
+  auto loss = [&](const Tensor& w1, const Tensor& w2) {
+    return add(sum(mul(matmul(x, w1).to(DType::f32), rx)), sum(mul(matmul(z, w2).to(DType::f32), rz)));
+  };
+  Tensor y_cached;
+  {
+    AutocastGuard ac;
+    y_cached = loss(w, w);
+  }
+  y_cached.backward();
+  const Tensor gw_cached = w.grad().detach();
+  w.zero_grad();
+  Tensor y_plain;
+  {
+    AutocastGuard ac;
+    y_plain = loss(w.to(DType::bf16), w.to(DType::bf16));  // Tensor::to is never cached: the reference
+  }
+  y_plain.backward();
+  CHECK(vals(y_cached) == vals(y_plain));
+  CHECK(vals(gw_cached) == vals(w.grad()));
+}
+
+TEST_CASE("autocast cache: Linear converts its weight once per scope, with the uncached results") {
+  Generator gen(7);
+  Linear lin(16, 12, true, gen, Init::torch_default(), {});
+  Tensor x = randn({2, 3, 16}, 8).detach();
+  const int64_t c0 = conversions(), h0 = hits();
+  Tensor a, b;
+  {
+    AutocastGuard ac;
+    a = lin.forward(x);
+    b = lin.forward(x);
+  }
+  CHECK(conversions() - c0 == 3);  // the weight once, the input twice
+  CHECK(hits() - h0 == 1);
+  CHECK(vals(a) == vals(b));
+  // The previous path: the transposed view cast on every use (a contiguous [in, out] bf16 copy).
+  // Values and gradients (weight, bias, input) are bitwise those of the previous path.
+  Tensor r = randn({2, 3, 12}, 16), xg = x.detach();
+  xg.set_requires_grad(true);
+  Tensor l_new, l_old;
+  {
+    AutocastGuard ac;
+    l_new = sum(mul(lin.forward(xg), r));
+  }
+  l_new.backward();
+  const Tensor gw = lin.weight.grad().detach(), gb = lin.bias.grad().detach(), gx = xg.grad().detach();
+  lin.weight.zero_grad();
+  lin.bias.zero_grad();
+  xg.zero_grad();
+  Tensor ref;
+  {
+    AutocastGuard ac;
+    ref = add(matmul(xg.reshape({6, 16}), lin.weight.t().to(DType::bf16)).reshape({2, 3, 12}), lin.bias);
+    l_old = sum(mul(ref, r));
+  }
+  l_old.backward();
+  CHECK(vals(a) == vals(ref));
+  CHECK(vals(l_new) == vals(l_old));
+  CHECK(vals(gw) == vals(lin.weight.grad()));
+  CHECK(vals(gb) == vals(lin.bias.grad()));
+  CHECK(vals(gx) == vals(xg.grad()));
+}
+
+TEST_CASE("autocast cache: optimizer.step drops the cached copies, later uses see the new weights") {
+  Tensor w = param({4, 4}, 9), x = randn({2, 4}, 10);
+  SGD opt({w}, SGDOptions{.lr = 0.5});
+  Tensor l;
+  {
+    AutocastGuard ac;
+    l = sum(matmul(x, w).to(DType::f32));
+  }
+  l.backward();
+  AutocastGuard ac;  // one scope across the step, so only the optimizer can invalidate
+  Tensor before = matmul(x, w);
+  const int64_t c0 = conversions();
+  opt.step();
+  Tensor after = matmul(x, w);
+  CHECK(conversions() - c0 == 2);  // w converted again (and x)
+  CHECK(vals(after) == vals(matmul(x, w.to(DType::bf16))));
+  CHECK(vals(after) != vals(before));
+}
+
+TEST_CASE("autocast cache: a parameter whose storage is replaced is converted again") {
+  Tensor w = param({3, 3}, 11), x = randn({2, 3}, 12);
+  AutocastGuard ac;
+  Tensor before = matmul(x, w);
+  const int64_t c0 = conversions();
+  // A checkpoint load may swap a parameter's storage for a new one.
+  Tensor fresh = randn({3, 3}, 13);
+  w.impl()->storage = fresh.storage();
+  Tensor after = matmul(x, w);
+  CHECK(conversions() - c0 == 2);
+  CHECK(vals(after) == vals(matmul(x, fresh.to(DType::bf16))));
+}

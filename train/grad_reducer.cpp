@@ -1,0 +1,138 @@
+#include "train/grad_reducer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include "core/backend.h"
+#include "core/factories.h"
+#include "ops/inplace.h"
+
+namespace mg {
+
+namespace {
+// DDP's first bucket: small, so the first sum starts after only the last layers' backward.
+constexpr size_t kFirstBucketBytes = size_t(1) << 20;
+
+bool host_f32_contiguous(const Tensor& t) {
+  return t.device().is_cpu() && t.dtype() == DType::f32 && t.is_contiguous();
+}
+}  // namespace
+
+GradReducer::GradReducer(const std::vector<Tensor>& params, Communicator& comm, DeviceComm* device_comm,
+                         size_t bucket_bytes, bool overlap)
+    : params_(params), comm_(comm), device_comm_(device_comm), overlap_(overlap) {
+  MG_CHECK(bucket_bytes > 0, "gradient reducer: bucket size must be positive");
+  const size_t n = params_.size();
+  bucket_of_.assign(n, 0);
+  offset_.assign(n, 0);
+  has_grad_.assign(n, false);
+  size_t cap = std::min(kFirstBucketBytes, bucket_bytes), bytes = 0;
+  for (size_t k = n; k-- > 0;) {
+    const size_t b = size_t(params_[k].numel()) * sizeof(float);  // gradients are reduced as f32
+    if (buckets_.empty() || (bytes > 0 && bytes + b > cap)) {
+      if (!buckets_.empty()) cap = bucket_bytes;
+      buckets_.emplace_back();
+      bytes = 0;
+    }
+    Bucket& bk = buckets_.back();
+    bucket_of_[k] = buckets_.size() - 1;
+    offset_[k] = bytes / sizeof(float);
+    bk.params.push_back(k);
+    bytes += b;
+    if (!device_comm_) bk.host.resize(bytes / sizeof(float));
+  }
+  if (overlap_) {
+    hooks_.reserve(n);
+    for (size_t k = 0; k < n; ++k)
+      if (params_[k].requires_grad())
+        hooks_.push_back(add_post_accumulate_hook(params_[k], [this, k](const Tensor&) { on_ready(k); }));
+  }
+}
+
+void GradReducer::arm() {
+  for (Bucket& b : buckets_) b.ready = 0;
+  std::fill(has_grad_.begin(), has_grad_.end(), false);
+  next_start_ = 0;
+  armed_ = overlap_;
+}
+
+void GradReducer::on_ready(size_t i) {
+  if (!armed_) return;  // an earlier accumulation micro-step, or a backward outside training
+  MG_CHECK(!has_grad_[i], "gradient reducer: backward reached parameter ", i, " twice in one pass");
+  has_grad_[i] = true;
+  Bucket& b = buckets_[bucket_of_[i]];
+  if (!device_comm_) {
+    const Tensor g = params_[i].grad();
+    const Tensor h = host_f32_contiguous(g) ? g : g.to(kCPU).to(DType::f32).contiguous();
+    std::memcpy(b.host.data() + offset_[i], h.data_ptr<float>(), size_t(h.numel()) * sizeof(float));
+  }
+  ++b.ready;
+  // In index order only: every rank must start the same sums in the same order.
+  while (next_start_ < buckets_.size() && buckets_[next_start_].ready == buckets_[next_start_].params.size()) {
+    start(buckets_[next_start_++]);
+    ++early_;
+  }
+  comm_.progress();
+}
+
+void GradReducer::start(Bucket& b) {
+  ++total_;
+  if (device_comm_) {
+    std::vector<Tensor> grads;
+    for (size_t i : b.params)
+      if (Tensor g = params_[i].grad(); g.defined()) grads.push_back(g);
+    device_comm_->start_allreduce_sum(grads);
+  } else {
+    comm_.start_allreduce_sum(b.host.data(), b.host.size());
+  }
+}
+
+void GradReducer::finish(double scale) {
+  armed_ = false;
+  // Without overlap (or for parameters the pass did not reach) the copies are taken now.
+  for (; next_start_ < buckets_.size(); ++next_start_) {
+    Bucket& b = buckets_[next_start_];
+    if (!device_comm_) {
+      for (size_t i : b.params) {
+        if (has_grad_[i]) continue;
+        const Tensor g = params_[i].grad();
+        float* dst = b.host.data() + offset_[i];
+        const size_t n = size_t(params_[i].numel());
+        if (!g.defined()) {
+          std::fill(dst, dst + n, 0.0f);
+          continue;
+        }
+        const Tensor h = host_f32_contiguous(g) ? g : g.to(kCPU).to(DType::f32).contiguous();
+        std::memcpy(dst, h.data_ptr<float>(), n * sizeof(float));
+      }
+    }
+    start(b);
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  if (device_comm_) device_comm_->wait_all();
+  else comm_.wait_all();
+  wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  const float s = float(scale);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Tensor g = params_[i].grad();
+    if (!g.defined()) continue;
+    if (device_comm_) {
+      backend_for(g.device()).unary(UnaryOp::mul_scalar, g, g, double(s));
+      continue;
+    }
+    const float* src = buckets_[bucket_of_[i]].host.data() + offset_[i];
+    const size_t n = size_t(g.numel());
+    if (host_f32_contiguous(g)) {
+      float* dst = g.data_ptr<float>();
+      for (size_t k = 0; k < n; ++k) dst[k] = src[k] * s;
+    } else {
+      std::vector<float> v(src, src + n);
+      for (float& x : v) x *= s;
+      assign_(g, from_vector(v, g.shape()).to(g.device()).to(g.dtype()));
+    }
+  }
+}
+
+}  // namespace mg
