@@ -27,7 +27,16 @@ for r in $(seq 1 "$rounds"); do
   torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
   passive=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
-  [ "$r" = 1 ] && { echo "$ours" | grep '^#'; echo "$torch" | grep '^#'; }
+  if [ "$r" = 1 ]; then
+    echo "$ours" | grep '^#'
+    echo "$torch" | grep '^#'
+    # The peer's own GEMM against this CPU's FMA peak: below half, PyTorch is not at its best.
+    printf '%s\n%s\n' "$ours" "$torch" | awk '
+      /f32 FMA register peak:/ { for (i = 1; i <= NF; i++) if ($i == "peak:") fma = $(i + 1) }
+      /torch.mm 2048\^3 f32:/ { for (i = 1; i <= NF; i++) if ($i == "f32:") mm = $(i + 1) }
+      END { if (fma > 0 && mm > 0 && mm < 0.5 * fma)
+              printf "# WARNING: torch.mm runs at %.0f%% of the f32 FMA peak (%s of %s GFLOP/s): PyTorch is below half of this CPU, so ratios against it flatter mixgrad\n", 100 * mm / fma, mm, fma }'
+  fi
   # round model ours torch passive of_peak ours_rss torch_rss passive_rss
   round=$(join <(echo "$ours" | ours_rows) <(echo "$torch" | torch_rows) | join - <(echo "$passive" | torch_rows) |
           awk -v r="$r" '{ print r, $1, $2, $5, $7, $3, $4, $6, $8 }')
