@@ -75,7 +75,7 @@ void ensure_openblas_core(char** argv) {
   const std::string fix = openblas_core_fix(cpu_info(), core);
   if (fix.empty()) return;
   // A core forced by the environment is overridden as well: the machines this project runs on
-  // have set OPENBLAS_CORETYPE=Haswell for everyone, which halves OpenBLAS on an AVX-512 CPU.
+  // have set OPENBLAS_CORETYPE=Haswell for everyone, a kernel without AVX-512 on an AVX-512 CPU.
   const char* env = std::getenv("OPENBLAS_CORETYPE");
   const std::string was = env ? std::string("OPENBLAS_CORETYPE=") + env + " in the environment"
                               : "detected '" + core + "'";
