@@ -61,6 +61,10 @@ struct Backend {
 };
 
 void register_backend(DeviceType type, Backend* backend);
+// Loads the library of a backend built as a plugin (CUDA: libmg_cuda.so beside libmg_core.so)
+// the first time it is asked for; a failure is recorded and reported by backend_for. Called by
+// backend_for and backend_available, so a caller never needs it.
+void load_backend_plugin(DeviceType type);
 // The backend for a device; throws naming the device when none is registered (e.g. a build
 // without CUDA) or when it reports no usable hardware.
 Backend& backend_for(Device device);

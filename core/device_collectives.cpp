@@ -18,8 +18,8 @@ void register_device_collectives(DeviceType type, DeviceCollectives* collectives
 }
 
 DeviceCollectives* device_collectives(DeviceType type) {
-  DeviceCollectives* c = registry()[size_t(type)];
-  return c && backend_available(type) ? c : nullptr;
+  if (!backend_available(type)) return nullptr;  // first: it loads the backend, which registers these
+  return registry()[size_t(type)];
 }
 
 }  // namespace mg

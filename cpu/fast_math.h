@@ -37,7 +37,8 @@ MG_ALWAYS_INLINE float exp_approx(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   const float e = p * r * r + r + 1.0f;
-  const int32_t ni = int32_t(n), n1 = ni >> 1, n2 = ni - n1;
+  // A NaN n would make the int conversion undefined (UBSan flags it); 0 there keeps e's NaN the result.
+  const int32_t ni = int32_t(select(n == n, n, 0.0f)), n1 = ni >> 1, n2 = ni - n1;
   return e * std::bit_cast<float>((n1 + 127) << 23) * std::bit_cast<float>((n2 + 127) << 23);
 }
 

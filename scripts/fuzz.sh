@@ -4,24 +4,18 @@
 # given time and prints its executions and crashes. Exit status 1 when any target found a crash,
 # hang, leak or broken guarantee (the reproducer is in the artifacts folder it names).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]      default 60 s per target, every target in fuzz/
-# Env: MG_FUZZ_BUILD_DIR (default build-fuzz). The corpus each target grows is kept in
-# <build>/fuzz-corpus/<target>, so later runs start where earlier ones stopped.
+# Env: MG_CHECK_BUILD_DIR (default build-check, shared with scripts/sanitize.sh). The corpus each
+# target grows is kept in <build>/fuzz-corpus/<target>, so later runs start where earlier ones stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
 [ $# -gt 0 ] && shift
 case "$secs" in '' | *[!0-9]*) echo "fuzz.sh: SECONDS must be a whole number, got '$secs'" >&2; exit 2 ;; esac
-build="${MG_FUZZ_BUILD_DIR:-build-fuzz}"
+build="${MG_CHECK_BUILD_DIR:-build-check}"
 
 scripts/install_deps.sh --fuzz
-mkdir -p "$build"
-# Instrumented builds print many clang notes about loops it could not vectorise: kept in a log.
-# -O1: libFuzzer's usual level, and much quicker to compile than -O3.
-launcher=()  # ccache, where installed, makes a rebuild after small changes quick
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-if ! { CC=clang CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release "-DCMAKE_CXX_FLAGS_RELEASE=-O1 -DNDEBUG" \
-         -DMG_FUZZ=ON -DMG_CUDA=OFF "${launcher[@]}" &&
-  cmake --build "$build" -j "$(nproc)" --target fuzz_all; } >"$build/fuzz-build.log" 2>&1; then
+scripts/configure_check_build.sh "$build"
+if ! cmake --build "$build" -j "$(nproc)" --target fuzz_all >"$build/fuzz-build.log" 2>&1; then
   grep -E 'error|Error' "$build/fuzz-build.log" | head -40
   echo "fuzz.sh: building the fuzz targets failed (log: $build/fuzz-build.log)" >&2
   exit 2

@@ -116,7 +116,10 @@ TEST_CASE("audit: audit.safetensors holds logits, loss and every gradient under 
   CHECK(f.get("loss").item() == r.loss);
   CHECK(f.contains("grad.mixerblocks.0.conv.weight"));
   int grads = 0;
-  for (const auto& [name, p] : model->named_parameters()) {
+  for (const auto& entry : model->named_parameters()) {
+    // a named copy, not a structured binding: clang 14 cannot capture bindings in CAPTURE's lambda
+    const std::string& name = entry.first;
+    const Tensor& p = entry.second;
     CAPTURE(name);
     REQUIRE(f.contains("grad." + name));
     CHECK(f.get("grad." + name).to_vector<float>() == p.grad().to_vector<float>());

@@ -205,7 +205,8 @@ TEST_CASE("autoencoders learn to reconstruct a handful of sequences (f32, AdamW)
       Generator gen(27);
       auto model = make_autoencoder(c, gen);
       AdamW opt(model->parameters(), AdamWOptions{3e-3, 0.9, 0.999, 1e-8, 0});
-      const auto [first, last] = minimize(opt, 300, [&] { return reconstruction_loss(model->forward(ids), ids); });
+      const std::pair<double, double> losses = minimize(opt, 300, [&] { return reconstruction_loss(model->forward(ids), ids); });
+      const double first = losses.first, last = losses.second;
       INFO("loss " << first << " -> " << last);
       REQUIRE(std::isfinite(last));
       if (c.kind == ModelKind::masked_mixer) {

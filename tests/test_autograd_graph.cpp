@@ -72,7 +72,9 @@ TEST_CASE("graph: a tiny mixer's autograd graph as well-formed DOT with its ops,
   CHECK(p.depth_min == 0);
   CHECK(p.depth_end == 0);
   CHECK(p.nodes.size() > 15);
-  for (const auto& [a, b] : p.edges) {
+  for (const auto& edge : p.edges) {
+    const std::string& a = edge.first;
+    const std::string& b = edge.second;
     CHECK_MESSAGE(p.nodes.count(a), a);
     CHECK_MESSAGE(p.nodes.count(b), b);
   }

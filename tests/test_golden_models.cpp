@@ -178,7 +178,9 @@ TEST_CASE("golden models: logits, loss and every parameter gradient (f32 and f64
       Tensor loss = lm_loss(logits, ids, f.pad_id());
       expect_close(loss, f.ref("loss", dt), kOutput.get(dt), where + "loss");
       loss.backward();
-      for (const auto& [p, t] : m->named_parameters()) {
+      for (const auto& entry : m->named_parameters()) {
+        const std::string& p = entry.first;
+        const Tensor& t = entry.second;
         expect_close(t.grad(), f.ref("grad." + p, dt), kGrad.get(dt), where + "grad." + p);
         if (is_mixing_weight(c, p) && t.grad().defined()) {
           INFO(where << p << ": the masked upper triangle's gradient must be exactly 0");

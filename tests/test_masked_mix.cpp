@@ -102,7 +102,8 @@ TEST_CASE("masked_token_mix gradients (f64 gradcheck) for x, weight and bias") {
 TEST_CASE("masked_token_mix gradients on long, rectangular shapes match the dense formulas") {
   // Shapes with several row bands and strips: dx = tril(W)^T dy, dW = tril(sum_b dy_b x_b^T),
   // dbias = sum over b and d of dy.
-  for (auto [R, C] : std::vector<std::pair<int64_t, int64_t>>{{300, 300}, {300, 150}, {150, 300}, {257, 257}}) {
+  for (const auto& rc : std::vector<std::pair<int64_t, int64_t>>{{300, 300}, {300, 150}, {150, 300}, {257, 257}}) {
+    const int64_t R = rc.first, C = rc.second;
     const int64_t B = 2, D = 5;
     const TensorOptions o{DType::f64};
     Tensor x = leaf_from(randn({B, C, D}, 1, o)), w = leaf_from(randn({R, C}, 2, o)), b = leaf_from(randn({R}, 3, o));
@@ -166,7 +167,8 @@ TEST_CASE("masked_token_mix: upper-triangle gradient is exactly 0 and the stored
 
 TEST_CASE("masked_token_mix_heads forward and gradients") {
   for (DType dt : {DType::f32, DType::f64}) {
-    for (auto [B, T, H, Dh] : std::vector<std::array<int64_t, 4>>{{2, 5, 2, 3}, {1, 1, 3, 2}, {2, 70, 2, 4}}) {
+    for (const auto& s : std::vector<std::array<int64_t, 4>>{{2, 5, 2, 3}, {1, 1, 3, 2}, {2, 70, 2, 4}}) {
+      const int64_t B = s[0], T = s[1], H = s[2], Dh = s[3];
       Tensor x = randn({B, T, H * Dh}, 1, TensorOptions{dt}), w = randn({H, T, T}, 2, TensorOptions{dt});
       Tensor b = randn({H, T}, 3, TensorOptions{dt});
       INFO("B " << B << " T " << T << " H " << H << " Dh " << Dh << " " << dtype_name(dt));
@@ -200,7 +202,9 @@ TEST_CASE("causality: changing position s never changes outputs at positions < s
         {"heads", [&](const Tensor& x) { return masked_token_mix_heads(x, wh, bh); }},
     };
     Tensor x = randn({B, T, D}, 9, o);
-    for (auto& [name, f] : forms) {
+    for (auto& form : forms) {
+      const std::string& name = form.first;
+      auto& f = form.second;
       const std::vector<double> base = vals(f(x));
       for (int64_t s : {1, 33, 64, 69}) {
         Tensor other = randn({B, T, D}, 10 + uint64_t(s), o);

@@ -688,7 +688,8 @@ TEST_CASE("a tiny model's loss falls over 30 SGD steps on a repeated batch (f32)
       auto model = make_model(v.config, gen);
       SGD opt(model->parameters(), SGDOptions{0.1, 0.9});
       Tensor ids = sample_ids();
-      const auto [first, last] = minimize(opt, 30, [&] { return lm_loss(model->forward(ids), ids, kPad); });
+      const std::pair<double, double> losses = minimize(opt, 30, [&] { return lm_loss(model->forward(ids), ids, kPad); });
+      const double first = losses.first, last = losses.second;
       INFO("loss " << first << " -> " << last);
       CHECK(std::isfinite(last));
       CHECK(last < 0.5 * first);

@@ -109,8 +109,10 @@ TEST_CASE("safetensors: round trip of every dtype, 0-dim, empty and non-contiguo
   std::memcpy(&header_len, raw.data(), 8);
   CHECK(header_len % 8 == 0);
   // Each tensor starts at a multiple of its element size within the file (8-byte dtypes first).
-  for (const auto& [name, size] : {std::pair{"f64", 8}, {"empty_mid", 8}, {"f32", 4}, {"i32", 4}, {"strided", 4},
-                                   {"bf16", 2}, {"scalar_bf16", 2}}) {
+  for (const auto& entry : {std::pair{"f64", 8}, {"empty_mid", 8}, {"f32", 4}, {"i32", 4}, {"strided", 4},
+                            {"bf16", 2}, {"scalar_bf16", 2}}) {
+    const char* name = entry.first;
+    const int size = entry.second;
     std::string key = "\"";
     key.append(name).append("\":{");
     const size_t at = raw.find(key);
@@ -226,7 +228,9 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
         {std::string(100, '[') + std::string(100, ']'), "nesting deeper"},
         {"[1]", "header must be a JSON object"},
     };
-    for (const auto& [header, needle] : bad) {
+    for (const auto& c : bad) {
+      const auto& header = c.first;
+      const auto& needle = c.second;
       INFO("header: " << header);
       expect_load_error(tmp, st_file(header, ""), needle);
     }
@@ -269,7 +273,8 @@ TEST_CASE("safetensors: every kind of corrupt file gives a clear error naming th
         {R"({"__metadata__":{"step":12}})", none, "__metadata__ value for \"step\" must be a string, found a number"},
         {R"({"__metadata__":"x"})", none, "__metadata__ must be an object"},
     };
-    for (const auto& [header, bytes, needle] : bad) {
+    for (const auto& c : bad) {
+      const std::string &header = c[0], &bytes = c[1], &needle = c[2];
       INFO("header: " << header);
       expect_load_error(tmp, st_file(header, bytes), needle);
     }

@@ -15,7 +15,9 @@ using namespace mg;
 
 std::map<std::string, Tensor> as_map(const StateDict& sd) {
   std::map<std::string, Tensor> m;
-  for (const auto& [n, t] : sd) {
+  for (const auto& entry : sd) {
+    const std::string& n = entry.first;
+    const Tensor& t = entry.second;
     CHECK_MESSAGE(!m.count(n), "name listed twice: ", n);
     m[n] = t;
   }
@@ -34,7 +36,9 @@ void round_trip(const ModelConfig& config, WeightLayout layout) {
   auto b = make_model(config, g2);
   const auto exported = as_map(export_state_dict(*a, layout));
   b->load_state_dict(import_state_dict(exported, config, layout), /*strict=*/true);
-  for (const auto& [name, t] : a->state_dict()) {
+  for (const auto& entry : a->state_dict()) {
+    const std::string& name = entry.first;
+    const Tensor& t = entry.second;
     INFO(name);
     bool found = false;
     for (const auto& [nb, tb] : b->state_dict())
