@@ -17,3 +17,18 @@ peer_setup() {
   eval "$("$bench" peer --env)"
   OMP_NUM_THREADS=$threads "$bench" peer --threads "$threads"
 }
+
+# PyTorch's best process settings here, measured 2026-12-03 (docs/benchmarks.md, "Giving the peer
+# its best"): passive OpenMP waiting, and an allocator that keeps freed memory. PyTorch's CPU
+# tensors come from malloc; glibc serves large blocks with mmap and unmaps them on free, so every
+# step faults its activations in again, page by page (torch.mm 2048^3 with a fresh output: 180
+# vs 390 GFLOP/s reused). tcmalloc (libtcmalloc-minimal4) where installed, as PyTorch's CPU
+# performance guides recommend; otherwise glibc's own thresholds, raised so it keeps the memory.
+torch_tuned_env() {
+  local tc=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4
+  if [ -e "$tc" ]; then
+    echo "OMP_WAIT_POLICY=PASSIVE LD_PRELOAD=$tc"
+  else
+    echo "OMP_WAIT_POLICY=PASSIVE MALLOC_MMAP_THRESHOLD_=4294967296 MALLOC_TRIM_THRESHOLD_=4294967296"
+  fi
+}

@@ -7,7 +7,7 @@ source "$(dirname "$0")/compare_common.sh" "${1:-2}" 1
 reps=${2:-7}
 peer_setup
 ours=$(OMP_NUM_THREADS=$threads "$bench" ops --threads "$threads" --reps "$reps")
-theirs=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_ops.py --threads "$threads" --reps "$reps")
+theirs=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_ops.py --threads "$threads" --reps "$reps")
 echo "$ours" | head -1
 echo "$theirs" | head -1
 printf '%-28s %12s %12s %8s\n' op mixgrad_ms torch_ms speedup

@@ -1,11 +1,9 @@
 #!/usr/bin/env bash
 # Input-representation steps/s of mixgrad vs PyTorch (same models, same step, same thread count)
 # in one invocation: ROUNDS rounds, each running mixgrad, then PyTorch as compare_train.sh runs it
-# (OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS)), then PyTorch again with
-# OMP_WAIT_POLICY=PASSIVE, so all three see the same load. The second PyTorch run is there because
-# Debian's torch links the pthreads OpenBLAS: its GEMM threads and torch's OpenMP threads both
-# spin-wait, and on 2 cores the default run can be slower than one thread; passive waiting removes
-# that. The headline ratio is against the faster PyTorch run of the round.
+# (OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS)), then PyTorch again tuned as
+# compare_common.sh's torch_tuned_env says (passive OpenMP waiting, an allocator that keeps freed
+# memory), so all three see the same load. The headline ratio is against the faster PyTorch run.
 # Prints every round and, per model, the median steps/s of each side and the median per-round ratios.
 #   bench/compare_represent.sh [THREADS] [ROUNDS] [args for both, e.g. --kind all --batch 8]
 # BUILD=<dir> picks the build directory (default: build).
@@ -19,18 +17,18 @@ all=""
 for r in $(seq 1 "$rounds"); do
   ours=$(OMP_NUM_THREADS=$threads "$bench" represent --threads "$threads" "$@" 2>/dev/null)
   torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_represent.py --threads "$threads" "$@" 2>/dev/null)
-  passive=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$threads \
+  passive=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_represent.py --threads "$threads" "$@" 2>/dev/null)
   [ "$r" = 1 ] && { echo "$ours" | grep '^#'; echo "$torch" | grep '^#'; }
   round=$(join <(echo "$ours" | rows) <(echo "$torch" | rows) | join - <(echo "$passive" | rows) |
           awk -v r="$r" '{ print r, $1, $2, $3, $4 }')
   echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
-    printf "round %s %-20s mixgrad %7.3f  torch %7.3f  torch_passive %7.3f steps/s  %5.2fx (vs best torch %5.2fx)\n",
+    printf "round %s %-20s mixgrad %7.3f  torch %7.3f  torch_tuned %7.3f steps/s  %5.2fx (vs best torch %5.2fx)\n",
            $1, $2, $3, $4, $5, $3 / $4, $3 / b }'
   echo "# load after round $r: $(load)"
   all+="$round"$'\n'
 done
-printf '%-22s %10s %10s %14s %14s %14s\n' model mixgrad torch torch_passive ratio_torch ratio_best
+printf '%-22s %10s %10s %14s %14s %14s\n' model mixgrad torch torch_tuned ratio_torch ratio_best
 echo -n "$all" | /usr/bin/python3 -c '
 import sys, statistics as st
 rows = {}

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Training-step tokens/s of mixgrad vs PyTorch (same models, same step, same thread count) in one
 # invocation: ROUNDS rounds, each running mixgrad, then PyTorch as torch_train.py runs by default
-# (OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS)), then PyTorch again with
-# OMP_WAIT_POLICY=PASSIVE, so all three see the same load (Debian's torch links the pthreads
-# OpenBLAS, whose spinning threads fight torch's OpenMP threads on 2 cores; passive waiting is
-# PyTorch's faster setting here, see docs/benchmarks.md). Prints every round and, per model, the
-# median tokens/s of each side, mixgrad's median of_peak, and the median per-round ratios against
-# default PyTorch and against the faster PyTorch run of the round.
+# (OMP_NUM_THREADS=THREADS, torch.set_num_threads(THREADS)), then PyTorch again tuned as
+# compare_common.sh's torch_tuned_env says (passive OpenMP waiting, and tcmalloc or glibc malloc
+# thresholds that keep freed memory: without them every step page-faults its activations in
+# again, which more than halved PyTorch's speed here, see docs/benchmarks.md), so all three see
+# the same load. Prints every round and, per model, the median tokens/s of each side, mixgrad's
+# median of_peak, and the median per-round ratios against default PyTorch and against the faster
+# PyTorch run of the round.
 #   bench/compare_train.sh [THREADS] [ROUNDS] [args for both, e.g. --only mixer_d512 --reps 3]
 # PRECISION=bf16 runs both under bf16 autocast (mixgrad --precision bf16, torch_train.py --bf16).
 # BUILD=<dir> picks the build directory (default: build).
@@ -25,13 +26,14 @@ all=""
 for r in $(seq 1 "$rounds"); do
   ours=$(OMP_NUM_THREADS=$threads "$bench" train --threads "$threads" "${ours_p[@]}" "$@")
   torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
-  passive=$(OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=$threads \
+  passive=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
   if [ "$r" = 1 ]; then
     echo "$ours" | grep '^#'
     echo "$torch" | grep '^#'
+    echo "$passive" | grep '^# torch peer'
     # The peer's own GEMM against this CPU's FMA peak: below half, PyTorch is not at its best.
-    printf '%s\n%s\n' "$ours" "$torch" | awk '
+    printf '%s\n%s\n' "$ours" "$passive" | awk '
       /f32 FMA register peak:/ { for (i = 1; i <= NF; i++) if ($i == "peak:") fma = $(i + 1) }
       /torch.mm 2048\^3 f32:/ { for (i = 1; i <= NF; i++) if ($i == "f32:") mm = $(i + 1) }
       END { if (fma > 0 && mm > 0 && mm < 0.5 * fma)
@@ -41,12 +43,12 @@ for r in $(seq 1 "$rounds"); do
   round=$(join <(echo "$ours" | ours_rows) <(echo "$torch" | torch_rows) | join - <(echo "$passive" | torch_rows) |
           awk -v r="$r" '{ print r, $1, $2, $5, $7, $3, $4, $6, $8 }')
   echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
-    printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_passive %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s  peak RSS MiB %s / %s / %s\n",
+    printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_tuned %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s  peak RSS MiB %s / %s / %s\n",
            $1, $2, $3, $4, $5, $3 / $4, $3 / b, $6, $7, $8, $9 }'
   echo "# load after round $r: $(load)"
   all+="$round"$'\n'
 done
-printf '%-14s %9s %9s %14s %9s %12s %11s %11s %11s\n' model mixgrad torch torch_passive of_peak ratio_torch ratio_best \
+printf '%-14s %9s %9s %14s %9s %12s %11s %11s %11s\n' model mixgrad torch torch_tuned of_peak ratio_torch ratio_best \
   rss_mixgrad rss_torch
 echo -n "$all" | /usr/bin/python3 -c '
 import sys, statistics as st

@@ -156,7 +156,13 @@ def peer_config(threads):
         torch.mm(a, b)
         best = min(best, time.perf_counter() - s)
     gflops = 2 * 2048 ** 3 / best / 1e9
+    alloc = "glibc malloc"
+    if "tcmalloc" in os.environ.get("LD_PRELOAD", ""):
+        alloc = "tcmalloc (LD_PRELOAD)"
+    elif "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        alloc = f"glibc malloc, MALLOC_MMAP_THRESHOLD_={os.environ['MALLOC_MMAP_THRESHOLD_']}"
     return (f"# torch peer: {torch.get_num_threads()} threads, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}, "
+            f"allocator {alloc}, "
             f"OpenBLAS core {core} (OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE', 'unset')}), "
             f"torch.mm 2048^3 f32: {gflops:.1f} GFLOP/s")
 
