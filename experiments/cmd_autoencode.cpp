@@ -67,11 +67,11 @@ int autoencode_eval(const std::vector<std::string>& argv) {
 
 // Scored exactly as `mixgrad retrieve eval` (experiments/cmd_retrieve.cpp): the same pair split
 // (--test-fraction, default 0.125, 1 for manpages; --split-seed 0) and pools (make_pools(n, c,
-// --seed 0)), cosine similarity of the embeddings; TF-IDF alongside unless --no-tfidf.
+// --seed 0)), cosine similarity of the embeddings; TF-IDF and BM25 alongside unless --no-tfidf / --no-bm25.
 int autoencode_retrieve(const std::vector<std::string>& argv) {
   std::set<std::string> options = {"run", "pools", "seed", "batch", "threads", "out"};
   for (const auto& n : pair_split_option_names()) options.insert(n);
-  Args a("autoencode retrieve", argv, options, {"no-tfidf"});
+  Args a("autoencode retrieve", argv, options, {"no-tfidf", "no-bm25"});
   set_threads(a);
   MG_CHECK(a.has("run"), "autoencode retrieve: --run DIR is required");
   AutoencoderRun r = load_autoencoder_run(a.get("run", ""));
@@ -87,6 +87,7 @@ int autoencode_retrieve(const std::vector<std::string>& argv) {
   MG_CHECK(batch >= 1, "autoencode retrieve: --batch must be >= 1, got ", batch);
   auto [q, d] = pair_texts(load_pair_split(so).test);
   const int64_t n = int64_t(q.size()), n_ctx = r.rc.model.n_ctx;
+  require_a_pool_fits(n, pools);
   const int32_t pad = r.tok.pad_id();
   std::fprintf(stderr, "pairs %s: %lld test queries; encoder of %s (z, left-padded to %lld tokens)\n",
                so.pairs.c_str(), (long long)n, r.checkpoint.c_str(), (long long)n_ctx);
@@ -95,6 +96,7 @@ int autoencode_retrieve(const std::vector<std::string>& argv) {
   std::vector<NamedScorer> methods;
   methods.push_back({r.rc.name + " (autoencoder z)", cosine_scorer(qe, de)});
   if (!a.flag("no-tfidf")) methods.push_back({"tfidf", tfidf_scorer(q, d)});
+  if (!a.flag("no-bm25")) methods.push_back({"bm25", bm25_scorer(q, d)});
   evaluate_methods(methods, n, pools, seed, so.pairs, a.get("out", ""), false);
   return 0;
 }
@@ -147,7 +149,7 @@ int run_autoencode(const std::vector<std::string>& args) {
       "        (a run config with `autoencoder: true`, model.kind masked_mixer or llama, data.pad_side: left)\n"
       "  eval --run DIR [--batches N]: test reconstruction loss and token accuracy\n"
       "  retrieve --run DIR --pairs reuters|manpages|PATH.jsonl [--pools 32,128,1024 --seed S --test-fraction F\n"
-      "           --split-seed S --max-queries N --batch B --out DIR --no-tfidf]: the encoder's z as embedding\n"
+      "           --split-seed S --max-queries N --batch B --out DIR --no-tfidf --no-bm25]: the encoder's z as embedding\n"
       "  plot --runs DIR[,DIR...] --out FILE.png [--title T]: test-loss curves of runs (+ FILE.csv)";
   MG_CHECK(!args.empty(), usage);
   const std::string sub = args[0];

@@ -28,11 +28,11 @@ namespace {
 constexpr const char* kUsage =
     "usage: mixgrad retrieve train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [options]\n"
     "  model: --checkpoint P | --config C.yaml [--init-seed S] [--tokenizer T] [--device D]\n"
-    "         (eval: none = TF-IDF only)\n"
+    "         (eval: none = the classical baselines only)\n"
     "  pairs: --test-fraction F --split-seed S --max-queries N --max-train N\n"
     "  embedding: --position last|second-last|mean  --pad-side right|left  --pad-to-ctx  --batch N\n"
     "  pools: --pools 32,128,1024 --seed S --out DIR --threads N\n"
-    "  eval: --tfidf-only --no-tfidf\n"
+    "  eval: --tfidf-only (no model: TF-IDF and BM25 only) --no-tfidf --no-bm25\n"
     "  train (InfoNCE, docs/paper.md E.3): --steps N --group 32 --groups-per-step 1 --in-batch B --tau 0.02\n"
     "         --lr 1e-4 --warmup 500 --weight-decay 0 --grad-clip 1 --log-every 10 --train-seed 0\n"
     "         --precision f32|bf16 --checkpoint-every N --resume --stop-after N --no-eval\n"
@@ -92,11 +92,13 @@ std::pair<Tensor, Tensor> embed_pairs(Model& m, const std::vector<RetrievalPair>
   return {qe, de};
 }
 
-// Scores TF-IDF and (when given) the model on identical pools; prints, writes CSV and a plot.
-void evaluate(const RetrieveOptions& o, const PairSplit& split, Model* model, bool tfidf) {
+// Scores TF-IDF, BM25 and (when given) the model on identical pools; prints, writes CSV and a plot.
+void evaluate(const RetrieveOptions& o, const PairSplit& split, Model* model) {
   auto [q, d] = pair_texts(split.test);
+  require_a_pool_fits(int64_t(q.size()), o.pools);
   std::vector<NamedScorer> methods;
-  if (tfidf) methods.push_back({"tfidf", tfidf_scorer(q, d)});
+  if (!o.no_tfidf) methods.push_back({"tfidf", tfidf_scorer(q, d)});
+  if (!o.no_bm25) methods.push_back({"bm25", bm25_scorer(q, d)});
   if (model) {
     auto [qe, de] = embed_pairs(*model, split.test, o.embed, "");
     methods.push_back({model->rc.name + " (" + embed_position_name(o.embed.position) + ")", cosine_scorer(qe, de)});
@@ -106,10 +108,11 @@ void evaluate(const RetrieveOptions& o, const PairSplit& split, Model* model, bo
 
 int retrieve_eval(const RetrieveOptions& o) {
   std::unique_ptr<Model> model = o.tfidf_only ? nullptr : load_model(o.model);
-  MG_CHECK(model || !o.no_tfidf, "retrieve eval: --no-tfidf needs a model (--checkpoint or --config)");
+  MG_CHECK(model || !(o.no_tfidf && o.no_bm25),
+           "retrieve eval: --no-tfidf with --no-bm25 needs a model (--checkpoint or --config)");
   PairSplit split = load_pair_split(o.split);
   if (model) std::fprintf(stderr, "model: %s\n", model->source.c_str());
-  evaluate(o, split, model.get(), !o.no_tfidf);
+  evaluate(o, split, model.get());
   return 0;
 }
 
@@ -167,7 +170,7 @@ int retrieve_train(const RetrieveOptions& o) {
               st.seconds, st.first_loss, st.last_loss, o.out.c_str());
   if (st.interrupted) return 130;
   if (o.no_eval) return 0;
-  evaluate(o, split, model.get(), true);
+  evaluate(o, split, model.get());
   return 0;
 }
 
@@ -237,7 +240,7 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
                                    "checkpoint", "config", "init-seed", "tokenizer"};
   for (const auto& n : pair_split_option_names()) options.insert(n);
   std::set<std::string> flags = {"pad-to-ctx", "help"};
-  if (o.command == "eval") flags.insert({"tfidf-only", "no-tfidf"});
+  if (o.command == "eval") flags.insert({"tfidf-only", "no-tfidf", "no-bm25"});
   if (o.command == "embed") options.insert("split");
   if (o.command == "train" || o.command == "frozen") {
     options.insert({"steps", "lr", "warmup", "grad-clip", "log-every", "train-seed", "precision", "checkpoint-every"});
@@ -272,6 +275,7 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
   a.read("threads", o.threads);
   a.read_flag("tfidf-only", o.tfidf_only);
   a.read_flag("no-tfidf", o.no_tfidf);
+  a.read_flag("no-bm25", o.no_bm25);
   a.read("split", o.which);
   a.read_flag("no-eval", o.no_eval);
   a.read_flag("resume", o.resume);

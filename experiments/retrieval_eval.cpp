@@ -10,6 +10,12 @@
 
 namespace mg {
 
+void require_a_pool_fits(int64_t n, const std::vector<int64_t>& pool_sizes) {
+  bool fits = false;
+  for (int64_t c : pool_sizes) fits |= c - 1 <= n;
+  MG_CHECK(fits, "retrieval: no pool size fits the ", n, " test queries");
+}
+
 std::vector<MethodScores> evaluate_methods(const std::vector<NamedScorer>& methods, int64_t n,
                                            const std::vector<int64_t>& pool_sizes, uint64_t seed,
                                            const std::string& pairs_name, const std::string& out_dir, bool plot) {

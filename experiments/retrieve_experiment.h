@@ -28,7 +28,7 @@ struct RetrieveOptions {
   uint64_t pool_seed = 0;
   std::string out;                           // a directory (eval, train, frozen) or a file (embed)
   int threads = 0;                           // 0: OpenMP's default
-  bool tfidf_only = false, no_tfidf = false; // eval
+  bool tfidf_only = false, no_tfidf = false, no_bm25 = false;  // eval
   std::string which = "test";                // embed: test | train | all
   InfoNceOptions infonce;                    // train
   bool no_eval = false;                      // train: skip the evaluation after training
