@@ -17,10 +17,10 @@ all=""
 for r in $(seq 1 "$rounds"); do
   ours=$(OMP_NUM_THREADS=$threads "$bench" represent --threads "$threads" "$@" 2>/dev/null)
   torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_represent.py --threads "$threads" "$@" 2>/dev/null)
-  passive=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
+  tuned=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_represent.py --threads "$threads" "$@" 2>/dev/null)
   [ "$r" = 1 ] && { echo "$ours" | grep '^#'; echo "$torch" | grep '^#'; }
-  round=$(join <(echo "$ours" | rows) <(echo "$torch" | rows) | join - <(echo "$passive" | rows) |
+  round=$(join <(echo "$ours" | rows) <(echo "$torch" | rows) | join - <(echo "$tuned" | rows) |
           awk -v r="$r" '{ print r, $1, $2, $3, $4 }')
   echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
     printf "round %s %-20s mixgrad %7.3f  torch %7.3f  torch_tuned %7.3f steps/s  %5.2fx (vs best torch %5.2fx)\n",

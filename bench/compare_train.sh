@@ -26,21 +26,21 @@ all=""
 for r in $(seq 1 "$rounds"); do
   ours=$(OMP_NUM_THREADS=$threads "$bench" train --threads "$threads" "${ours_p[@]}" "$@")
   torch=$(OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
-  passive=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
+  tuned=$(env $(torch_tuned_env) OMP_NUM_THREADS=$threads \
             /usr/bin/python3 bench/torch_train.py --threads "$threads" "${torch_p[@]}" "$@")
   if [ "$r" = 1 ]; then
     echo "$ours" | grep '^#'
     echo "$torch" | grep '^#'
-    echo "$passive" | grep '^# torch peer'
+    echo "$tuned" | grep '^# torch peer'
     # The peer's own GEMM against this CPU's FMA peak: below half, PyTorch is not at its best.
-    printf '%s\n%s\n' "$ours" "$passive" | awk '
+    printf '%s\n%s\n' "$ours" "$tuned" | awk '
       /f32 FMA register peak:/ { for (i = 1; i <= NF; i++) if ($i == "peak:") fma = $(i + 1) }
       /torch.mm 2048\^3 f32:/ { for (i = 1; i <= NF; i++) if ($i == "f32:") mm = $(i + 1) }
       END { if (fma > 0 && mm > 0 && mm < 0.5 * fma)
               printf "# WARNING: torch.mm runs at %.0f%% of the f32 FMA peak (%s of %s GFLOP/s): PyTorch is below half of this CPU, so ratios against it flatter mixgrad\n", 100 * mm / fma, mm, fma }'
   fi
-  # round model ours torch passive of_peak ours_rss torch_rss passive_rss
-  round=$(join <(echo "$ours" | ours_rows) <(echo "$torch" | torch_rows) | join - <(echo "$passive" | torch_rows) |
+  # round model ours torch tuned of_peak ours_rss torch_rss tuned_rss
+  round=$(join <(echo "$ours" | ours_rows) <(echo "$torch" | torch_rows) | join - <(echo "$tuned" | torch_rows) |
           awk -v r="$r" '{ print r, $1, $2, $5, $7, $3, $4, $6, $8 }')
   echo "$round" | awk '{ b = $4 > $5 ? $4 : $5;
     printf "round %s %-12s mixgrad %6.0f  torch %6.0f  torch_tuned %6.0f tokens/s  %5.2fx (vs best torch %5.2fx)  of_peak %s  peak RSS MiB %s / %s / %s\n",

@@ -16,10 +16,10 @@ Registry& registry() {
   static Registry r;
   return r;
 }
-}  // namespace
 
-void register_backend(DeviceType type, Backend* backend) { registry().backends[size_t(type)] = backend; }
-
+// Loads the library of a backend built as a plugin (CUDA: libmg_cuda.so beside libmg_core.so),
+// once; a failure is recorded as the device's unavailable reason. Called only while no backend
+// of that type is registered (a program that links the backend directly never gets here).
 void load_backend_plugin(DeviceType type) {
 #ifdef MG_CUDA_PLUGIN
   // The CUDA backend is a library loaded on first use, not at program start: cuBLAS, cuBLASLt and
@@ -28,7 +28,6 @@ void load_backend_plugin(DeviceType type) {
   if (type != DeviceType::CUDA) return;
   static std::once_flag once;
   std::call_once(once, [] {
-    if (registry().backends[size_t(DeviceType::CUDA)] != nullptr) return;  // linked in directly
     Dl_info info{};
     std::string path = MG_CUDA_PLUGIN;
     if (dladdr(reinterpret_cast<void*>(&register_backend), &info) != 0 && info.dli_fname != nullptr) {
@@ -46,21 +45,27 @@ void load_backend_plugin(DeviceType type) {
   (void)type;
 #endif
 }
+}  // namespace
+
+void register_backend(DeviceType type, Backend* backend) { registry().backends[size_t(type)] = backend; }
 
 void set_backend_unavailable(DeviceType type, const char* why) {
   registry().unavailable[size_t(type)] = why;
 }
 
 bool backend_available(DeviceType type) {
-  load_backend_plugin(type);
   auto& r = registry();
+  if (r.backends[size_t(type)] == nullptr) load_backend_plugin(type);
   return r.backends[size_t(type)] != nullptr && r.unavailable[size_t(type)].empty();
 }
 
 Backend& backend_for(Device device) {
-  if (!device.is_cpu()) load_backend_plugin(device.type);
   auto& r = registry();
   Backend* b = r.backends[size_t(device.type)];
+  if (b == nullptr) {
+    load_backend_plugin(device.type);
+    b = r.backends[size_t(device.type)];
+  }
   MG_CHECK(r.unavailable[size_t(device.type)].empty(), "device ", device.str(),
            " is not usable: ", r.unavailable[size_t(device.type)]);
   MG_CHECK(b != nullptr, "no backend for device ", device.str(),

@@ -61,12 +61,9 @@ struct Backend {
 };
 
 void register_backend(DeviceType type, Backend* backend);
-// Loads the library of a backend built as a plugin (CUDA: libmg_cuda.so beside libmg_core.so)
-// the first time it is asked for; a failure is recorded and reported by backend_for. Called by
-// backend_for and backend_available, so a caller never needs it.
-void load_backend_plugin(DeviceType type);
 // The backend for a device; throws naming the device when none is registered (e.g. a build
-// without CUDA) or when it reports no usable hardware.
+// without CUDA) or when it reports no usable hardware. The CUDA backend is a library loaded here
+// (and by backend_available) the first time a CUDA device is asked for.
 Backend& backend_for(Device device);
 bool backend_available(DeviceType type);
 

@@ -20,6 +20,7 @@ std::vector<MethodScores> evaluate_methods(const std::vector<NamedScorer>& metho
                                            const std::vector<int64_t>& pool_sizes, uint64_t seed,
                                            const std::string& pairs_name, const std::string& out_dir, bool plot) {
   MG_CHECK(!methods.empty(), "retrieval: no method to evaluate");
+  require_a_pool_fits(n, pool_sizes);
   for (int64_t c : pool_sizes) MG_CHECK(c >= 2, "--pools: pool size ", c, " < 2 (a pool holds the query and c - 1 candidates)");
   std::vector<MethodScores> results;
   for (const auto& m : methods) results.push_back({m.name, {}});
@@ -31,7 +32,6 @@ std::vector<MethodScores> evaluate_methods(const std::vector<NamedScorer>& metho
     const auto pools = make_pools(n, c, seed);
     for (size_t m = 0; m < methods.size(); ++m) results[m].scores.push_back(score_pools(pools, c, methods[m].scorer));
   }
-  MG_CHECK(!results[0].scores.empty(), "retrieval: no pool size fits the ", n, " test queries");
 
   std::printf("retrieval on %s: %lld test queries, pool seed %llu (pool c = query + c-1 candidates)\n",
               pairs_name.c_str(), (long long)n, (unsigned long long)seed);

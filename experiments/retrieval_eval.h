@@ -19,14 +19,14 @@ struct MethodScores {
   std::vector<RetrievalScore> scores;  // one per pool size that fits
 };
 
+// Throws mg::Error unless some c in pool_sizes has c - 1 <= n: what evaluate_methods needs.
+// Callers check it before the (costly, and for an empty set impossible) scorers are built.
+void require_a_pool_fits(int64_t n, const std::vector<int64_t>& pool_sizes);
+
 // Scores every method on make_pools(n, c, seed) for each c in pool_sizes with c - 1 <= n (the
 // others are skipped with a note on stderr), prints the table to stdout, and when out_dir is
 // non-empty writes retrieval.csv (and retrieval_top1.png when `plot`) there. Throws mg::Error
 // when no pool size fits or there is no method.
-// Throws mg::Error unless some c in pool_sizes has c - 1 <= n: what evaluate_methods needs, checked
-// before the (costly, and for an empty set impossible) scorers are built.
-void require_a_pool_fits(int64_t n, const std::vector<int64_t>& pool_sizes);
-
 std::vector<MethodScores> evaluate_methods(const std::vector<NamedScorer>& methods, int64_t n,
                                            const std::vector<int64_t>& pool_sizes, uint64_t seed,
                                            const std::string& pairs_name, const std::string& out_dir, bool plot);
