@@ -5,11 +5,13 @@
 // C library (these paths serve gradcheck and audits, where accuracy matters more than speed).
 // Each kernel body is compiled for AVX-512, AVX2+FMA and the baseline ISA and chosen at run time,
 // so the library needs no -march flag.
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <string>
 
+#include "cpu/bf16_math.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/fast_math.h"
@@ -103,62 +105,110 @@ MG_ALWAYS_INLINE T relu_fwd(T x) {
   return select(x < T(0), T(0), x);
 }
 
-template <class T, class F>
-void map1(const Tensor& x, const Tensor& y, F fn) {
-  const T* xp = ptr<T>(x);
-  T* yp = ptr<T>(y);
-  parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
+// y = fn(x + bias): S is the storage type, the arithmetic runs in compute_t<S> (f32 for bf16). The
+// bias, when given, is [C] along the last dim; rows of C are walked so the inner loop stays a
+// plain vectorisable run.
+template <class S, class F>
+void map1(const Tensor& x, const Tensor& bias, const Tensor& y, F fn) {
+  using C = compute_t<S>;
+  const S* xp = ptr<S>(x);
+  S* yp = ptr<S>(y);
+  if (!bias.defined()) {
+    parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) yp[i] = fn(xp[i]);
+      for (int64_t i = b; i < e; ++i) yp[i] = narrow<S>(fn(widen(xp[i])));
+    });
+    return;
+  }
+  const S* bp = ptr<S>(bias);
+  const int64_t cols = bias.numel(), rows = x.numel() / cols;
+  parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const S* xr = xp + r * cols;
+      S* yr = yp + r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j) yr[j] = narrow<S>(fn(C(widen(xr[j]) + widen(bp[j]))));
+    }
   });
 }
 
-// dx = dy * grad(x)
-template <class T, class F>
-void map_grad(const Tensor& dy, const Tensor& x, const Tensor& dx, F grad) {
-  const T *dyp = ptr<T>(dy), *xp = ptr<T>(x);
-  T* dxp = ptr<T>(dx);
-  parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
+// dx = dy * grad(x + bias)
+template <class S, class F>
+void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tensor& dx, F grad) {
+  using C = compute_t<S>;
+  const S *dyp = ptr<S>(dy), *xp = ptr<S>(x);
+  S* dxp = ptr<S>(dx);
+  if (!bias.defined()) {
+    parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
 #pragma omp simd
-    for (int64_t i = b; i < e; ++i) dxp[i] = dyp[i] * grad(xp[i]);
+      for (int64_t i = b; i < e; ++i) dxp[i] = narrow<S>(widen(dyp[i]) * grad(widen(xp[i])));
+    });
+    return;
+  }
+  const S* bp = ptr<S>(bias);
+  const int64_t cols = bias.numel(), rows = x.numel() / cols;
+  parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t o = r * cols;
+#pragma omp simd
+      for (int64_t j = 0; j < cols; ++j)
+        dxp[o + j] = narrow<S>(widen(dyp[o + j]) * grad(C(widen(xp[o + j]) + widen(bp[j]))));
+    }
   });
 }
 
 }  // namespace
 
-void CpuBackend::activation_forward(Activation act, const Tensor& x, const Tensor& y) {
-  dispatch_float(x.dtype(), "activation_forward", [&](auto tag) {
-    using T = decltype(tag);
+void CpuBackend::activation_forward(Activation act, const Tensor& x, const Tensor& bias, const Tensor& y) {
+  dispatch_float_bf16(x.dtype(), "activation_forward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
     switch (act) {
       case Activation::gelu:
-        return map1<T>(x, y, [](T v) __attribute__((always_inline)) { return gelu_fwd(v); });
+        return map1<S>(x, bias, y, [](T v) __attribute__((always_inline)) { return gelu_fwd(v); });
       case Activation::gelu_tanh:
-        return map1<T>(x, y, [](T v) __attribute__((always_inline)) { return gelu_tanh_fwd(v); });
+        return map1<S>(x, bias, y, [](T v) __attribute__((always_inline)) { return gelu_tanh_fwd(v); });
       case Activation::silu:
-        return map1<T>(x, y, [](T v) __attribute__((always_inline)) { return silu_fwd(v); });
+        return map1<S>(x, bias, y, [](T v) __attribute__((always_inline)) { return silu_fwd(v); });
       case Activation::relu:
-        return map1<T>(x, y, [](T v) __attribute__((always_inline)) { return relu_fwd(v); });
+        return map1<S>(x, bias, y, [](T v) __attribute__((always_inline)) { return relu_fwd(v); });
     }
     throw Error("cpu activation_forward: unknown activation");
   });
 }
 
-void CpuBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& dx) {
-  dispatch_float(x.dtype(), "activation_backward", [&](auto tag) {
-    using T = decltype(tag);
+void CpuBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& bias,
+                                     const Tensor& dx) {
+  dispatch_float_bf16(x.dtype(), "activation_backward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
     switch (act) {
       case Activation::gelu:
-        return map_grad<T>(dy, x, dx, [](T v) __attribute__((always_inline)) { return gelu_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return gelu_grad(v); });
       case Activation::gelu_tanh:
-        return map_grad<T>(dy, x, dx, [](T v) __attribute__((always_inline)) { return gelu_tanh_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return gelu_tanh_grad(v); });
       case Activation::silu:
-        return map_grad<T>(dy, x, dx, [](T v) __attribute__((always_inline)) { return silu_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return silu_grad(v); });
       case Activation::relu: {
-        const T *dyp = ptr<T>(dy), *xp = ptr<T>(x);
-        T* dxp = ptr<T>(dx);
-        parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
+        // A select, not dy * relu'(x): dy = inf or NaN where x <= 0 still gives 0, as PyTorch.
+        const S *dyp = ptr<S>(dy), *xp = ptr<S>(x);
+        S* dxp = ptr<S>(dx);
+        if (!bias.defined()) {
+          parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
 #pragma omp simd
-          for (int64_t i = b; i < e; ++i) dxp[i] = select(xp[i] <= T(0), T(0), dyp[i]);
+            for (int64_t i = b; i < e; ++i) dxp[i] = narrow<S>(select(widen(xp[i]) <= T(0), T(0), widen(dyp[i])));
+          });
+          return;
+        }
+        const S* bp = ptr<S>(bias);
+        const int64_t cols = bias.numel(), rows = x.numel() / cols;
+        parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+          for (int64_t r = r0; r < r1; ++r) {
+            const int64_t o = r * cols;
+#pragma omp simd
+            for (int64_t j = 0; j < cols; ++j)
+              dxp[o + j] = narrow<S>(select(T(widen(xp[o + j]) + widen(bp[j])) <= T(0), T(0), widen(dyp[o + j])));
+          }
         });
         return;
       }
@@ -168,38 +218,39 @@ void CpuBackend::activation_backward(Activation act, const Tensor& dy, const Ten
 }
 
 void CpuBackend::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& y) {
-  dispatch_float(gate.dtype(), "swiglu_forward", [&](auto tag) {
-    using T = decltype(tag);
-    const T *gp = ptr<T>(gate), *up_ = ptr<T>(up);
-    T* yp = ptr<T>(y);
+  dispatch_float_bf16(gate.dtype(), "swiglu_forward", [&](auto tag) {
+    using S = decltype(tag);
+    const S *gp = ptr<S>(gate), *up_ = ptr<S>(up);
+    S* yp = ptr<S>(y);
     parallel_elements(gate.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
 #pragma omp simd
-      for (int64_t i = b; i < e; ++i) yp[i] = silu_fwd(gp[i]) * up_[i];
+      for (int64_t i = b; i < e; ++i) yp[i] = narrow<S>(silu_fwd(widen(gp[i])) * widen(up_[i]));
     });
   });
 }
 
 void CpuBackend::swiglu_backward(const Tensor& dy, const Tensor& gate, const Tensor& up, const Tensor& dgate,
                                  const Tensor& dup) {
-  dispatch_float(gate.dtype(), "swiglu_backward", [&](auto tag) {
-    using T = decltype(tag);
-    const T *dyp = ptr<T>(dy), *gp = ptr<T>(gate), *up_ = ptr<T>(up);
-    T* dgp = dgate.defined() ? ptr<T>(dgate) : nullptr;
-    T* dup_ = dup.defined() ? ptr<T>(dup) : nullptr;
+  dispatch_float_bf16(gate.dtype(), "swiglu_backward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
+    const S *dyp = ptr<S>(dy), *gp = ptr<S>(gate), *up_ = ptr<S>(up);
+    S* dgp = dgate.defined() ? ptr<S>(dgate) : nullptr;
+    S* dup_ = dup.defined() ? ptr<S>(dup) : nullptr;
     parallel_elements(gate.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
       if (dgp && dup_) {
 #pragma omp simd
         for (int64_t i = b; i < e; ++i) {
-          const T g = gp[i], s = sigmoid(g);
-          dgp[i] = dyp[i] * up_[i] * s * (T(1) + g * (T(1) - s));
-          dup_[i] = dyp[i] * g * s;
+          const T g = widen(gp[i]), s = sigmoid(g), d = widen(dyp[i]);
+          dgp[i] = narrow<S>(d * widen(up_[i]) * s * (T(1) + g * (T(1) - s)));
+          dup_[i] = narrow<S>(d * g * s);
         }
       } else if (dgp) {
 #pragma omp simd
-        for (int64_t i = b; i < e; ++i) dgp[i] = dyp[i] * up_[i] * silu_grad(gp[i]);
+        for (int64_t i = b; i < e; ++i) dgp[i] = narrow<S>(widen(dyp[i]) * widen(up_[i]) * silu_grad(widen(gp[i])));
       } else if (dup_) {
 #pragma omp simd
-        for (int64_t i = b; i < e; ++i) dup_[i] = dyp[i] * silu_fwd(gp[i]);
+        for (int64_t i = b; i < e; ++i) dup_[i] = narrow<S>(widen(dyp[i]) * silu_fwd(widen(gp[i])));
       }
     });
   });

@@ -21,6 +21,13 @@ inline To cast_value(From v) {
 inline constexpr StoredTypeDispatch<bf16> dispatch_dtype{"cpu"};
 inline constexpr FloatDispatch dispatch_float{"cpu"};
 
+// f32, f64 or bf16 (kernels that compute bf16 in f32: cpu/bf16_math.h).
+template <class F>
+inline void dispatch_float_bf16(DType dt, const char* op, F&& f) {
+  if (dt == DType::bf16) return f(bf16{});
+  dispatch_float(dt, op, static_cast<F&&>(f));
+}
+
 template <class T>
 inline T* ptr(const Tensor& t) {
   return static_cast<T*>(t.raw_data());

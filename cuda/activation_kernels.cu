@@ -45,52 +45,72 @@ __device__ __forceinline__ T act_derivative(Activation act, T x) {
   return T(0);
 }
 
-template <class T>
-__global__ void activation_forward_kernel(Activation act, const T* x, T* y, int64_t n) {
-  MG_GRID_STRIDE(i, n) y[i] = act_forward(act, x[i]);
-}
-
-template <class T>
-__global__ void activation_backward_kernel(Activation act, const T* dy, const T* x, T* dx, int64_t n) {
-  MG_GRID_STRIDE(i, n) dx[i] = dy[i] * act_derivative(act, x[i]);
-}
-
-template <class T>
-__global__ void swiglu_forward_kernel(const T* gate, const T* up, T* y, int64_t n) {
+// S: the storage type; arithmetic in compute_t<S> (float for bf16). bias: null or [cols].
+template <class S>
+__global__ void activation_forward_kernel(Activation act, const S* x, const S* bias, int64_t cols, S* y, int64_t n) {
+  using C = compute_t<S>;
   MG_GRID_STRIDE(i, n) {
-    const T g = gate[i];
-    y[i] = g * sigmoid(g) * up[i];
+    C v = convert<C>(x[i]);
+    if (bias) v += convert<C>(bias[i % cols]);
+    y[i] = convert<S>(act_forward(act, v));
   }
 }
 
-template <class T>
-__global__ void swiglu_backward_kernel(const T* dy, const T* gate, const T* up, T* dgate, T* dup, int64_t n) {
+template <class S>
+__global__ void activation_backward_kernel(Activation act, const S* dy, const S* x, const S* bias, int64_t cols, S* dx,
+                                           int64_t n) {
+  using C = compute_t<S>;
   MG_GRID_STRIDE(i, n) {
-    const T g = gate[i], s = sigmoid(g), d = dy[i];
-    if (dgate) dgate[i] = d * up[i] * s * (T(1) + g * (T(1) - s));
-    if (dup) dup[i] = d * g * s;
+    C v = convert<C>(x[i]);
+    if (bias) v += convert<C>(bias[i % cols]);
+    const C d = convert<C>(dy[i]);
+    // A select for ReLU: dy = inf or NaN where x <= 0 still gives 0 (the CPU kernel's rule).
+    dx[i] = convert<S>(act == Activation::relu ? (v > C(0) ? d : C(0)) : d * act_derivative(act, v));
+  }
+}
+
+template <class S>
+__global__ void swiglu_forward_kernel(const S* gate, const S* up, S* y, int64_t n) {
+  using C = compute_t<S>;
+  MG_GRID_STRIDE(i, n) {
+    const C g = convert<C>(gate[i]);
+    y[i] = convert<S>(g * sigmoid(g) * convert<C>(up[i]));
+  }
+}
+
+template <class S>
+__global__ void swiglu_backward_kernel(const S* dy, const S* gate, const S* up, S* dgate, S* dup, int64_t n) {
+  using C = compute_t<S>;
+  MG_GRID_STRIDE(i, n) {
+    const C g = convert<C>(gate[i]), s = sigmoid(g), d = convert<C>(dy[i]);
+    if (dgate) dgate[i] = convert<S>(d * convert<C>(up[i]) * s * (C(1) + g * (C(1) - s)));
+    if (dup) dup[i] = convert<S>(d * g * s);
   }
 }
 
 }  // namespace
 
-void CudaBackend::activation_forward(Activation act, const Tensor& x, const Tensor& y) {
+void CudaBackend::activation_forward(Activation act, const Tensor& x, const Tensor& bias, const Tensor& y) {
   const int64_t n = x.numel();
   if (n == 0) return;
-  dispatch_float(x.dtype(), "activation_forward", [&](auto tag) {
+  const int64_t cols = bias.defined() ? bias.numel() : 1;
+  dispatch_float_bf16(x.dtype(), "activation_forward", [&](auto tag) {
     using T = decltype(tag);
-    activation_forward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(act, ptr<const T>(x), ptr<T>(y), n);
+    activation_forward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(act, ptr<const T>(x), ptr_or_null<const T>(bias),
+                                                                         cols, ptr<T>(y), n);
   });
   CUDA_CHECK_LAUNCH("activation_forward");
 }
 
-void CudaBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& dx) {
+void CudaBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& bias,
+                                      const Tensor& dx) {
   const int64_t n = x.numel();
   if (n == 0) return;
-  dispatch_float(x.dtype(), "activation_backward", [&](auto tag) {
+  const int64_t cols = bias.defined() ? bias.numel() : 1;
+  dispatch_float_bf16(x.dtype(), "activation_backward", [&](auto tag) {
     using T = decltype(tag);
-    activation_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(act, ptr<const T>(dy), ptr<const T>(x),
-                                                                          ptr<T>(dx), n);
+    activation_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+        act, ptr<const T>(dy), ptr<const T>(x), ptr_or_null<const T>(bias), cols, ptr<T>(dx), n);
   });
   CUDA_CHECK_LAUNCH("activation_backward");
 }
@@ -98,7 +118,7 @@ void CudaBackend::activation_backward(Activation act, const Tensor& dy, const Te
 void CudaBackend::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& y) {
   const int64_t n = gate.numel();
   if (n == 0) return;
-  dispatch_float(gate.dtype(), "swiglu_forward", [&](auto tag) {
+  dispatch_float_bf16(gate.dtype(), "swiglu_forward", [&](auto tag) {
     using T = decltype(tag);
     swiglu_forward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(ptr<const T>(gate), ptr<const T>(up),
                                                                      ptr<T>(y), n);
@@ -110,7 +130,7 @@ void CudaBackend::swiglu_backward(const Tensor& dy, const Tensor& gate, const Te
                                   const Tensor& dup) {
   const int64_t n = gate.numel();
   if (n == 0) return;
-  dispatch_float(gate.dtype(), "swiglu_backward", [&](auto tag) {
+  dispatch_float_bf16(gate.dtype(), "swiglu_backward", [&](auto tag) {
     using T = decltype(tag);
     swiglu_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
         ptr<const T>(dy), ptr<const T>(gate), ptr<const T>(up), ptr_or_null<T>(dgate), ptr_or_null<T>(dup), n);

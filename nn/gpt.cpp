@@ -44,7 +44,7 @@ GptMLP::GptMLP(const ModelConfig& c, Generator& gen, TensorOptions opts)
 
 Tensor GptMLP::forward(const Tensor& x) const {
   ModuleScope scope = forward_scope();
-  return c_proj.forward(gelu(c_fc.forward(x), true));
+  return c_proj.forward(bias_gelu(c_fc.forward_no_bias(x), c_fc.bias, true));  // bias fused into the GELU
 }
 
 GptBlock::GptBlock(const ModelConfig& c, Generator& gen, TensorOptions opts)

@@ -62,6 +62,12 @@ Tensor Linear::forward(const Tensor& x) const {
   return bias.defined() ? add(y, bias) : y;
 }
 
+Tensor Linear::forward_no_bias(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
+  check_features("Linear", x, in_features());
+  return matmul_rows(x, detail::autocast_lower(weight).t());
+}
+
 // ---- Conv1D (Hugging Face) ----------------------------------------------------------------
 
 Conv1D::Conv1D(int64_t in_features, int64_t out_features, Generator& gen, Init init, TensorOptions opts) {
@@ -82,6 +88,12 @@ Tensor Conv1D::forward(const Tensor& x) const {
   ModuleScope scope = forward_scope();
   check_features("Conv1D", x, weight.size(0));
   return add(matmul_rows(x, weight), bias);
+}
+
+Tensor Conv1D::forward_no_bias(const Tensor& x) const {
+  ModuleScope scope = forward_scope();
+  check_features("Conv1D", x, weight.size(0));
+  return matmul_rows(x, weight);
 }
 
 // ---- Embedding ----------------------------------------------------------------------------
@@ -133,7 +145,11 @@ FeedForward::FeedForward(int64_t dim, int64_t hidden, Generator& gen, Init init,
 
 Tensor FeedForward::forward(const Tensor& x) const {
   ModuleScope scope = forward_scope();
-  return out_proj.forward(gelu(in_proj.forward(x), tanh_gelu));
+  // The first bias is added inside the GELU's pass (one read and one write of the [.., hidden]
+  // activation instead of two of each).
+  Tensor h = in_proj.bias.defined() ? bias_gelu(in_proj.forward_no_bias(x), in_proj.bias, tanh_gelu)
+                                    : gelu(in_proj.forward(x), tanh_gelu);
+  return out_proj.forward(h);
 }
 
 SwiGLUMLP::SwiGLUMLP(int64_t dim, int64_t hidden, Generator& gen, Init init, TensorOptions opts)

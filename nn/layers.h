@@ -24,6 +24,9 @@ class Linear : public Module {
   // Uses an existing weight [out, in] (tied weights); no bias.
   explicit Linear(const Tensor& shared_weight);
   Tensor forward(const Tensor& x) const;
+  // x W^T without the bias, for a caller that fuses the bias into the next op (FeedForward's
+  // bias_gelu): forward(x) == forward_no_bias(x) + bias.
+  Tensor forward_no_bias(const Tensor& x) const;
   int64_t in_features() const { return weight.size(1); }
   int64_t out_features() const { return weight.size(0); }
 
@@ -35,6 +38,8 @@ class Conv1D : public Module {
   Conv1D(int64_t in_features, int64_t out_features, Generator& gen, Init init = Init::normal(),
          TensorOptions opts = {});
   Tensor forward(const Tensor& x) const;
+  // x W without the bias (GptMLP fuses it into bias_gelu): forward(x) == forward_no_bias(x) + bias.
+  Tensor forward_no_bias(const Tensor& x) const;
 
   Tensor weight, bias;
 };

@@ -8,18 +8,25 @@ using namespace detail;
 
 namespace {
 
+// bf16 runs natively (f32 arithmetic inside, one rounding per output), as PyTorch's autocast runs
+// pointwise ops in their input's dtype: no widened copy of x is made or saved.
 Tensor activation(Activation act, const char* name, const Tensor& x) {
   OpScope op_scope;
-  if (autocast_widens(x)) return activation(act, name, autocast_widen(x));
   check_floating(name, x);
   Tensor xc = contiguous_raw(x).detach();
   Tensor y = empty_as(x.shape(), x);
-  if (y.numel()) be(x).activation_forward(act, xc, y);
+  if (y.numel()) be(x).activation_forward(act, xc, Tensor(), y);
   return record(name, y, {x}, [act, xc](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = empty_as(xc.shape(), xc);
-    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, dx);
+    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, Tensor(), dx);
     return {dx};
   });
+}
+
+// sum of g [..., C] over every leading dim, in f32 for bf16 (no bf16 reductions).
+Tensor sum_rows_to_bias(const Tensor& g, int64_t C) {
+  if (g.dtype() != DType::bf16) return sum_to(g, Shape{C});
+  return cast_raw(sum_to(cast_raw(g, DType::f32), Shape{C}), DType::bf16);
 }
 
 }  // namespace
@@ -28,12 +35,37 @@ Tensor gelu(const Tensor& x, bool tanh_approx) {
   OpScope op_scope;
   return tanh_approx ? activation(Activation::gelu_tanh, "gelu_tanh", x) : activation(Activation::gelu, "gelu", x);
 }
+Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool tanh_approx) {
+  OpScope op_scope;
+  check_floating("bias_gelu", x);
+  check_floating("bias_gelu", bias);
+  // Under autocast the bias follows x: lowered (a parameter's cached bf16 copy) when x is bf16,
+  // widened when x is f32, as an addmm's bias is cast with its operands.
+  if (autocast_enabled() && x.dtype() != bias.dtype())
+    return bias_gelu(x, x.dtype() == DType::bf16 ? autocast_lower(bias) : autocast_widen(bias), tanh_approx);
+  check_same("bias_gelu", x, bias);
+  MG_CHECK(x.dim() >= 1 && bias.dim() == 1 && bias.size(0) == x.size(-1), "bias_gelu: bias must be [", 
+           x.dim() >= 1 ? x.size(-1) : 0, "] (x's last dim), got x ", x.desc(), " and bias ", bias.desc());
+  const Activation act = tanh_approx ? Activation::gelu_tanh : Activation::gelu;
+  Tensor xc = contiguous_raw(x).detach(), bc = contiguous_raw(bias).detach();
+  Tensor y = empty_as(x.shape(), x);
+  if (y.numel()) be(x).activation_forward(act, xc, bc, y);
+  const bool need_bias = needs_grad(bias);
+  return record("bias_gelu", y, {x, bias}, [act, xc, bc, need_bias](const Tensor& g) -> std::vector<Tensor> {
+    Tensor dx = empty_as(xc.shape(), xc);
+    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, bc, dx);
+    return {dx, need_bias ? sum_rows_to_bias(dx, bc.numel()) : Tensor()};
+  });
+}
+
 Tensor silu(const Tensor& x) { return activation(Activation::silu, "silu", x); }
 Tensor relu(const Tensor& x) { return activation(Activation::relu, "relu", x); }
 
 Tensor swiglu(const Tensor& gate, const Tensor& up) {
   OpScope op_scope;
-  if (autocast_widens(gate, up)) return swiglu(autocast_widen(gate), autocast_widen(up));
+  // Mixed dtypes under autocast (one side bf16, the other f32) meet in f32.
+  if (autocast_widens(gate, up) && gate.dtype() != up.dtype())
+    return swiglu(autocast_widen(gate), autocast_widen(up));
   check_floating("swiglu", gate);
   check_same("swiglu", gate, up);
   MG_CHECK(gate.shape() == up.shape(), "swiglu: gate and up must have the same shape, got gate ", gate.desc(),

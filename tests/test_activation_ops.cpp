@@ -1,10 +1,14 @@
 // gelu (erf and tanh forms), silu, relu and swiglu: forward against tests/reference.h (the C
 // library in double), gradients against finite differences (f64) on plain, odd-sized and
 // non-contiguous inputs, the f32 (polynomial, vectorised) kernels against f64 over a wide input
-// range, and argument errors.
+// range, bias_gelu (the fused bias + GELU), the bf16 kernels (f32 inside, one rounding), and
+// argument errors.
+#include <algorithm>
+#include <cmath>
 #include <functional>
 #include <string>
 
+#include "core/autocast.h"
 #include "ops/activation.h"
 #include "tests/reference.h"
 #include "tests/test_helpers.h"
@@ -175,4 +179,104 @@ TEST_CASE("swiglu: forward, gradients and errors") {
   CHECK_THROWS_WITH_AS(swiglu(randn({3}, 1), randn({3}, 2, TensorOptions{DType::f64})),
                        doctest::Contains("swiglu: dtype mismatch"), Error);
   CHECK_THROWS_WITH_AS(gelu(zeros({2}, TensorOptions{DType::i32})), doctest::Contains("gelu"), Error);
+}
+
+TEST_CASE("bias_gelu: gelu(x + bias) in one op, gradients (f64) and errors") {
+  for (bool tanh_form : {false, true}) {
+    CAPTURE(tanh_form);
+    Fn f = [tanh_form](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1], tanh_form); };
+    check_grad(f, {leaf64({3, 4}, 30), leaf64({4}, 31)});
+    check_grad(f, {leaf64({2, 3, 5}, 32), leaf64({5}, 33)});                  // bias broadcast over two dims
+    check_grad(f, {leaf64_transposed({4, 3}, 34), leaf64_strided({3}, 35)});  // non-contiguous
+    check_grad(f, {leaf64({1, 1}, 36), leaf64({1}, 37)});
+    check_grad(f, {leaf64({2, 3}, 38), randn({3}, 39, TensorOptions{DType::f64})});  // bias without grad
+    check_grad(f, {randn({2, 3}, 40, TensorOptions{DType::f64}), leaf64({3}, 41)});  // x without grad
+
+    // The fused op is the composition it replaces, in f32 too (one addition, then the same GELU).
+    Tensor x = randn({37, 129}, 42), b = randn({129}, 43);
+    std::vector<double> fused = vals(bias_gelu(x, b, tanh_form)), composed = vals(gelu(add(x, b), tanh_form));
+    size_t bad = 0;
+    for (size_t i = 0; i < fused.size(); ++i) bad += std::abs(fused[i] - composed[i]) > 2e-7 * (1 + std::abs(composed[i]));
+    CHECK(bad == 0);
+  }
+  CHECK_THROWS_WITH_AS(bias_gelu(randn({3, 5}, 1), randn({4}, 2)),
+                       doctest::Contains("bias_gelu: bias must be [5] (x's last dim)"), Error);
+  CHECK_THROWS_WITH_AS(bias_gelu(randn({3, 5}, 1), randn({3, 5}, 2)),
+                       doctest::Contains("bias_gelu: bias must be [5]"), Error);
+  CHECK_THROWS_WITH_AS(bias_gelu(randn({3, 5}, 1), randn({5}, 2, TensorOptions{DType::f64})),
+                       doctest::Contains("bias_gelu: dtype mismatch"), Error);
+}
+
+namespace {
+// bf16 -> f32 is exact, so the f32 kernel on the widened input, rounded once, is what the bf16
+// kernel must give. Both evaluate the same f32 expression; allow one bf16 ulp only where the two
+// loops' f32 results straddle a rounding boundary (a few f32 ulp of contraction difference).
+void check_bf16_matches_rounded_f32(const Tensor& got_bf16, const Tensor& f32_result, const std::string& what) {
+  INFO(what);
+  REQUIRE(got_bf16.dtype() == DType::bf16);
+  std::vector<double> got = vals(got_bf16), want = vals(f32_result.to(DType::bf16));
+  size_t differ = 0, far = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    if (got[i] == want[i] || (std::isnan(got[i]) && std::isnan(want[i]))) continue;
+    ++differ;
+    far += std::abs(got[i] - want[i]) > std::abs(want[i]) / 128;
+  }
+  CHECK(far == 0);
+  CHECK(differ <= got.size() / 100);
+}
+}  // namespace
+
+TEST_CASE("bf16 activations compute in f32 and round once, forward and backward, without widened copies") {
+  const Tensor x32 = mul(randn({33, 301}, 50), 3.0).to(DType::bf16).to(DType::f32);  // bf16-representable
+  const Tensor b32 = randn({301}, 51).to(DType::bf16).to(DType::f32);
+  const Tensor dy32 = randn({33, 301}, 52).to(DType::bf16).to(DType::f32);
+  const Tensor up32 = randn({33, 301}, 53).to(DType::bf16).to(DType::f32), up16 = up32.to(DType::bf16);
+  struct Case {
+    std::string name;
+    std::function<Tensor(const Tensor&, const Tensor&)> op;  // (x, bias)
+  };
+  const std::vector<Case> cases = {
+      {"gelu", [](const Tensor& x, const Tensor&) { return gelu(x); }},
+      {"gelu tanh", [](const Tensor& x, const Tensor&) { return gelu(x, true); }},
+      {"silu", [](const Tensor& x, const Tensor&) { return silu(x); }},
+      {"relu", [](const Tensor& x, const Tensor&) { return relu(x); }},
+      {"bias_gelu", [](const Tensor& x, const Tensor& b) { return bias_gelu(x, b); }},
+      {"swiglu", [&](const Tensor& x, const Tensor&) { return swiglu(x, x.dtype() == DType::bf16 ? up16 : up32); }},
+  };
+  for (const Case& c : cases) {
+    Tensor xl = leaf_from(x32.to(DType::bf16)), bl = leaf_from(b32.to(DType::bf16));
+    Tensor xf = leaf_from(x32), bf = leaf_from(b32);
+    Tensor y = c.op(xl, bl), yf = c.op(xf, bf);
+    CHECK(y.dtype() == DType::bf16);
+    check_bf16_matches_rounded_f32(y, yf, c.name + " forward");
+    y.backward(dy32.to(DType::bf16));
+    yf.backward(dy32);
+    REQUIRE(xl.grad().defined());
+    CHECK(xl.grad().dtype() == DType::bf16);
+    check_bf16_matches_rounded_f32(xl.grad(), xf.grad(), c.name + " gradient of x");
+    if (c.name == "bias_gelu") {
+      // The bias gradient sums 33 rounded rows in f32: within a few bf16 ulp of the f32 sum.
+      std::vector<double> gb = vals(bl.grad()), wb = vals(bf.grad());
+      double scale = 0;
+      for (double v : wb) scale = std::max(scale, std::abs(v));
+      for (size_t i = 0; i < gb.size(); ++i) CHECK(std::abs(gb[i] - wb[i]) <= 4.0 / 256 * scale);
+    }
+  }
+}
+
+TEST_CASE("bias_gelu under autocast: a bf16 activation with an f32 parameter bias stays bf16") {
+  Tensor x = leaf_from(randn({4, 8}, 60).to(DType::bf16)), b = leaf_from(randn({8}, 61));
+  Tensor y;
+  {
+    AutocastGuard guard;
+    y = bias_gelu(x, b);
+  }
+  CHECK(y.dtype() == DType::bf16);
+  sum(y.to(DType::f32)).backward();
+  REQUIRE(b.grad().defined());
+  CHECK(b.grad().dtype() == DType::f32);  // back through the cached cast, in the parameter's dtype
+  CHECK(x.grad().dtype() == DType::bf16);
+  // Same values as the f32 computation on the bias rounded to bf16 (what autocast hands the op).
+  Tensor want = gelu(add(x.detach().to(DType::f32), b.detach().to(DType::bf16).to(DType::f32)));
+  check_bf16_matches_rounded_f32(y.detach(), want, "autocast bias_gelu");
 }

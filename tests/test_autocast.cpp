@@ -229,7 +229,7 @@ TEST_CASE("autocast masked token mixing (flat and multi-head): bf16 out, f32 gra
   }
 }
 
-TEST_CASE("autocast: ops without bf16 kernels widen bf16 inputs to f32 and pass gradients back in bf16") {
+TEST_CASE("autocast: activations run in bf16; ops without bf16 kernels widen bf16 inputs to f32 and pass gradients back in bf16") {
   Tensor a = leaf({4, 8}, 1), w = leaf({8, 8}, 2), bias = leaf({8}, 3);
   std::vector<int32_t> t = {1, 7, 0, 3};
   Tensor targets = from_vector(t);
@@ -240,9 +240,12 @@ TEST_CASE("autocast: ops without bf16 kernels widen bf16 inputs to f32 and pass 
     REQUIRE(h.dtype() == DType::bf16);
     Tensor z = add(h, bias);  // bf16 + f32 -> f32
     CHECK(z.dtype() == DType::f32);
-    CHECK(gelu(h).dtype() == DType::f32);
-    CHECK(silu(h).dtype() == DType::f32);
-    CHECK(swiglu(h, h).dtype() == DType::f32);
+    // Pointwise activations keep their input's dtype, as torch.autocast's: bf16 kernels.
+    CHECK(gelu(h).dtype() == DType::bf16);
+    CHECK(silu(h).dtype() == DType::bf16);
+    CHECK(swiglu(h, h).dtype() == DType::bf16);
+    CHECK(bias_gelu(h, bias).dtype() == DType::bf16);  // the f32 parameter bias follows h
+    CHECK(swiglu(h, z).dtype() == DType::f32);         // mixed dtypes meet in f32
     CHECK(layer_norm(h, Tensor(), Tensor()).dtype() == DType::f32);
     CHECK(rms_norm(h, Tensor()).dtype() == DType::f32);
     CHECK(softmax(h).dtype() == DType::f32);
@@ -259,7 +262,7 @@ TEST_CASE("autocast: ops without bf16 kernels widen bf16 inputs to f32 and pass 
   CHECK(w.grad().dtype() == DType::f32);
   CHECK(bias.grad().dtype() == DType::f32);
   // Outside a guard a bf16 input is still refused by an op that has no bf16 kernel.
-  CHECK_THROWS_AS(gelu(randn({3}, 1).to(DType::bf16)), Error);
+  CHECK_THROWS_AS(layer_norm(randn({3}, 1).to(DType::bf16), Tensor(), Tensor()), Error);
 }
 
 namespace {

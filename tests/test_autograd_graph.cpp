@@ -79,7 +79,7 @@ TEST_CASE("graph: a tiny mixer's autograd graph as well-formed DOT with its ops,
     CHECK_MESSAGE(p.nodes.count(b), b);
   }
   CHECK(p.edges.size() >= p.nodes.size() - 1);  // connected: everything reaches the loss
-  for (const char* op : {"masked_token_mix", "layer_norm", "matmul", "gelu", "embedding", "cross_entropy", "add"})
+  for (const char* op : {"masked_token_mix", "layer_norm", "matmul", "bias_gelu", "embedding", "cross_entropy", "add"})
     CHECK_MESSAGE(dot.find(std::string("label=\"") + op + "\\n") != std::string::npos, std::string(op));
   CHECK(dot.find("label=\"mixerblocks.0.conv\"") != std::string::npos);      // module clusters
   CHECK(dot.find("label=\"mixerblocks.0.patch_ff.0\"") != std::string::npos);

@@ -478,6 +478,39 @@ PARITY_CASE(gelu, "erf and tanh forms, forward and backward") {
   }
 }
 
+PARITY_CASE(bias_gelu, "erf and tanh forms, forward and backward, f32 f64 and bf16") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    const std::string d = dtype_name(dt);
+    Tensor x = leaf({3, 13, 35}, 1, dt), b = leaf({35}, 2, dt);
+    check_op_parity("bias_gelu " + d, [](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1]); }, {x, b});
+    check_op_parity("bias_gelu tanh " + d,
+                    [](const std::vector<Tensor>& in) { return bias_gelu(in[0].transpose(0, 1), in[1], true); }, {x, b});
+  }
+}
+
+TEST_CASE("bf16 activations (bias_gelu, gelu, silu, relu, swiglu) agree with the CPU, forward and backward") {
+  // Both backends widen bf16 exactly, compute in f32 and round once; the f32 math differs (the
+  // CPU's polynomial erfc and exp against CUDA's libdevice), by a few f32 ulp, which moves a
+  // rounding to the neighbouring bf16 value only in rare ties: one bf16 ulp (2^-8 relative).
+  using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+  const std::vector<std::pair<std::string, Fn>> cases = {
+      {"bias_gelu", [](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1]); }},
+      {"gelu", [](const std::vector<Tensor>& in) { return gelu(in[0]); }},
+      {"gelu tanh", [](const std::vector<Tensor>& in) { return gelu(in[0], true); }},
+      {"silu", [](const std::vector<Tensor>& in) { return silu(in[0]); }},
+      {"relu", [](const std::vector<Tensor>& in) { return relu(in[0]); }},
+      {"swiglu", [](const std::vector<Tensor>& in) { return swiglu(in[0], in[2]); }},
+  };
+  for (const auto& c : cases) {
+    std::vector<Tensor> cpu;
+    for (auto [shape, seed] : std::vector<std::pair<Shape, uint64_t>>{{{6, 37}, 1}, {{37}, 2}, {{6, 37}, 3}}) {
+      cpu.push_back(randn(shape, seed).to(DType::bf16));
+      cpu.back().set_requires_grad(true);
+    }
+    check_op_parity("bf16 " + c.first, c.second, cpu, 1.0 / 128);
+  }
+}
+
 PARITY_CASE(silu, "forward and backward") {
   for (DType dt : {DType::f32, DType::f64})
     check_op_parity(std::string("silu ") + dtype_name(dt), [](const std::vector<Tensor>& in) { return silu(in[0]); },

@@ -192,6 +192,16 @@ GOLDEN_CASE(gelu, "erf and tanh forms") {
   expect_cases(g, {"erf", "tanh"});
 }
 
+// The bias gradient is a sum over rows (12 here) of terms up to ~3 with cancellation, so f32 is
+// held to the reduction ops' tolerance, not the pointwise one.
+GOLDEN_CASE(bias_gelu, "gelu(x + bias), erf and tanh forms, bias along the last dim") {
+  run_case(g, "erf", {"x", "bias"}, {}, [](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1], false); },
+           kDefault);
+  run_case(g, "tanh", {"x", "bias"}, {}, [](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1], true); },
+           kDefault);
+  expect_cases(g, {"erf", "tanh"});
+}
+
 GOLDEN_CASE(silu, "x sigmoid(x)") {
   run_case(g, "rows", {"x"}, {}, [](const std::vector<Tensor>& in) { return silu(in[0]); }, kPointwise);
   expect_cases(g, {"rows"});

@@ -286,6 +286,14 @@ def golden_gelu():
     return f
 
 
+def golden_bias_gelu():
+    f = Fixture("bias_gelu", 106, erf="F.gelu(x + bias)", tanh="F.gelu(x + bias, approximate='tanh')")
+    x, bias = f.randn(3, 4, 33, scale=2.5), f.randn(33)
+    f.case("erf", lambda x, bias: F.gelu(x + bias), {"x": x, "bias": bias}, ["x", "bias"])
+    f.case("tanh", lambda x, bias: F.gelu(x + bias, approximate="tanh"), {"x": x, "bias": bias}, ["x", "bias"])
+    return f
+
+
 def golden_silu():
     f = Fixture("silu", 104)
     f.case("rows", lambda x: F.silu(x), {"x": f.randn(4, 33, scale=3.0)}, ["x"])
