@@ -110,10 +110,8 @@ int autoencode_encoder(const std::vector<std::string>& argv) {
   MG_CHECK(a.has("out"), "autoencode encoder: --out DIR is required");
   const std::string run = a.get("run", ""), out = a.get("out", "");
   EncoderExport ex = export_autoencoder_encoder(run, out);
-  std::printf("wrote %s: the encoder of %s (step %s) as a %s language model, %lld parameters
-"
-              "  fine-tune / score it with: mixgrad retrieve train|eval --checkpoint %s --position last --pad-side left
-",
+  std::printf("wrote %s: the encoder of %s (step %s) as a %s language model, %lld parameters\n"
+              "  fine-tune / score it with: mixgrad retrieve train|eval --checkpoint %s --position last --pad-side left\n",
               out.c_str(), run.c_str(), ex.source_step.empty() ? "?" : ex.source_step.c_str(),
               ex.rc.model.summary().c_str(), (long long)ex.num_parameters, ex.checkpoint.c_str());
   return 0;
