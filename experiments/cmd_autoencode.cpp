@@ -1,7 +1,8 @@
-// `mixgrad autoencode train|eval|retrieve|plot`: the paper's autoencoders (docs/paper.md F) --
+// `mixgrad autoencode train|eval|retrieve|encoder|plot`: the paper's autoencoders (docs/paper.md F) --
 // training, the test (validation-split) reconstruction loss, their encoders' bottleneck z as a
-// retrieval embedding scored on the same pools as `mixgrad retrieve eval`, and a figure of
-// several runs' test-loss curves.
+// retrieval embedding scored on the same pools as `mixgrad retrieve eval`, the encoder written
+// as a language-model checkpoint for `mixgrad retrieve` (InfoNCE fine-tuning, docs/paper.md E.3),
+// and a figure of several runs' test-loss curves.
 #include <omp.h>
 
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "experiments/autoencode.h"
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
+#include "experiments/encoder_export.h"
 #include "experiments/retrieval.h"
 #include "experiments/retrieval_eval.h"
 #include "experiments/retrieve_experiment.h"
@@ -101,6 +103,20 @@ int autoencode_retrieve(const std::vector<std::string>& argv) {
   return 0;
 }
 
+// The encoder as a language-model checkpoint (experiments/encoder_export.h).
+int autoencode_encoder(const std::vector<std::string>& argv) {
+  Args a("autoencode encoder", argv, {"run", "out"}, {});
+  MG_CHECK(a.has("run"), "autoencode encoder: --run DIR is required");
+  MG_CHECK(a.has("out"), "autoencode encoder: --out DIR is required");
+  const std::string run = a.get("run", ""), out = a.get("out", "");
+  EncoderExport ex = export_autoencoder_encoder(run, out);
+  std::printf("wrote %s: the encoder of %s (step %s) as a %s language model, %lld parameters\n"
+              "  fine-tune / score it with: mixgrad retrieve train|eval --checkpoint %s --position last --pad-side left\n",
+              out.c_str(), run.c_str(), ex.source_step.empty() ? "?" : ex.source_step.c_str(),
+              ex.rc.model.summary().c_str(), (long long)ex.num_parameters, ex.checkpoint.c_str());
+  return 0;
+}
+
 // Test-loss curves of several runs in one figure (their metrics.csv val_loss column), with the
 // numbers in a CSV beside it.
 int autoencode_plot(const std::vector<std::string>& argv) {
@@ -144,12 +160,14 @@ int autoencode_plot(const std::vector<std::string>& argv) {
 
 int run_autoencode(const std::vector<std::string>& args) {
   const char* usage =
-      "usage: mixgrad autoencode train|eval|retrieve|plot [options]   (docs/paper.md F)\n"
+      "usage: mixgrad autoencode train|eval|retrieve|encoder|plot [options]   (docs/paper.md F)\n"
       "  train CONFIG.yaml [--resume] [--steps N] [--out-dir D] [--stop-after N]\n"
       "        (a run config with `autoencoder: true`, model.kind masked_mixer or llama, data.pad_side: left)\n"
       "  eval --run DIR [--batches N]: test reconstruction loss and token accuracy\n"
       "  retrieve --run DIR --pairs reuters|manpages|PATH.jsonl [--pools 32,128,1024 --seed S --test-fraction F\n"
       "           --split-seed S --max-queries N --batch B --out DIR --no-tfidf --no-bm25]: the encoder's z as embedding\n"
+      "  encoder --run DIR --out NEW_DIR: the encoder as a language-model checkpoint (NEW_DIR/checkpoint.safetensors,\n"
+      "          tokenizer.bpe, config.yaml) for `mixgrad retrieve ... --position last --pad-side left`\n"
       "  plot --runs DIR[,DIR...] --out FILE.png [--title T]: test-loss curves of runs (+ FILE.csv)";
   MG_CHECK(!args.empty(), usage);
   const std::string sub = args[0];
@@ -157,6 +175,7 @@ int run_autoencode(const std::vector<std::string>& args) {
   if (sub == "train") return autoencode_train(rest);
   if (sub == "eval") return autoencode_eval(rest);
   if (sub == "retrieve") return autoencode_retrieve(rest);
+  if (sub == "encoder") return autoencode_encoder(rest);
   if (sub == "plot") return autoencode_plot(rest);
   if (sub == "--help" || sub == "-h") {
     std::printf("%s\n", usage);

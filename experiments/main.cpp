@@ -35,7 +35,8 @@ const Command kCommands[] = {
     {"import", mg::run_import,
      "--from pytorch|hf W.safetensors [--config C] --tokenizer T --out DIR: a run dir from PyTorch/HF weights"},
     {"autoencode", mg::run_autoencode,
-     "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | plot: autoencoders (docs/paper.md F)"},
+     "train CONFIG.yaml | eval --run DIR | retrieve --run DIR --pairs reuters | encoder --run DIR --out DIR | plot:\n"
+     "               autoencoders (docs/paper.md F); `encoder` writes the encoder as a language model for `retrieve`"},
     {"audit", mg::run_audit,
      "CONFIG.yaml | --checkpoint P [--out DIR] [--fd-samples K] [--bound B] [--activations] [--detect-anomaly]:\n"
      "               gradients vs f64 finite differences, norms, masked-gradient zeros (docs/audit.md)"},
