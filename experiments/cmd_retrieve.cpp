@@ -1,6 +1,7 @@
-// `mixgrad retrieve train|eval|embed|frozen`: the retrieval experiments (docs/paper.md E) on
+// `mixgrad retrieve train|eval|embed|frozen|texts`: the retrieval experiments (docs/paper.md E) on
 // query -> document pairs, scored top-1 / MRR among pools of 32, 128 and 1024 (c counts the
-// query: c - 1 candidates), with a TF-IDF baseline on the same pools.
+// query: c - 1 candidates), with a TF-IDF baseline on the same pools; `texts` writes one part of
+// the split as a language-model corpus.
 #include <omp.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "experiments/args.h"
 #include "experiments/commands.h"
 #include "experiments/data_prep.h"
+#include "experiments/pair_text_export.h"
 #include "experiments/retrieval.h"
 #include "experiments/retrieval_eval.h"
 #include "experiments/retrieve_experiment.h"
@@ -26,7 +28,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kUsage =
-    "usage: mixgrad retrieve train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [options]\n"
+    "usage: mixgrad retrieve train|eval|embed|frozen|texts --pairs reuters|manpages|PATH.jsonl [options]\n"
     "  model: --checkpoint P | --config C.yaml [--init-seed S] [--tokenizer T] [--device D]\n"
     "         (eval: none = the classical baselines only)\n"
     "  pairs: --test-fraction F --split-seed S --max-queries N --max-train N\n"
@@ -38,7 +40,10 @@ constexpr const char* kUsage =
     "         --precision f32|bf16 --checkpoint-every N --resume --stop-after N --no-eval\n"
     "  embed: --split test|train|all --out FILE.safetensors\n"
     "  frozen (docs/paper.md E.2): --pools 32,128 --depth 8 --frozen-batch 32 --epochs 1 | --steps N --lr 1e-4\n"
-    "         --warmup 500 --precision f32|bf16 --resume (with --out)";
+    "         --warmup 500 --precision f32|bf16 --resume (with --out)\n"
+    "  texts: --split train|test|all --side documents|queries|both --out FILE.jsonl\n"
+    "         (one {\"text\": ...} per line: a `data.format: jsonl` corpus; no model; --split train\n"
+    "         leaves out any text the test split also holds)";
 
 struct Model {
   RunConfig rc;
@@ -65,7 +70,9 @@ std::unique_ptr<Model> load_model(const RetrieveModelOptions& o) {
   } else if (!o.config.empty()) {
     m->rc = load_run_config(o.config);
     require_language_model(m->rc, o.config, "retrieve");
-    m->tok_path = !o.tokenizer.empty() ? o.tokenizer : data_cache_dir(m->rc.data) + "/tokenizer.bpe";
+    m->tok_path = !o.tokenizer.empty()           ? o.tokenizer
+                  : !m->rc.data.tokenizer.empty() ? m->rc.data.tokenizer
+                                                  : data_cache_dir(m->rc.data) + "/tokenizer.bpe";
     MG_CHECK(fs::exists(m->tok_path), "tokenizer ", m->tok_path,
              " does not exist: run `mixgrad tokenize CONFIG` or pass --tokenizer PATH");
     Generator gen(o.init_seed);
@@ -137,6 +144,37 @@ int retrieve_embed(const RetrieveOptions& o) {
                     {"pad_side", o.embed.pad_side == PadSide::left ? "left" : "right"}, {"ids", ids}});
   std::printf("wrote %s: queries and documents [%lld, %lld]\n", o.out.c_str(), (long long)qe.size(0),
               (long long)qe.size(1));
+  return 0;
+}
+
+// The texts of one part of the split, as a corpus to pretrain on (pair_text_export.h).
+int retrieve_texts(const RetrieveOptions& o) {
+  MG_CHECK(!o.which.empty(), "retrieve texts: --split train|test|all is required (train: texts a model may be "
+           "pretrained on without seeing the test pairs)");
+  MG_CHECK(o.which == "test" || o.which == "train" || o.which == "all", "--split: expected test, train or all, got '",
+           o.which, "'");
+  MG_CHECK(!o.out.empty(), "retrieve texts: --out FILE.jsonl is required");
+  const PairSide side = parse_pair_side(o.side);
+  PairSplit split = load_pair_split(o.split);
+  std::vector<RetrievalPair> pairs;
+  if (o.which == "test" || o.which == "all") pairs = split.test;
+  if (o.which == "train" || o.which == "all") pairs.insert(pairs.end(), split.train.begin(), split.train.end());
+  MG_CHECK(!pairs.empty(), "retrieve texts: the ", o.which, " split is empty");
+  // The training texts leave out any text the test part also holds (an article filed under two
+  // headlines), so a model pretrained on them has seen no test text.
+  size_t dropped = 0;
+  const std::vector<std::string> texts = o.which == "train"
+                                             ? texts_not_in(pair_side_texts(pairs, side), pair_side_texts(split.test, side), dropped)
+                                             : pair_side_texts(pairs, side);
+  MG_CHECK(!texts.empty(), "retrieve texts: every text of the train split is also in the test split");
+  if (fs::path(o.out).has_parent_path()) fs::create_directories(fs::path(o.out).parent_path());
+  write_text_jsonl(o.out, texts);
+  size_t bytes = 0;
+  for (const auto& t : texts) bytes += t.size();
+  const std::string dropped_note =
+      o.which == "train" ? "; " + std::to_string(dropped) + " left out as also in the test split" : "";
+  std::printf("wrote %s: %zu texts (%s of the %s split of %zu pairs%s), %zu bytes of text\n", o.out.c_str(),
+              texts.size(), o.side.c_str(), o.which.c_str(), pairs.size(), dropped_note.c_str(), bytes);
   return 0;
 }
 
@@ -233,7 +271,8 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
   RetrieveOptions o;
   if (help) return o;
   o.command = args[0];
-  MG_CHECK(o.command == "eval" || o.command == "train" || o.command == "embed" || o.command == "frozen",
+  MG_CHECK(o.command == "eval" || o.command == "train" || o.command == "embed" || o.command == "frozen" ||
+               o.command == "texts",
            "retrieve: unknown subcommand '", o.command, "'\n", kUsage);
   const std::vector<std::string> argv(args.begin() + 1, args.end());
   std::set<std::string> options = {"pools", "seed", "out", "position", "pad-side", "batch", "threads", "device",
@@ -242,6 +281,11 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
   std::set<std::string> flags = {"pad-to-ctx", "help"};
   if (o.command == "eval") flags.insert({"tfidf-only", "no-tfidf", "no-bm25"});
   if (o.command == "embed") options.insert("split");
+  // texts reads no model: only the split and where to write.
+  if (o.command == "texts") {
+    options = {"out", "split", "side"};
+    for (const auto& n : pair_split_option_names()) options.insert(n);
+  }
   if (o.command == "train" || o.command == "frozen") {
     options.insert({"steps", "lr", "warmup", "grad-clip", "log-every", "train-seed", "precision", "checkpoint-every"});
     flags.insert("resume");
@@ -276,7 +320,9 @@ RetrieveOptions parse_retrieve_args(const std::vector<std::string>& args, bool& 
   a.read_flag("tfidf-only", o.tfidf_only);
   a.read_flag("no-tfidf", o.no_tfidf);
   a.read_flag("no-bm25", o.no_bm25);
+  if (o.command == "texts") o.which.clear();  // must be given: its default would be test's texts
   a.read("split", o.which);
+  a.read("side", o.side);
   a.read_flag("no-eval", o.no_eval);
   a.read_flag("resume", o.resume);
   a.read("stop-after", o.stop_after);
@@ -312,6 +358,7 @@ int run_retrieve_experiment(const RetrieveOptions& o) {
   if (o.command == "train") return retrieve_train(o);
   if (o.command == "embed") return retrieve_embed(o);
   if (o.command == "frozen") return retrieve_frozen(o);
+  if (o.command == "texts") return retrieve_texts(o);
   throw Error("retrieve: unknown subcommand '" + o.command + "'\n" + kUsage);
 }
 

@@ -31,6 +31,13 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// The bytes of data.tokenizer (the caller checks it is set).
+std::string given_tokenizer_bytes(const DataConfig& cfg) {
+  MG_CHECK(fs::is_regular_file(cfg.tokenizer), "data.tokenizer '", cfg.tokenizer,
+           "' does not exist (it names an existing tokenizer.bpe, e.g. a trained run's)");
+  return read_file_or_throw<TokenizerError>(cfg.tokenizer);
+}
+
 }  // namespace
 
 std::string data_cache_dir(const DataConfig& cfg) {
@@ -40,6 +47,13 @@ std::string data_cache_dir(const DataConfig& cfg) {
   for (const auto& e : cfg.corpus.extensions) key << e << ",";
   key << "|" << cfg.max_documents << "|" << cfg.vocab_size << "|" << int(cfg.split.mode) << "|" << cfg.split.fraction
       << "|" << cfg.split.count;
+  // A given tokenizer decides the tokens by its content: keyed by the bytes, not the path, so a
+  // tokenizer replaced at the same path gets a fresh cache. Absent from the key when unset, so
+  // that the caches of configs without it keep their names.
+  if (!cfg.tokenizer.empty()) {
+    const std::string bytes = given_tokenizer_bytes(cfg);
+    key << "|tokenizer " << corpus_content_hash(bytes.data(), bytes.size());
+  }
   char hex[17];
   // The cache keys have always been hashed from 1469598103934665603, FNV-1a's offset basis with
   // its last digit lost; kept, so that existing caches stay valid.
@@ -53,6 +67,14 @@ std::string data_cache_dir(const DataConfig& cfg) {
 PreparedData prepare_data(const DataConfig& cfg) {
   PreparedData out;
   out.dir = data_cache_dir(cfg);
+  // A given tokenizer is checked before anything is written: its size must be the model's.
+  std::string given_tokenizer;
+  if (!cfg.tokenizer.empty()) {
+    given_tokenizer = given_tokenizer_bytes(cfg);
+    const BpeTokenizer given = BpeTokenizer::load(cfg.tokenizer);
+    MG_CHECK(given.vocab_size() == cfg.vocab_size, "data.tokenizer '", cfg.tokenizer, "' has ", given.vocab_size(),
+             " tokens, not data.vocab_size ", cfg.vocab_size, "; set data.vocab_size to ", given.vocab_size());
+  }
   CorpusSpec spec = cfg.corpus;
   if (spec.format == "gutenberg" && spec.path.empty()) {
     spec.path = default_corpus_dir();
@@ -95,6 +117,22 @@ PreparedData prepare_data(const DataConfig& cfg) {
     }
   }
 
+  // A given tokenizer is copied into the cache (where the training run and `retrieve --config`
+  // look for it); shards tokenized by anything else are removed with it.
+  if (!given_tokenizer.empty()) {
+    std::string cached;
+    if (fs::exists(tok_path)) cached = read_file_or_throw<TokenizerError>(tok_path);
+    if (cached != given_tokenizer) {
+      for (const std::string& f : {fp_path, train_path, valid_path}) {
+        std::error_code rec;
+        fs::remove(f, rec);
+        MG_CHECK(!rec, "data cache: cannot remove stale '", f, "': ", rec.message());
+      }
+      write_file_atomically(tok_path, given_tokenizer);
+      std::fprintf(stderr, "data: using the tokenizer %s (%d tokens) -> %s\n", cfg.tokenizer.c_str(), cfg.vocab_size,
+                   tok_path.c_str());
+    }
+  }
   if (!fs::exists(tok_path)) {
     auto t0 = std::chrono::steady_clock::now();
     auto reader = open_corpus(spec);

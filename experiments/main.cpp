@@ -27,7 +27,7 @@ const Command kCommands[] = {
     {"generate", mg::run_generate, "--checkpoint P [--prompt T] [--tokens N] [--temperature X] [--top-k K]"},
     {"reproduce", mg::run_reproduce, "--quick | --standard | --paper [--dry-run] [--only NAME] [--out DIR] [--resume] [--skip-represent] [--skip-retrieval]: mixer vs transformer, with a report"},
     {"retrieve", mg::run_retrieve,
-     "train|eval|embed|frozen --pairs reuters|manpages|PATH.jsonl [...]: retrieval (docs/paper.md E), TF-IDF baseline"},
+     "train|eval|embed|frozen|texts --pairs reuters|manpages|PATH.jsonl [...]: retrieval (docs/paper.md E), TF-IDF baseline"},
     {"represent", mg::run_represent,
      "[--kinds K,..|--checkpoint P,..|--config Y,..] [--layers all|1,4,8] [--out DIR]: input-representation test (Fig. 3)"},
     {"eval", mg::run_eval, "--checkpoint P [--batches N | --ids IDS.safetensors]: validation loss of a checkpoint"},

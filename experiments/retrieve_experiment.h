@@ -1,5 +1,5 @@
 #pragma once
-// `mixgrad retrieve eval|train|embed|frozen` as a typed experiment (docs/paper.md E): every
+// `mixgrad retrieve eval|train|embed|frozen|texts` as a typed experiment (docs/paper.md E): every
 // default stated once, in these structs; the CLI fills them from their own defaults.
 #include <cstdint>
 #include <string>
@@ -20,16 +20,17 @@ struct RetrieveModelOptions {
 };
 
 struct RetrieveOptions {
-  std::string command;                       // eval | train | embed | frozen
+  std::string command;                       // eval | train | embed | frozen | texts
   RetrieveModelOptions model;
   PairSplitOptions split;
   EmbedOptions embed;
   std::vector<int64_t> pools = {32, 128, 1024};  // pool sizes c scored by eval and train
   uint64_t pool_seed = 0;
-  std::string out;                           // a directory (eval, train, frozen) or a file (embed)
+  std::string out;                           // a directory (eval, train, frozen) or a file (embed, texts)
   int threads = 0;                           // 0: OpenMP's default
   bool tfidf_only = false, no_tfidf = false, no_bm25 = false;  // eval
-  std::string which = "test";                // embed: test | train | all
+  std::string which = "test";                // embed, texts: test | train | all (texts: no default)
+  std::string side = "documents";            // texts: documents | queries | both
   InfoNceOptions infonce;                    // train
   bool no_eval = false;                      // train: skip the evaluation after training
   bool resume = false;                       // train, frozen: continue from out's checkpoints

@@ -48,6 +48,7 @@ void read_data(YamlSection s, DataConfig& d) {
   s.get("vocab_size", d.vocab_size);
   MG_CHECK(d.vocab_size > 258 && d.vocab_size <= kMaxShardVocab, "data.vocab_size must be in (258, ", kMaxShardVocab,
            "], got ", d.vocab_size);
+  s.get("tokenizer", d.tokenizer);
   s.get("cache_dir", d.cache_dir);
   {
     YamlSection v = s.section("validation");

@@ -9,7 +9,9 @@
 //   model:  {kind, vocab_size, d_model, n_layers, n_ctx, n_heads, ffn_mult, mixer_form,
 //            mixer_expansion, mixer_heads, mixer_kernel, tie_weights, norm_eps, rope_theta, init_std}
 //   data:   {format, path, field, separator, max_document_bytes, max_documents, vocab_size,
-//            cache_dir, validation: {mode, fraction, count}, batching, pad_side}
+//            tokenizer, cache_dir, validation: {mode, fraction, count}, batching, pad_side}
+//            tokenizer: path to an existing tokenizer.bpe (e.g. another run's) to tokenize this
+//            corpus with instead of training one on it; its size must equal vocab_size
 //   train:  {batch_size, grad_accum_steps, steps, lr, warmup_steps, decay, min_lr, weight_decay,
 //            beta1, beta2, eps, grad_clip, eval_every, eval_batches, log_every, checkpoint_every,
 //            seed, threads, device, precision, deterministic, time_limit_minutes, reduce_bucket_mb,
@@ -35,6 +37,9 @@ struct DataConfig {
   CorpusSpec corpus;
   std::uint64_t max_documents = 0;  // 0 = all
   int vocab_size = 4096;            // tokenizer size (model.vocab_size follows it)
+  // An existing tokenizer.bpe to use instead of training one on the corpus (empty: train one).
+  // A relative path is taken from the working directory, as data.path is.
+  std::string tokenizer;
   std::string cache_dir;            // tokenizer + shards; default: <corpora root>/cache
   ValidationSplit split;
   BatchMode batching = BatchMode::per_document;

@@ -170,6 +170,74 @@ TEST_CASE("data cache: a corpus too small for data.vocab_size is refused at toke
   CHECK(d.tokenizer->vocab_size() == suggested);
 }
 
+// data.tokenizer: another corpus's tokenizer, used instead of training one.
+TEST_CASE("data cache: a given tokenizer is used as it is, and its content keys the cache") {
+  test::TempDir dir("mg_data_prep");
+  dir.write("corpus.txt", stories(40, 0));
+  dir.write("other/corpus.txt", stories(40, 1));
+  const PreparedData own = prepare_data(config(dir));  // the tokenizer of corpus.txt
+  const std::string given = dir.file("given.bpe");
+  fs::copy_file(own.dir + "/tokenizer.bpe", given);
+
+  DataConfig c = config(dir);
+  c.corpus.path = dir.file("other/corpus.txt");
+  const std::string trained_dir = data_cache_dir(c);  // other/corpus.txt with its own tokenizer
+  c.tokenizer = given;
+  const PreparedData d = prepare_data(c);
+  CHECK(d.dir != trained_dir);
+  CHECK(d.dir != own.dir);
+  // The cache holds the given tokenizer's bytes, not one trained on other/corpus.txt.
+  CHECK(test::read_file(d.dir + "/tokenizer.bpe") == test::read_file(given));
+  CHECK_FALSE(fs::exists(trained_dir));
+  // Its shards are other/corpus.txt tokenized by it (first 3 stories: validation).
+  CHECK(first_train_text(d).find("Once upon a time Ned had a frog") != std::string::npos);
+  const auto doc = d.train->document(0);
+  // Decoded by the tokenizer the ids came from (own's, the given file's source).
+  CHECK(own.tokenizer->decode(std::vector<int32_t>(doc.begin(), doc.end())).find("Once upon a time Ned had a frog") !=
+        std::string::npos);
+  // Another tokenizer at the same path: a cache of its own, never the shards of the first.
+  fs::remove(given);
+  DataConfig t = config(dir);
+  t.corpus.path = dir.file("other/corpus.txt");
+  fs::copy_file(prepare_data(t).dir + "/tokenizer.bpe", given);  // trained on other/corpus.txt
+  REQUIRE(test::read_file(given) != test::read_file(own.dir + "/tokenizer.bpe"));
+  const PreparedData e = prepare_data(c);
+  CHECK(e.dir != d.dir);
+  CHECK(test::read_file(e.dir + "/tokenizer.bpe") == test::read_file(given));
+  const auto doc_e = e.train->document(0);
+  CHECK(std::vector<int32_t>(doc_e.begin(), doc_e.end()) != std::vector<int32_t>(doc.begin(), doc.end()));
+}
+
+TEST_CASE("data cache: a given tokenizer that is missing or of another size is refused before anything is written") {
+  test::TempDir dir("mg_data_prep");
+  dir.write("corpus.txt", stories(40, 0));
+  const PreparedData own = prepare_data(config(dir));  // 300 tokens
+  DataConfig c = config(dir, 400);
+  c.cache_dir = dir.file("cache2");
+  c.tokenizer = own.dir + "/tokenizer.bpe";
+  std::string msg;
+  try {
+    prepare_data(c);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  INFO(msg);
+  CHECK(msg.find("has 300 tokens, not data.vocab_size 400") != std::string::npos);
+  CHECK(msg.find(c.tokenizer) != std::string::npos);
+  CHECK_FALSE(fs::exists(c.cache_dir));
+
+  c.vocab_size = 300;
+  c.tokenizer = dir.file("no_such.bpe");
+  msg.clear();
+  try {
+    prepare_data(c);
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  CHECK(msg.find("data.tokenizer '" + c.tokenizer + "' does not exist") != std::string::npos);
+  CHECK_FALSE(fs::exists(c.cache_dir));
+}
+
 TEST_CASE("corpus fingerprints: serialisation, content comparison, the hash's fixed values") {
   test::TempDir dir("mg_data_prep");
   dir.write("c/a.txt", "alpha");
