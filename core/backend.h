@@ -43,6 +43,13 @@ struct GemmArgs {
   void* C = nullptr;
   int64_t ldc = 0, stride_c = 0;
   int64_t batch = 1;
+  // Epilogue, applied to the finished C (C's dtype: f32 for bf16 operands): C[i, j] += bias[j]
+  // when bias ([N], the same for every batch entry) is set; then, for bf16 operands only, D (bf16,
+  // row stride ldd, batch stride stride_d) = C rounded to nearest even when D is set. Either
+  // needs one C per batch entry (stride_c != 0 or batch 1).
+  const void* bias = nullptr;
+  void* D = nullptr;
+  int64_t ldd = 0, stride_d = 0;
 };
 
 // A backend allocator's accounting, in bytes as handed to tensors (rounded block sizes).

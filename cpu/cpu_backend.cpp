@@ -109,6 +109,11 @@ struct WidenedOperand {
   }
 };
 
+GemmEpilogue epilogue_of(const GemmArgs& g) {
+  return {.bias = static_cast<const float*>(g.bias), .D = static_cast<uint16_t*>(g.D), .ldd = g.ldd,
+          .stride_d = g.stride_d};
+}
+
 void gemm_bf16(const GemmArgs& g) {
   if (g.M == 0 || g.N == 0 || g.batch == 0) return;
   const auto* A = static_cast<const uint16_t*>(g.A);
@@ -116,14 +121,25 @@ void gemm_bf16(const GemmArgs& g) {
   auto* C = static_cast<float*>(g.C);
   if (bf16gemm_native()) {
     bf16gemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), A, g.lda, g.stride_a, B, g.ldb, g.stride_b,
-                     float(g.beta), C, g.ldc, g.stride_c, g.batch);
+                     float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g));
     return;
   }
   // A is stored [M, K] ([K, M] when trans_a), B [K, N] ([N, K] when trans_b).
   const WidenedOperand a(A, g.trans_a ? g.K : g.M, g.trans_a ? g.M : g.K, g.lda, g.stride_a, g.batch);
   const WidenedOperand b(B, g.trans_b ? g.N : g.K, g.trans_b ? g.K : g.N, g.ldb, g.stride_b, g.batch);
   sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), a.buf.data(), a.ld, a.stride, b.buf.data(), b.ld,
-                b.stride, float(g.beta), C, g.ldc, g.stride_c, g.batch);
+                b.stride, float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g));
+}
+
+// f64 has no tiled epilogue (it serves gradcheck and audits): the bias is added in a pass after.
+void add_bias_f64(const GemmArgs& g) {
+  const double* bias = static_cast<const double*>(g.bias);
+  double* C = static_cast<double*>(g.C);
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t i = 0; i < g.M; ++i) {
+      double* c = C + b * g.stride_c + i * g.ldc;
+      for (int64_t j = 0; j < g.N; ++j) c[j] += bias[j];
+    }
 }
 
 }  // namespace
@@ -288,15 +304,19 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
 }
 
 void CpuBackend::gemm(const GemmArgs& g) {
-  if (g.dtype == DType::f32)
+  MG_CHECK(!g.D || g.dtype == DType::bf16, "cpu gemm: a bf16 output D needs bf16 operands, got ", dtype_name(g.dtype));
+  MG_CHECK(!(g.bias || g.D) || g.stride_c != 0 || g.batch <= 1,
+           "cpu gemm: an epilogue (bias or D) needs one C per batch entry (stride_c != 0)");
+  if (g.dtype == DType::f32) {
     sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), static_cast<const float*>(g.A), g.lda,
                   g.stride_a, static_cast<const float*>(g.B), g.ldb, g.stride_b, float(g.beta), static_cast<float*>(g.C),
-                  g.ldc, g.stride_c, g.batch);
-  else if (g.dtype == DType::f64)
+                  g.ldc, g.stride_c, g.batch, epilogue_of(g));
+  } else if (g.dtype == DType::f64) {
     dgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, g.alpha, static_cast<const double*>(g.A), g.lda, g.stride_a,
                   static_cast<const double*>(g.B), g.ldb, g.stride_b, g.beta, static_cast<double*>(g.C), g.ldc,
                   g.stride_c, g.batch);
-  else if (g.dtype == DType::bf16)
+    if (g.bias && g.M > 0 && g.N > 0 && g.batch > 0) add_bias_f64(g);
+  } else if (g.dtype == DType::bf16)
     gemm_bf16(g);
   else
     throw Error(std::string("cpu gemm: dtype ") + dtype_name(g.dtype) + " not supported (f32, f64 or bf16 expected)");

@@ -39,7 +39,9 @@
 #include <vector>
 
 #include "core/error.h"
+#include "cpu/bf16_math.h"
 #include "cpu/gemm_kernels.h"
+#include "cpu/isa_dispatch.h"
 
 namespace mg::cpu {
 namespace {
@@ -339,6 +341,40 @@ void choose_task_grid(int64_t mpanels, int64_t npanels, int MR, int NR, int nc, 
   }
 }
 
+// The epilogue on rows [r0, r1) and columns [c0, c1) of C (D at the same offsets); a no-op for
+// f64 (GemmEpilogue is f32 only; dgemm callers never pass one).
+template <class O>
+void apply_epilogue(const GemmEpilogue* ep, O* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  if constexpr (std::is_same_v<O, float>) {
+    if (!ep) return;
+    const float* bias = ep->bias;
+    uint16_t* D = ep->D;
+    const int64_t ldd = ep->ldd;
+    // Compiled for the CPU's best ISA (this file is built for the baseline one).
+    run_isa([&](int64_t rb, int64_t re) __attribute__((always_inline)) {
+      for (int64_t r = rb; r < re; ++r) {
+        float* c = C + r * ldc;
+        if (bias) {
+#pragma omp simd
+          for (int64_t j = c0; j < c1; ++j) c[j] += bias[j];
+        }
+        if (D) {
+          uint16_t* d = D + r * ldd;
+#pragma omp simd
+          for (int64_t j = c0; j < c1; ++j) d[j] = bf16_bits_rne(c[j]);
+        }
+      }
+    }, r0, r1);
+  }
+}
+
+// ep (may be null) shifted down by `rows` rows of D.
+inline GemmEpilogue epilogue_at(const GemmEpilogue* ep, int64_t rows) {
+  GemmEpilogue e = *ep;
+  if (e.D) e.D += rows * e.ldd;
+  return e;
+}
+
 // One band of rows of C (its op(A) band fits kMaxPackedABytes when packed). See the top of the file.
 // bpack: shared packed op(B) (all K blocks, all columns) or nullptr to pack B privately per task;
 // pack_b: whether this call packs bpack (the first band) or finds it ready (later bands).
@@ -347,7 +383,7 @@ void choose_task_grid(int64_t mpanels, int64_t npanels, int MR, int NR, int nc, 
 template <class In, class U, class O>
 void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, bool tb, int64_t M, int64_t N,
                int64_t K, O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
-               int nth, U* bpack, bool pack_b) {
+               int nth, U* bpack, bool pack_b, const GemmEpilogue* ep) {
   using P = Packing<In, U, O>;
   const int MR = kern.mr, NR = kern.nr;
   const auto gather = P::gather(kern);
@@ -450,6 +486,7 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
       const int64_t nc = c1 - c0;
       const int64_t pc = kb * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
       const O beta_eff = kb == 0 ? beta : O(1);
+      const bool last_k = ep != nullptr && kb == kblocks - 1;
       if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
       const U* ablk = a_block(kb);
       const U* bblk = shared_b ? b_block(kb) + c0 * kcu : bbuf;
@@ -474,6 +511,8 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
               }
             }
           }
+          // The last K block leaves this micro-tile final, still in L1: the epilogue runs now.
+          if (last_k) apply_epilogue(ep, C, ldc, ir, ir + mr, c0 + jr, c0 + jr + nr);
         }
       }
       tprog[t].store(int(kb + 1), std::memory_order_release);
@@ -499,11 +538,12 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
 template <class In, class U, class O>
 void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
-                      int max_threads) {
+                      int max_threads, const GemmEpilogue* ep = nullptr) {
   using P = Packing<In, U, O>;
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || alpha == O(0)) {
     scale_c(M, N, beta, C, ldc);
+    apply_epilogue(ep, C, ldc, 0, M, 0, N);
     return;
   }
   if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
@@ -533,7 +573,13 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
   for (int64_t i0 = 0; i0 < M; i0 += band_rows) {
     const int64_t mb = std::min(band_rows, M - i0);
     const In* Ab = ta ? A + i0 : A + i0 * lda;
-    gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0);
+    if (ep) {
+      const GemmEpilogue band_ep = epilogue_at(ep, i0);
+      gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0, &band_ep);
+    } else {
+      gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0,
+                static_cast<const GemmEpilogue*>(nullptr));
+    }
   }
 }
 
@@ -584,10 +630,16 @@ void gemm_batched_impl(int64_t M, int64_t N, int64_t K, int64_t sc, int64_t batc
 template <class In, class U, class O>
 void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
                        int64_t K, O alpha, const In* A, int64_t lda, int64_t stride_a, const In* B, int64_t ldb,
-                       int64_t stride_b, O beta, O* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+                       int64_t stride_b, O beta, O* C, int64_t ldc, int64_t stride_c, int64_t batch,
+                       const GemmEpilogue* ep = nullptr) {
   gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+    GemmEpilogue eb;
+    if (ep) {
+      eb = *ep;
+      if (eb.D) eb.D += b * ep->stride_d;
+    }
     gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                     C + b * stride_c, ldc, nth);
+                     C + b * stride_c, ldc, nth, ep ? &eb : nullptr);
   });
 }
 
@@ -605,9 +657,9 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
 
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
-                   float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+                   float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
   gemm_batched_with(active_kernel<float>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
-                    C, ldc, stride_c, batch);
+                    C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
 }
 
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
@@ -623,10 +675,10 @@ bool bf16gemm_native() {
 
 void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
-                      float* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
   MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
   gemm_batched_with(detail::gemm_active_kernels().bf16, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb,
-                    stride_b, beta, C, ldc, stride_c, batch);
+                    stride_b, beta, C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
 }
 
 namespace detail {

@@ -39,13 +39,22 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
            const double* A, int64_t lda, const double* B, int64_t ldb, double beta, double* C, int64_t ldc);
 
+// What happens to each finished tile of C while it is still in cache (cheaper than a pass over C
+// afterwards): C[i, j] += bias[j] when bias is set, then D[i, j] = C[i, j] rounded to bf16 (raw
+// bits, round to nearest even) when D is set. D has row stride ldd and batch stride stride_d.
+struct GemmEpilogue {
+  const float* bias = nullptr;
+  uint16_t* D = nullptr;
+  int64_t ldd = 0, stride_d = 0;
+};
+
 // Batched: batch independent GEMMs with element strides between consecutive A, B, C matrices
 // (a stride of 0 broadcasts that operand; with stride_c == 0 the GEMMs run one after another in
 // batch order on the same C). Parallelises over the batch when the matrices are small, the batch
 // divides evenly among the threads, or it is long; otherwise each GEMM is threaded in turn.
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch);
+                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {});
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const double* A, int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b,
                    double beta, double* C, int64_t ldc, int64_t stride_c, int64_t batch);
@@ -60,7 +69,7 @@ void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 bool bf16gemm_native();
 void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
-                      float* C, int64_t ldc, int64_t stride_c, int64_t batch);
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {});
 
 // What the runtime dispatch picked for sgemm, e.g. "avx512f 14x32" (dgemm uses the same ISA).
 const char* gemm_kernel_name();

@@ -3,7 +3,8 @@
 // C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: operands swapped, the
 // same transpose flags, M and N exchanged.
 // dtype bf16 means bf16 A and B with an f32 C and f32 accumulation (CUBLAS_COMPUTE_32F on the
-// tensor cores), the CPU backend's contract too; the op rounds C to bf16 when it wants bf16.
+// tensor cores), the CPU backend's contract too; the epilogue (gemm_epilogue.cu) adds the bias
+// and rounds C into a bf16 D when asked.
 // Deterministic mode (core/determinism.h) forbids cuBLAS's atomics-based reductions.
 #include <algorithm>
 #include <atomic>
@@ -14,6 +15,7 @@
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_errors.h"
+#include "cuda/gemm_epilogue.h"
 
 namespace mg::cuda {
 namespace {
@@ -37,6 +39,9 @@ void CudaBackend::gemm(const GemmArgs& g) {
   const double alpha = g.alpha, beta = g.beta;
   MG_CHECK(dtype == DType::f32 || dtype == DType::f64 || dtype == DType::bf16, "cuda gemm: dtype ",
            dtype_name(dtype), " not supported (f32, f64 or bf16 expected)");
+  MG_CHECK(!g.D || dtype == DType::bf16, "cuda gemm: a bf16 output D needs bf16 operands, got ", dtype_name(dtype));
+  MG_CHECK(!(g.bias || g.D) || sc != 0 || batch <= 1,
+           "cuda gemm: an epilogue (bias or D) needs one C per batch entry (stride_c != 0)");
   if (M == 0 || N == 0 || batch == 0) return;
   const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
   // cuBLAS insists on ld >= max(1, rows) even for operands it will not read (K == 0).
@@ -81,6 +86,7 @@ void CudaBackend::gemm(const GemmArgs& g) {
                    "gemm");
     }
   }
+  gemm_epilogue(g);
 }
 
 }  // namespace mg::cuda

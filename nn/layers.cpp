@@ -22,13 +22,14 @@ void check_features(const char* layer, const Tensor& x, int64_t expected) {
 // x [..., in] @ w ([in, out], possibly a transposed view) with the leading dims folded into the
 // GEMM's rows: one GEMM forward and one per gradient, instead of a batched one whose weight
 // gradient would need a reduction over the batch.
-Tensor matmul_rows(const Tensor& x, const Tensor& w) {
+// With a bias, it is added in the GEMM's epilogue (matmul_bias).
+Tensor matmul_rows(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor()) {
   const int64_t in = w.size(0);
   Shape out_shape = x.shape();
   out_shape.back() = w.size(1);
-  if (x.dim() == 2) return matmul(x, w);
+  if (x.dim() == 2) return matmul_bias(x, w, bias);
   Tensor x2 = x.reshape({in == 0 ? 0 : x.numel() / in, in});
-  return matmul(x2, w).reshape(out_shape);
+  return matmul_bias(x2, w, bias).reshape(out_shape);
 }
 
 }  // namespace
@@ -58,8 +59,7 @@ Tensor Linear::forward(const Tensor& x) const {
   ModuleScope scope = forward_scope();
   check_features("Linear", x, in_features());
   // Lowered before the transpose: the leaf's bf16 copy is cached and converted contiguously.
-  Tensor y = matmul_rows(x, detail::autocast_lower(weight).t());
-  return bias.defined() ? add(y, bias) : y;
+  return matmul_rows(x, detail::autocast_lower(weight).t(), bias);
 }
 
 Tensor Linear::forward_no_bias(const Tensor& x) const {
@@ -87,7 +87,7 @@ Conv1D::Conv1D(int64_t in_features, int64_t out_features, Generator& gen, Init i
 Tensor Conv1D::forward(const Tensor& x) const {
   ModuleScope scope = forward_scope();
   check_features("Conv1D", x, weight.size(0));
-  return add(matmul_rows(x, weight), bias);
+  return matmul_rows(x, weight, bias);
 }
 
 Tensor Conv1D::forward_no_bias(const Tensor& x) const {

@@ -62,7 +62,9 @@ GemmOperand as_operand(const Tensor& x) {
   return op;
 }
 
-Tensor matmul_nd(const Tensor& a, const Tensor& b) {
+// bias: undefined, or [N] added along the last dim in the GEMM's epilogue (C's dtype: f32 for
+// bf16 operands, so the bias is added before the one rounding).
+Tensor matmul_nd(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()) {
   OpScope op_scope;
   const int64_t M = a.shape()[size_t(a.dim() - 2)], K = a.shape()[size_t(a.dim() - 1)];
   const int64_t K2 = b.shape()[size_t(b.dim() - 2)], N = b.shape()[size_t(b.dim() - 1)];
@@ -75,19 +77,30 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b) {
   so.insert(so.end(), {M, N});
   Tensor out = empty_as(so, a);
   if (out.numel() == 0) return out;
-  if (K == 0) {
-    be(a).fill(out, 0.0);
+  const bool low = a.dtype() == DType::bf16;
+  if (K == 0) {  // no GEMM: zeros, plus the bias
+    Tensor r = low ? Tensor::empty(so, TensorOptions{DType::f32, a.device(), false}) : out;
+    be(a).fill(r, 0.0);
+    if (bias.defined()) be(a).binary(BinaryOp::add, r, broadcast_to_raw(bias, so), r);
+    if (low) be(a).copy(r, out);
     return out;
   }
-  // bf16 operands: the GEMM accumulates in f32 into an f32 result, rounded to bf16 once.
-  const bool low = a.dtype() == DType::bf16;
+  // bf16 operands: the GEMM accumulates in f32 into an f32 result, rounded to bf16 once, tile by
+  // tile in the GEMM's epilogue (D), so the f32 result is never read back in a second pass.
   Tensor acc = low ? Tensor::empty(so, TensorOptions{DType::f32, a.device(), false}) : out;
   GemmOperand A = as_operand(broadcast_to_raw(a, sa)), B = as_operand(broadcast_to_raw(b, sb));
-  be(a).gemm({.dtype = a.dtype(), .trans_a = A.trans, .trans_b = B.trans, .M = M, .N = N, .K = K,
-              .A = A.t.raw_data(), .lda = A.ld, .stride_a = A.batch_stride,
-              .B = B.t.raw_data(), .ldb = B.ld, .stride_b = B.batch_stride,
-              .C = acc.raw_data(), .ldc = N, .stride_c = M * N, .batch = numel(batch)});
-  if (low) be(a).copy(acc, out);
+  GemmArgs g{.dtype = a.dtype(), .trans_a = A.trans, .trans_b = B.trans, .M = M, .N = N, .K = K,
+             .A = A.t.raw_data(), .lda = A.ld, .stride_a = A.batch_stride,
+             .B = B.t.raw_data(), .ldb = B.ld, .stride_b = B.batch_stride,
+             .C = acc.raw_data(), .ldc = N, .stride_c = M * N, .batch = numel(batch)};
+  Tensor bias_c = bias.defined() ? contiguous_raw(bias) : Tensor();
+  if (bias_c.defined()) g.bias = bias_c.raw_data();
+  if (low) {
+    g.D = out.raw_data();
+    g.ldd = N;
+    g.stride_d = M * N;
+  }
+  be(a).gemm(g);
   return out;
 }
 
@@ -122,6 +135,41 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
     Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
     return {ga, gb};
   });
+}
+
+Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias) {
+  OpScope op_scope;
+  if (!bias.defined()) return matmul(a, b);
+  if (autocast_lowers(a, b)) return matmul_bias(autocast_lower(a), autocast_lower(b), bias);
+  check_same("matmul_bias", a, b);
+  MG_CHECK(a.dtype() == DType::f32 || a.dtype() == DType::f64 || a.dtype() == DType::bf16,
+           "matmul_bias: f32, f64 or bf16 expected, got ", a.desc());
+  MG_CHECK(a.dim() >= 2 && b.dim() >= 2, "matmul_bias: both operands need at least 2 dims, got ", a.desc(), " x ",
+           b.desc());
+  // The bias is added in the GEMM's result type: f32 for bf16 operands (as a master-weight bias
+  // under autocast), the operands' own dtype otherwise.
+  const DType acc_dtype = a.dtype() == DType::bf16 ? DType::f32 : a.dtype();
+  MG_CHECK(bias.dtype() == acc_dtype && bias.device() == a.device(), "matmul_bias: bias must be ", dtype_name(acc_dtype),
+           " on ", a.device().str(), " for ", a.desc(), ", got ", bias.desc());
+  MG_CHECK(bias.dim() == 1 && bias.size(0) == b.size(-1), "matmul_bias: bias must be [", b.size(-1),
+           "] (the product's last dim), got ", bias.desc());
+  Tensor out = matmul_nd(a, b, bias.detach());
+  const bool need_a = needs_grad(a), need_b = needs_grad(b), need_bias = needs_grad(bias);
+  Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
+  Shape sha = a.shape(), shb = b.shape();
+  const DType bias_dtype = bias.dtype();
+  const int64_t n = bias.size(0);
+  return record("matmul_bias", out, {a, b, bias},
+                [sa, sb, sha, shb, need_bias, bias_dtype, n](const Tensor& g) -> std::vector<Tensor> {
+                  Tensor ga = sb.defined() ? reduce_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
+                  Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
+                  // Summed in f32 for a bf16 gradient (no bf16 reductions), returned in the bias's dtype.
+                  Tensor gbias = need_bias ? cast_raw(sum_to(cast_raw(g, bias_dtype == DType::f64 ? DType::f64 : DType::f32),
+                                                             Shape{n}),
+                                                      bias_dtype)
+                                           : Tensor();
+                  return {ga, gb, gbias};
+                });
 }
 
 }  // namespace mg

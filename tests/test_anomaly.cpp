@@ -82,7 +82,7 @@ TEST_CASE("instrument: ops report under the state-dict path of the module that r
     if (form == MixerForm::multihead) {
       CHECK(fwd.count("mixerblocks.0.conv.convs:masked_token_mix_heads"));
       CHECK(bwd.count("mixerblocks.0.conv.convs:masked_token_mix_heads"));
-      CHECK(fwd.count("mixerblocks.0.conv.proj_head:matmul"));
+      CHECK(fwd.count("mixerblocks.0.conv.proj_head:matmul_bias"));  // a Linear with a bias
     }
     // Every path names a module of the state dict.
     std::set<std::string> prefixes{""};
@@ -110,7 +110,7 @@ TEST_CASE("instrument: Llama and GPT paths; observers nest; nothing reported wit
       CHECK(inner.count("model.layers.0.mlp:swiglu"));
       CHECK(inner.count("model.norm:rms_norm"));
     } else {
-      CHECK(inner.count("transformer.h.0.attn.c_attn:matmul"));
+      CHECK(inner.count("transformer.h.0.attn.c_attn:matmul_bias"));
       CHECK(inner.count("transformer.h.1.ln_2:layer_norm"));
     }
   }

@@ -91,7 +91,8 @@ TEST_CASE("autocast cache: Linear converts its weight once per scope, with the u
   CHECK(conversions() - c0 == 3);  // the weight once, the input twice
   CHECK(hits() - h0 == 1);
   CHECK(vals(a) == vals(b));
-  // The previous path: the transposed view cast on every use (a contiguous [in, out] bf16 copy).
+  // The uncached path: the transposed view cast on every use (a contiguous [in, out] bf16 copy),
+  // the bias added in the GEMM's epilogue as Linear does.
   // Values and gradients (weight, bias, input) are bitwise those of the previous path.
   Tensor r = randn({2, 3, 12}, 16), xg = x.detach();
   xg.set_requires_grad(true);
@@ -108,7 +109,7 @@ TEST_CASE("autocast cache: Linear converts its weight once per scope, with the u
   Tensor ref;
   {
     AutocastGuard ac;
-    ref = add(matmul(xg.reshape({6, 16}), lin.weight.t().to(DType::bf16)).reshape({2, 3, 12}), lin.bias);
+    ref = matmul_bias(xg.reshape({6, 16}), lin.weight.t().to(DType::bf16), lin.bias).reshape({2, 3, 12});
     l_old = sum(mul(ref, r));
   }
   l_old.backward();

@@ -478,6 +478,19 @@ PARITY_CASE(gelu, "erf and tanh forms, forward and backward") {
   }
 }
 
+TEST_CASE("matmul_bias (the GEMM epilogue: bias, bf16 output) agrees with the CPU") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    check_op_parity(std::string("matmul_bias ") + dtype_name(dt),
+                    [](const std::vector<Tensor>& in) { return matmul_bias(in[0], in[1].t(), in[2]); },
+                    {leaf({2, 9, 16}, 1, dt), leaf({24, 16}, 2, dt), leaf({24}, 3, dt)});
+  }
+  // bf16 operands with the f32 bias, D rounded in the epilogue: one bf16 ulp at most.
+  std::vector<Tensor> in = {randn({2, 9, 16}, 4).to(DType::bf16), randn({16, 24}, 5).to(DType::bf16), randn({24}, 6)};
+  for (Tensor& t : in) t.set_requires_grad(true);
+  check_op_parity("matmul_bias bf16", [](const std::vector<Tensor>& x) { return matmul_bias(x[0], x[1], x[2]); }, in,
+                  1.0 / 128);
+}
+
 PARITY_CASE(bias_gelu, "erf and tanh forms, forward and backward, f32 f64 and bf16") {
   for (DType dt : {DType::f32, DType::f64}) {
     const std::string d = dtype_name(dt);

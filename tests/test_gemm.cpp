@@ -533,3 +533,62 @@ TEST_CASE("bf16gemm: without the native kernel the call is refused, not silently
   CHECK_THROWS(mg::cpu::bf16gemm_batched(false, false, 1, 1, 1, 1.0f, &a, 1, 0, &b, 1, 0, 0.0f, &c, 1, 0, 1));
   mg::cpu::detail::gemm_set_native_bf16(true);
 }
+
+TEST_CASE("gemm epilogue: bias and bf16 output on each finished tile equal a pass after the GEMM, bitwise") {
+  DispatchGuard guard;
+  std::mt19937 rng(23);
+  std::normal_distribution<float> nd;
+  auto randv = [&](size_t n) {
+    std::vector<float> v(n);
+    for (float& x : v) x = nd(rng);
+    return v;
+  };
+  auto to_bits = [](const std::vector<float>& v) {
+    std::vector<uint16_t> b(v.size());
+    for (size_t i = 0; i < v.size(); ++i) b[i] = mg::bf16(v[i]).bits;
+    return b;
+  };
+  const bool bf16 = mg::cpu::bf16gemm_native();
+  for (int kind = 0; kind < (bf16 ? 2 : 1); ++kind) {  // 0: sgemm, 1: bf16 GEMM
+    for (const int64_t K : {int64_t(0), int64_t(1), int64_t(77), int64_t(300)}) {
+      const int64_t M = 67, N = 131, batch = 3;
+      const std::vector<float> A = randv(size_t(batch * M * K)), B = randv(size_t(batch * K * N)), bias = randv(size_t(N));
+      const std::vector<uint16_t> Ab = to_bits(A), Bb = to_bits(B);
+      auto run = [&](const mg::cpu::GemmEpilogue& ep, std::vector<float>& C) {
+        C.assign(size_t(batch * M * N), 0.0f);
+        if (kind == 0)
+          mg::cpu::sgemm_batched(false, true, M, N, K, 1.0f, A.data(), K, M * K, B.data(), K, K * N, 0.0f, C.data(), N,
+                                 M * N, batch, ep);
+        else
+          mg::cpu::bf16gemm_batched(false, true, M, N, K, 1.0f, Ab.data(), K, M * K, Bb.data(), K, K * N, 0.0f,
+                                    C.data(), N, M * N, batch, ep);
+      };
+      for (int blocking = 0; blocking < 3; ++blocking) {
+        if (blocking == 1) gemm_force_blocking(16, 20, 40);
+        if (blocking == 2) gemm_force_blocking(16, 20, 40, true);
+        for (int th : {1, 2}) {
+          CAPTURE(kind);
+          CAPTURE(K);
+          CAPTURE(blocking);
+          CAPTURE(th);
+          const int saved = omp_get_max_threads();
+          omp_set_num_threads(th);
+          std::vector<float> plain, with_bias;
+          run({}, plain);
+          std::vector<uint16_t> D(size_t(batch * M * N), 0xffff);
+          run({.bias = bias.data(), .D = kind == 1 ? D.data() : nullptr, .ldd = N, .stride_d = M * N}, with_bias);
+          omp_set_num_threads(saved);
+          int64_t bad_c = 0, bad_d = 0;
+          for (int64_t i = 0; i < batch * M * N; ++i) {
+            const float want = plain[size_t(i)] + bias[size_t(i % N)];
+            bad_c += with_bias[size_t(i)] != want;
+            if (kind == 1) bad_d += D[size_t(i)] != mg::bf16(want).bits;
+          }
+          CHECK(bad_c == 0);
+          CHECK(bad_d == 0);
+        }
+        gemm_force_blocking(0, 0, 0);
+      }
+    }
+  }
+}

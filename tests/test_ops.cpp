@@ -2,6 +2,7 @@
 // differences (f64) on plain, broadcast and non-contiguous inputs.
 #include <functional>
 
+#include "core/autocast.h"
 #include "tests/test_helpers.h"
 
 using namespace mg;
@@ -235,4 +236,54 @@ TEST_CASE("a small composite: softmax written with primitives") {
   }
   check_grad(softmax, {x});
   check_grad(softmax, {leaf64_transposed({3, 5}, 2)});
+}
+
+TEST_CASE("matmul_bias: matmul + bias in the GEMM's epilogue: gradients (f64), values, bf16 and errors") {
+  using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
+  Fn f = [](const std::vector<Tensor>& in) { return matmul_bias(in[0], in[1], in[2]); };
+  check_grad(f, {leaf64({3, 4}, 1), leaf64({4, 5}, 2), leaf64({5}, 3)});
+  check_grad(f, {leaf64({2, 3, 4}, 4), leaf64({4, 5}, 5), leaf64({5}, 6)});          // bias over batch and rows
+  check_grad(f, {leaf64_transposed({3, 4}, 7), leaf64_transposed({4, 5}, 8), leaf64_strided({5}, 9)});
+  check_grad(f, {leaf64({3, 4}, 10), randn({4, 5}, 11, TensorOptions{DType::f64}), leaf64({5}, 12)});
+  check_grad(f, {leaf64({1, 1}, 13), leaf64({1, 1}, 14), leaf64({1}, 15)});
+
+  // f32: bitwise the product plus the bias added afterwards (the same two roundings).
+  Tensor a = randn({37, 70}, 20), b = randn({70, 45}, 21), bias = randn({45}, 22);
+  CHECK(max_abs_diff(matmul_bias(a, b, bias), add(matmul(a, b), bias)) == 0.0);
+  CHECK(max_abs_diff(matmul_bias(a.t().contiguous().t(), b, bias), add(matmul(a, b), bias)) == 0.0);
+  // K = 0: the bias alone.
+  CHECK(max_abs_diff(matmul_bias(randn({3, 0}, 23), randn({0, 45}, 24), bias), add(zeros({3, 45}), bias)) == 0.0);
+  CHECK(max_abs_diff(matmul_bias(a, b, Tensor()), matmul(a, b)) == 0.0);
+
+  // bf16 operands, f32 bias: the bias joins the f32 sum before the one rounding to bf16.
+  Tensor a16 = a.to(DType::bf16), b16 = b.to(DType::bf16);
+  Tensor y16 = matmul_bias(a16, b16, bias);
+  CHECK(y16.dtype() == DType::bf16);
+  Tensor want = add(matmul(a16.to(DType::f32), b16.to(DType::f32)), bias).to(DType::bf16);
+  std::vector<double> got = vals(y16), exp = vals(want);
+  size_t far = 0;
+  for (size_t i = 0; i < got.size(); ++i) far += std::abs(got[i] - exp[i]) > std::abs(exp[i]) / 128 + 1e-6;
+  CHECK(far == 0);
+  // Under autocast: f32 operands lowered, f32 bias kept, gradients back in f32.
+  Tensor la = a.detach(), lb = b.detach(), lbias = bias.detach();
+  la.set_requires_grad(true);
+  lb.set_requires_grad(true);
+  lbias.set_requires_grad(true);
+  Tensor y;
+  {
+    AutocastGuard guard;
+    y = matmul_bias(la, lb, lbias);
+  }
+  CHECK(y.dtype() == DType::bf16);
+  sum(y.to(DType::f32)).backward();
+  CHECK(la.grad().dtype() == DType::f32);
+  CHECK(lbias.grad().dtype() == DType::f32);
+  std::vector<double> gbias = vals(lbias.grad());
+  for (double v : gbias) CHECK(v == 37.0);  // d sum / d bias_j = rows, exact in f32
+
+  CHECK_THROWS_WITH_AS(matmul_bias(a, b, randn({44}, 1)), doctest::Contains("matmul_bias: bias must be [45]"), Error);
+  CHECK_THROWS_WITH_AS(matmul_bias(a, b, randn({45}, 1, TensorOptions{DType::f64})),
+                       doctest::Contains("matmul_bias: bias must be f32"), Error);
+  CHECK_THROWS_WITH_AS(matmul_bias(a16, b16, bias.to(DType::bf16)), doctest::Contains("matmul_bias: bias must be f32"),
+                       Error);
 }
