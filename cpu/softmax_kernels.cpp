@@ -17,6 +17,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/fast_math.h"
+#include "cpu/bf16_math.h"
 #include "cpu/parallel.h"
 
 namespace mg::cpu {
@@ -24,26 +25,32 @@ namespace {
 
 // ---- rows ---------------------------------------------------------------------------------
 
-template <class T>
-MG_ALWAYS_INLINE T row_max(const T* x, int64_t n) {
+// S: the stored type of x; the arithmetic runs in compute_t<S> (f32 for bf16 logits).
+template <class S>
+MG_ALWAYS_INLINE compute_t<S> row_max(const S* x, int64_t n) {
+  using T = compute_t<S>;
   T m = -std::numeric_limits<T>::infinity();
 #pragma omp simd reduction(max : m)
-  for (int64_t j = 0; j < n; ++j) m = x[j] > m ? x[j] : m;
+  for (int64_t j = 0; j < n; ++j) {
+    const T v = widen(x[j]);
+    m = v > m ? v : m;
+  }
   return m;
 }
 
-template <class T>
-MG_ALWAYS_INLINE T row_sum_exp(const T* x, T shift, int64_t n) {
+template <class S>
+MG_ALWAYS_INLINE compute_t<S> row_sum_exp(const S* x, compute_t<S> shift, int64_t n) {
+  using T = compute_t<S>;
   T s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += exp_t(x[j] - shift);
+  for (int64_t j = 0; j < n; ++j) s += exp_t(T(widen(x[j]) - shift));
   return s;
 }
 
 // logsumexp of a row, shifted by its max so nothing overflows.
-template <class T>
-MG_ALWAYS_INLINE T row_logsumexp(const T* x, int64_t n) {
-  const T m = row_max(x, n);
+template <class S>
+MG_ALWAYS_INLINE compute_t<S> row_logsumexp(const S* x, int64_t n) {
+  const compute_t<S> m = row_max(x, n);
   return m + std::log(row_sum_exp(x, m, n));
 }
 
@@ -120,17 +127,19 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targe
   for (int64_t i = 0; i < N; ++i)
     MG_CHECK(tp[i] == ignore_index || (tp[i] >= 0 && tp[i] < V), "cross_entropy: target ", tp[i], " at row ", i,
              " is out of range [0, ", V, ") and is not ignore_index (", ignore_index, ")");
-  dispatch_float(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
-    using T = decltype(tag);
-    const T* xp = ptr<T>(logits);
+  // bf16 logits (autocast's lm_head) are read as they are, losses and lse in f32.
+  dispatch_float_bf16(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
+    const S* xp = ptr<S>(logits);
     T* lp = ptr<T>(loss_rows);
     T* sp = ptr<T>(lse);
     parallel_rows(N, N * V, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
       for (int64_t r = r0; r < r1; ++r) {
-        const T* x = xp + r * V;
+        const S* x = xp + r * V;
         const T l = row_logsumexp(x, V);
         sp[r] = l;
-        lp[r] = tp[r] == ignore_index ? T(0) : l - x[tp[r]];
+        lp[r] = tp[r] == ignore_index ? T(0) : T(l - widen(x[tp[r]]));
       }
     });
   });
@@ -139,25 +148,33 @@ void CpuBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targe
 void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targets, const Tensor& lse,
                                         int64_t ignore_index, const Tensor& dloss_rows, double scale,
                                         const Tensor& dlogits) {
-  dispatch_float(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
-    using T = decltype(tag);
+  // bf16 logits: dlogits is bf16 too (each element computed in f32, rounded once); lse and the
+  // upstream gradient are f32.
+  dispatch_float_bf16(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
     const int64_t V = last_dim(logits), N = targets.numel();
     const int32_t* tp = ptr<int32_t>(targets);
-    const T *xp = ptr<T>(logits), *sp = ptr<T>(lse), *gp = ptr<T>(dloss_rows);
+    const S* xp = ptr<S>(logits);
+    const T *sp = ptr<T>(lse), *gp = ptr<T>(dloss_rows);
     const int64_t gs = dloss_rows.dim() ? dloss_rows.strides()[0] : 0;  // 0: one value for every row
-    T* dp = ptr<T>(dlogits);
+    S* dp = ptr<S>(dlogits);
     parallel_rows(N, N * V * 2, [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
       for (int64_t r = r0; r < r1; ++r) {
-        const T* x = xp + r * V;
-        T* d = dp + r * V;
+        const S* x = xp + r * V;
+        S* d = dp + r * V;
         if (tp[r] == ignore_index) {
-          std::fill_n(d, V, T(0));
+          std::fill_n(d, V, narrow<S>(T(0)));
           continue;
         }
         const T c = T(scale) * gp[r * gs], l = sp[r];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) d[j] = c * exp_t(x[j] - l);
-        d[tp[r]] -= c;
+        for (int64_t j = 0; j < V; ++j) d[j] = narrow<S>(c * exp_t(T(widen(x[j]) - l)));
+        if constexpr (std::is_same_v<S, bf16>) {
+          d[tp[r]] = narrow<S>(c * exp_t(T(widen(x[tp[r]]) - l)) - c);  // one rounding, from f32
+        } else {
+          d[tp[r]] -= c;
+        }
       }
     });
   });

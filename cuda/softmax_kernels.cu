@@ -53,14 +53,21 @@ __global__ void softmax_backward_kernel(const T* dy, const T* y, T* dx, int64_t 
 }
 
 // A target outside [0, V) that is not ignore_index records its row in *bad_row (the smallest
-// such row wins: integer atomics, deterministic) and leaves a NaN loss.
-template <class T>
-__global__ void cross_entropy_forward_kernel(const T* logits, const int32_t* targets, int64_t ignore_index, T* loss,
-                                             T* lse, int64_t V, unsigned long long* bad_row) {
+// such row wins: integer atomics, deterministic) and leaves a NaN loss. S: the logits' stored type
+// (bf16 logits are read as they are); losses and lse in compute_t<S>.
+template <class S>
+__global__ void cross_entropy_forward_kernel(const S* logits, const int32_t* targets, int64_t ignore_index,
+                                             compute_t<S>* loss, compute_t<S>* lse, int64_t V,
+                                             unsigned long long* bad_row) {
+  using T = compute_t<S>;
   const int64_t row = blockIdx.x;
-  const T* r = logits + row * V;
-  T m, s;
-  row_max_sumexp(r, V, m, s);
+  const S* r = logits + row * V;
+  T mx = T(-INFINITY);
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) mx = MaxOp()(mx, convert<T>(r[i]));
+  const T m = block_reduce(mx, MaxOp());
+  T acc = 0;
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) acc += exp(convert<T>(r[i]) - m);
+  const T s = block_reduce(acc, SumOp());
   if (threadIdx.x != 0) return;
   const T l = m + log(s);
   lse[row] = l;
@@ -71,24 +78,26 @@ __global__ void cross_entropy_forward_kernel(const T* logits, const int32_t* tar
     atomicMin(bad_row, (unsigned long long)row);
     loss[row] = T(NAN);
   } else {
-    loss[row] = l - r[t];
+    loss[row] = l - convert<T>(r[t]);
   }
 }
 
-template <class T>
-__global__ void cross_entropy_backward_kernel(const T* logits, const int32_t* targets, const T* lse,
-                                              int64_t ignore_index, const T* dloss, int64_t dloss_stride, T scale,
-                                              T* dlogits, int64_t V) {
+template <class S>
+__global__ void cross_entropy_backward_kernel(const S* logits, const int32_t* targets, const compute_t<S>* lse,
+                                              int64_t ignore_index, const compute_t<S>* dloss, int64_t dloss_stride,
+                                              compute_t<S> scale, S* dlogits, int64_t V) {
+  using T = compute_t<S>;
   const int64_t row = blockIdx.x;
-  const T* r = logits + row * V;
-  T* d = dlogits + row * V;
+  const S* r = logits + row * V;
+  S* d = dlogits + row * V;
   const int64_t t = targets[row];
   if (t == ignore_index) {
-    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) d[i] = T(0);
+    for (int64_t i = threadIdx.x; i < V; i += blockDim.x) d[i] = convert<S>(T(0));
     return;
   }
   const T g = scale * dloss[row * dloss_stride], l = lse[row];
-  for (int64_t i = threadIdx.x; i < V; i += blockDim.x) d[i] = g * (exp(r[i] - l) - (i == t ? T(1) : T(0)));
+  for (int64_t i = threadIdx.x; i < V; i += blockDim.x)
+    d[i] = convert<S>(g * (exp(convert<T>(r[i]) - l) - (i == t ? T(1) : T(0))));
 }
 
 }  // namespace
@@ -118,10 +127,11 @@ void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targ
   MG_CHECK(V > 0, "cuda cross_entropy_forward: no classes in logits ", logits.desc());
   DeviceBuffer bad(sizeof(unsigned long long));
   CUDA_CHECK(cudaMemsetAsync(bad.p, 0xff, sizeof(unsigned long long), stream()), "cross_entropy_forward");
-  dispatch_float(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
-    using T = decltype(tag);
-    cross_entropy_forward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
-        ptr<const T>(logits), ptr<const int32_t>(targets), ignore_index, ptr<T>(loss_rows), ptr<T>(lse), V,
+  dispatch_float_bf16(logits.dtype(), "cross_entropy_forward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
+    cross_entropy_forward_kernel<S><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
+        ptr<const S>(logits), ptr<const int32_t>(targets), ignore_index, ptr<T>(loss_rows), ptr<T>(lse), V,
         bad.as<unsigned long long>());
   });
   CUDA_CHECK_LAUNCH("cross_entropy_forward");
@@ -144,12 +154,16 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
                                          int64_t ignore_index, const Tensor& dloss_rows, double scale,
                                          const Tensor& dlogits) {
   const int64_t dstride = dloss_rows.dim() ? dloss_rows.strides()[0] : 0;
-  launch_per_row(logits, "cross_entropy_backward", [&](auto tag, const LastDimRows& r) {
-    using T = decltype(tag);
-    cross_entropy_backward_kernel<T><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
-        ptr<const T>(logits), ptr<const int32_t>(targets), ptr<const T>(lse), ignore_index,
-        ptr<const T>(dloss_rows), dstride, T(scale), ptr<T>(dlogits), r.n);
+  const LastDimRows r(logits);
+  if (r.rows == 0 || r.n == 0) return;
+  dispatch_float_bf16(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using S = decltype(tag);
+    using T = compute_t<S>;
+    cross_entropy_backward_kernel<S><<<r.blocks(), r.threads(kRowThreadsMax), 0, stream()>>>(
+        ptr<const S>(logits), ptr<const int32_t>(targets), ptr<const T>(lse), ignore_index,
+        ptr<const T>(dloss_rows), dstride, T(scale), ptr<S>(dlogits), r.n);
   });
+  CUDA_CHECK_LAUNCH("cross_entropy_backward");
 }
 
 }  // namespace mg::cuda

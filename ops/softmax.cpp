@@ -39,7 +39,6 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl("log_soft
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, Reduction reduction) {
   OpScope op_scope;
-  if (autocast_widens(logits)) return cross_entropy(autocast_widen(logits), targets, ignore_index, reduction);
   check_floating("cross_entropy", logits);
   MG_CHECK(logits.dim() >= 1, "cross_entropy: logits must be [..., V], got ", logits.desc());
   MG_CHECK(targets.defined() && targets.dtype() == DType::i32, "cross_entropy: targets must be an i32 tensor, got ",
@@ -64,7 +63,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
     ++count;
   }
 
-  Tensor loss_rows = empty_as({N}, logits), lse = empty_as({N}, logits);
+  // bf16 logits (the lm_head's output under autocast) are read as they are, never widened into an
+  // f32 copy; the losses are f32 (autocast's rule for cross-entropy), and so is the loss.
+  const TensorOptions acc{logits.dtype() == DType::bf16 ? DType::f32 : logits.dtype(), logits.device(), false};
+  Tensor loss_rows = Tensor::empty({N}, acc), lse = Tensor::empty({N}, acc);
   Tensor t1 = make_view(tc, {N}, {1}, tc.offset());
   if (N) be(logits).cross_entropy_forward(as_rows(lc), t1, ignore_index, loss_rows, lse);
 

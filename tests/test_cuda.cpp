@@ -478,6 +478,17 @@ PARITY_CASE(gelu, "erf and tanh forms, forward and backward") {
   }
 }
 
+TEST_CASE("cross_entropy on bf16 logits agrees with the CPU (f32 loss, bf16 gradient)") {
+  Tensor x = randn({13, 70}, 1).to(DType::bf16);
+  x.set_requires_grad(true);
+  std::vector<int32_t> tv;
+  for (int i = 0; i < 13; ++i) tv.push_back(i == 4 ? -100 : (i * 31) % 70);
+  Tensor t = from_vector(tv);
+  check_op_parity("cross_entropy bf16",
+                  [&](const std::vector<Tensor>& in) { return cross_entropy(in[0], t.to(in[0].device()), -100); }, {x},
+                  1.0 / 128);
+}
+
 TEST_CASE("matmul_bias (the GEMM epilogue: bias, bf16 output) agrees with the CPU") {
   for (DType dt : {DType::f32, DType::f64}) {
     check_op_parity(std::string("matmul_bias ") + dtype_name(dt),

@@ -269,3 +269,32 @@ TEST_CASE("cross_entropy errors name the bad target, its position, the op and th
                        Error);
   CHECK_THROWS_WITH_AS(softmax(x, 3), doctest::Contains("softmax"), Error);
 }
+
+TEST_CASE("cross_entropy: bf16 logits are read as they are; f32 loss, bf16 gradient rounded once from f32") {
+  for (Reduction red : {Reduction::mean, Reduction::sum, Reduction::none}) {
+    CAPTURE(int(red));
+    Tensor x32 = mul(randn({37, 301}, 70), 4.0).to(DType::bf16).to(DType::f32);  // bf16-representable
+    std::vector<int32_t> tv;
+    for (int i = 0; i < 37; ++i) tv.push_back(i % 5 == 0 ? -100 : (i * 97) % 301);
+    Tensor t = from_vector(tv);
+    Tensor l16 = x32.to(DType::bf16).detach(), l32 = x32.detach();
+    l16.set_requires_grad(true);
+    l32.set_requires_grad(true);
+    Tensor y16 = cross_entropy(l16, t, -100, red), y32 = cross_entropy(l32, t, -100, red);
+    CHECK(y16.dtype() == DType::f32);
+    // The same f32 arithmetic on the same values: the same loss.
+    CHECK(max_abs_diff(y16, y32) == 0.0);
+    Tensor r = red == Reduction::none ? randn({37}, 71) : Tensor();
+    (r.defined() ? sum(mul(y16, r)) : y16).backward();
+    (r.defined() ? sum(mul(y32, r)) : y32).backward();
+    REQUIRE(l16.grad().dtype() == DType::bf16);
+    std::vector<double> g = vals(l16.grad()), want = vals(l32.grad().to(DType::bf16));
+    size_t differ = 0, far = 0;
+    for (size_t i = 0; i < g.size(); ++i) {
+      differ += g[i] != want[i];
+      far += std::abs(g[i] - want[i]) > std::abs(want[i]) / 128;
+    }
+    CHECK(far == 0);                     // at most one bf16 ulp
+    CHECK(differ <= g.size() / 100);     // and only where the target's subtraction rounds differently
+  }
+}
