@@ -282,8 +282,10 @@ TEST_CASE("cross_entropy: bf16 logits are read as they are; f32 loss, bf16 gradi
     l32.set_requires_grad(true);
     Tensor y16 = cross_entropy(l16, t, -100, red), y32 = cross_entropy(l32, t, -100, red);
     CHECK(y16.dtype() == DType::f32);
-    // The same f32 arithmetic on the same values: the same loss.
-    CHECK(max_abs_diff(y16, y32) == 0.0);
+    // The same f32 arithmetic on the same values; only the order of the row sums may differ (the
+    // ISA paths vectorise the bf16 and f32 loads differently): a few f32 ulp of the loss.
+    const double scale = std::max(1.0, vals(max(abs(y32))).front());
+    CHECK(max_abs_diff(y16, y32) <= 8 * 6e-8 * scale);
     Tensor r = red == Reduction::none ? randn({37}, 71) : Tensor();
     (r.defined() ? sum(mul(y16, r)) : y16).backward();
     (r.defined() ? sum(mul(y32, r)) : y32).backward();
