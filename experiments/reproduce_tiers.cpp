@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "core/backend.h"
 #include "core/error.h"
@@ -33,6 +35,50 @@ struct TierRun {
   TrainSummary s;
 };
 
+// A run that --resume finds finished trains nothing in this invocation, so its summary carries no
+// losses: they are read back from the run's metrics.csv (the last logged train loss, every
+// validation point, the tokens and seconds of the whole run). Columns are found by name.
+void fill_from_metrics(const std::string& dir, TrainSummary& s) {
+  std::ifstream in(dir + "/metrics.csv");
+  std::string line;
+  if (!std::getline(in, line)) return;
+  auto split = [](const std::string& l) {
+    std::vector<std::string> f;
+    std::string cur;
+    for (char c : l) {
+      if (c == ',') {
+        f.push_back(cur);
+        cur.clear();
+      } else if (c != '\r') {
+        cur += c;
+      }
+    }
+    f.push_back(cur);
+    return f;
+  };
+  const std::vector<std::string> head = split(line);
+  auto col = [&](const char* name) -> int64_t {
+    for (size_t i = 0; i < head.size(); ++i)
+      if (head[i] == name) return int64_t(i);
+    return -1;
+  };
+  const int64_t c_step = col("step"), c_train = col("train_loss"), c_val = col("val_loss"), c_tok = col("tokens"),
+                c_sec = col("seconds");
+  if (c_step < 0 || c_train < 0 || c_val < 0) return;
+  double tokens = 0, seconds = 0;
+  while (std::getline(in, line)) {
+    const std::vector<std::string> f = split(line);
+    if (int64_t(f.size()) < int64_t(head.size())) continue;
+    const int64_t step = std::stoll(f[size_t(c_step)]);
+    if (!f[size_t(c_train)].empty()) s.last_train_loss = std::stod(f[size_t(c_train)]);
+    if (!f[size_t(c_val)].empty()) s.validation.push_back({step, std::stod(f[size_t(c_val)])});
+    if (c_tok >= 0 && !f[size_t(c_tok)].empty()) tokens = std::stod(f[size_t(c_tok)]);
+    if (c_sec >= 0 && !f[size_t(c_sec)].empty()) seconds = std::stod(f[size_t(c_sec)]);
+  }
+  s.seconds = seconds;
+  s.tokens_per_second = seconds > 0 ? tokens / seconds : 0;
+}
+
 // Trains rc (resuming from its checkpoint with o.resume); false when it stopped early.
 bool train_one(RunConfig rc, const ReproduceOptions& o, std::vector<TierRun>& runs) {
   rc.out_dir = o.out + "/" + rc.name;
@@ -41,6 +87,7 @@ bool train_one(RunConfig rc, const ReproduceOptions& o, std::vector<TierRun>& ru
   t.resume = o.resume && fs::exists(rc.out_dir + "/checkpoint.safetensors");
   std::fprintf(stderr, "== %s (%s) ==\n", rc.name.c_str(), rc.model.summary().c_str());
   TrainSummary s = rc.autoencoder ? train_autoencoder(rc, t) : train_run(rc, t);
+  if (t.resume && !s.interrupted && s.validation.empty()) fill_from_metrics(rc.out_dir, s);
   runs.push_back({rc, s});
   if (s.interrupted) std::fprintf(stderr, "reproduce: %s stopped early; rerun with --resume\n", rc.name.c_str());
   return !s.interrupted;
@@ -106,7 +153,11 @@ int run_standard_tier(const ReproduceOptions& o) {
     for (size_t j = 0; j < llama.x.size(); ++j)
       if (mixer.x[i] == llama.x[j])
         md << "- n_ctx " << mixer.x[i] << ": mixer " << num("%.4f", mixer.y[i]) << " vs Llama "
-           << num("%.4f", llama.y[j]) << ": " << (mixer.y[i] < llama.y[j] ? "mixer lower" : "Llama lower") << "\n";
+           << num("%.4f", llama.y[j]) << ": "
+           << (std::isnan(mixer.y[i]) || std::isnan(llama.y[j]) ? "no validation loss"
+               : mixer.y[i] < llama.y[j]                         ? "mixer lower"
+                                                                 : "Llama lower")
+           << "\n";
   p.series = {mixer, llama};
   report::save_line_plot(o.out + "/context_sweep.png", p);
   md << "\n![context sweep](context_sweep.png)\n";
