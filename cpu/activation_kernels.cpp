@@ -132,16 +132,16 @@ void map1(const Tensor& x, const Tensor& bias, const Tensor& y, F fn) {
   });
 }
 
-// dx = dy * grad(x + bias)
+// dx = fn(dy, x + bias): dy * act'(v) for most activations, a select for ReLU.
 template <class S, class F>
-void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tensor& dx, F grad) {
+void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tensor& dx, F fn) {
   using C = compute_t<S>;
   const S *dyp = ptr<S>(dy), *xp = ptr<S>(x);
   S* dxp = ptr<S>(dx);
   if (!bias.defined()) {
     parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
 #pragma omp simd
-      for (int64_t i = b; i < e; ++i) dxp[i] = narrow<S>(widen(dyp[i]) * grad(widen(xp[i])));
+      for (int64_t i = b; i < e; ++i) dxp[i] = narrow<S>(fn(widen(dyp[i]), widen(xp[i])));
     });
     return;
   }
@@ -152,7 +152,7 @@ void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tenso
       const int64_t o = r * cols;
 #pragma omp simd
       for (int64_t j = 0; j < cols; ++j)
-        dxp[o + j] = narrow<S>(widen(dyp[o + j]) * grad(C(widen(xp[o + j]) + widen(bp[j]))));
+        dxp[o + j] = narrow<S>(fn(widen(dyp[o + j]), C(widen(xp[o + j]) + widen(bp[j]))));
     }
   });
 }
@@ -184,34 +184,16 @@ void CpuBackend::activation_backward(Activation act, const Tensor& dy, const Ten
     using T = compute_t<S>;
     switch (act) {
       case Activation::gelu:
-        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return gelu_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, [](T d, T v) __attribute__((always_inline)) { return d * gelu_grad(v); });
       case Activation::gelu_tanh:
-        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return gelu_tanh_grad(v); });
+        return map_grad<S>(dy, x, bias, dx,
+                           [](T d, T v) __attribute__((always_inline)) { return d * gelu_tanh_grad(v); });
       case Activation::silu:
-        return map_grad<S>(dy, x, bias, dx, [](T v) __attribute__((always_inline)) { return silu_grad(v); });
-      case Activation::relu: {
+        return map_grad<S>(dy, x, bias, dx, [](T d, T v) __attribute__((always_inline)) { return d * silu_grad(v); });
+      case Activation::relu:
         // A select, not dy * relu'(x): dy = inf or NaN where x <= 0 still gives 0, as PyTorch.
-        const S *dyp = ptr<S>(dy), *xp = ptr<S>(x);
-        S* dxp = ptr<S>(dx);
-        if (!bias.defined()) {
-          parallel_elements(x.numel(), [&](int64_t b, int64_t e) __attribute__((always_inline)) {
-#pragma omp simd
-            for (int64_t i = b; i < e; ++i) dxp[i] = narrow<S>(select(widen(xp[i]) <= T(0), T(0), widen(dyp[i])));
-          });
-          return;
-        }
-        const S* bp = ptr<S>(bias);
-        const int64_t cols = bias.numel(), rows = x.numel() / cols;
-        parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
-          for (int64_t r = r0; r < r1; ++r) {
-            const int64_t o = r * cols;
-#pragma omp simd
-            for (int64_t j = 0; j < cols; ++j)
-              dxp[o + j] = narrow<S>(select(T(widen(xp[o + j]) + widen(bp[j])) <= T(0), T(0), widen(dyp[o + j])));
-          }
-        });
-        return;
-      }
+        return map_grad<S>(dy, x, bias, dx,
+                           [](T d, T v) __attribute__((always_inline)) { return select(v <= T(0), T(0), d); });
     }
     throw Error("cpu activation_backward: unknown activation");
   });
