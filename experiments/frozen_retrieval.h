@@ -40,7 +40,7 @@ FrozenRetrievalResult train_frozen_retrieval(RetrievalMixer& model, const Tensor
                                              const Tensor& test_documents, const FrozenRetrievalOptions& options,
                                              uint64_t eval_seed,
                                              const std::function<void(int64_t, double)>& on_log = nullptr,
-                                             const RunControl& control = {.progress = false});
+                                             const RunControl& control = {.out_dir = {}, .label = {}, .progress = false});
 
 // Mean CE and top-1/MRR of `model` on pools over embeddings (query i's document is row i).
 std::pair<double, RetrievalScore> evaluate_frozen_retrieval(RetrievalMixer& model, const Tensor& queries,

@@ -46,7 +46,7 @@ InfoNceStats train_info_nce(LanguageModel& model, const std::vector<std::vector<
                             const std::vector<std::vector<int32_t>>& documents, int32_t pad_id,
                             const InfoNceOptions& options,
                             const std::function<void(int64_t, double)>& on_log = nullptr,
-                            const RunControl& control = {.progress = false},
+                            const RunControl& control = {.out_dir = {}, .label = {}, .progress = false},
                             const std::map<std::string, std::string>& metadata = {});
 
 // One group's (or in-batch step's) loss for the given query/document indices: the grouped

@@ -21,7 +21,8 @@ struct RetrievalComparisonOptions {
   // and the last token are options.
   EmbedPosition position = EmbedPosition::second_last;
   // InfoNCE fine-tuning: groups of 32, one group per step (log_every is set to steps / 10).
-  InfoNceOptions infonce{.temperature = 0.02,
+  InfoNceOptions infonce{.embed = {},
+                         .temperature = 0.02,
                          .group_size = 32,
                          .train = {.steps = 500, .lr = 1e-3, .warmup_steps = 50, .eval_every = 0,
                                    .checkpoint_every = 0, .seed = 0}};

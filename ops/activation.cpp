@@ -23,12 +23,6 @@ Tensor activation(Activation act, const char* name, const Tensor& x) {
   });
 }
 
-// sum of g [..., C] over every leading dim, in f32 for bf16 (no bf16 reductions).
-Tensor sum_rows_to_bias(const Tensor& g, int64_t C) {
-  if (g.dtype() != DType::bf16) return sum_to(g, Shape{C});
-  return cast_raw(sum_to(cast_raw(g, DType::f32), Shape{C}), DType::bf16);
-}
-
 }  // namespace
 
 Tensor gelu(const Tensor& x, bool tanh_approx) {
@@ -54,7 +48,7 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool tanh_approx) {
   return record("bias_gelu", y, {x, bias}, [act, xc, bc, need_bias](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = empty_as(xc.shape(), xc);
     if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, bc, dx);
-    return {dx, need_bias ? sum_rows_to_bias(dx, bc.numel()) : Tensor()};
+    return {dx, need_bias ? grad_sum_to(dx, Shape{bc.numel()}, bc.dtype()) : Tensor()};
   });
 }
 

@@ -1,5 +1,6 @@
 #include "ops/common.h"
 
+#include "ops/autocast_policy.h"
 #include "ops/reduce.h"
 
 namespace mg::detail {
@@ -44,6 +45,11 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
   }
   Tensor r = dims.empty() ? g : sum(g, dims, true);
   return r.reshape(shape);
+}
+
+Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype) {
+  if (g.dtype() != DType::bf16 || g.shape() == shape) return cast_raw(sum_to(g, shape), dtype);
+  return cast_raw(sum_to(cast_raw(g, DType::f32), shape), dtype);
 }
 
 Tensor as_rows(const Tensor& x) {

@@ -22,6 +22,9 @@ Tensor broadcast_to_raw(const Tensor& t, const Shape& shape);
 Tensor contiguous_raw(const Tensor& t);
 // Sums g down to `shape` (undoing NumPy broadcasting); differentiable.
 Tensor sum_to(const Tensor& g, const Shape& shape);
+// A gradient summed down to `shape` and returned as `dtype`. A bf16 g is summed in f32 (there are
+// no bf16 reductions) and rounded once at the end; other dtypes sum in their own.
+Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype);
 // x (contiguous) seen as [rows, n] over its last dim (a 0-d tensor as [1, 1]), without autograd.
 Tensor as_rows(const Tensor& x);
 // "[i, j, ...]": the multi-index of flat element `flat` of a tensor of shape `s`, for messages.

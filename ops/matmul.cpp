@@ -104,11 +104,10 @@ Tensor matmul_nd(const Tensor& a, const Tensor& b, const Tensor& bias = Tensor()
   return out;
 }
 
-// sum_to for gradients of any dtype: bf16 sums run in f32 (no bf16 reduction kernels).
+// A matmul operand's gradient, summed over the batch dims it was broadcast along.
 Tensor reduce_to(const Tensor& g, const Shape& shape) {
   OpScope op_scope;
-  if (g.dtype() != DType::bf16 || g.shape() == shape) return sum_to(g, shape);
-  return cast_raw(sum_to(cast_raw(g, DType::f32), shape), DType::bf16);
+  return grad_sum_to(g, shape, g.dtype());
 }
 
 }  // namespace
@@ -163,11 +162,7 @@ Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias) {
                 [sa, sb, sha, shb, need_bias, bias_dtype, n](const Tensor& g) -> std::vector<Tensor> {
                   Tensor ga = sb.defined() ? reduce_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
                   Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
-                  // Summed in f32 for a bf16 gradient (no bf16 reductions), returned in the bias's dtype.
-                  Tensor gbias = need_bias ? cast_raw(sum_to(cast_raw(g, bias_dtype == DType::f64 ? DType::f64 : DType::f32),
-                                                             Shape{n}),
-                                                      bias_dtype)
-                                           : Tensor();
+                  Tensor gbias = need_bias ? grad_sum_to(g, Shape{n}, bias_dtype) : Tensor();
                   return {ga, gb, gbias};
                 });
 }

@@ -15,6 +15,7 @@
 #include "data/corpus_fingerprint.h"
 #include "experiments/data_prep.h"
 #include "tests/temp_dir.h"
+#include "tests/test_helpers.h"
 #include "train/run_lock.h"
 
 using namespace mg;
@@ -151,12 +152,7 @@ TEST_CASE("data cache: a corpus too small for data.vocab_size is refused at toke
   test::TempDir dir("mg_data_prep");
   dir.write("corpus.txt", stories(10));
   const DataConfig c = config(dir, 4096);
-  std::string msg;
-  try {
-    prepare_data(c);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  std::string msg = test::error_of([&] { prepare_data(c); });
   INFO(msg);
   CHECK(msg.find("fewer than data.vocab_size 4096") != std::string::npos);
   CHECK(msg.find("set data.vocab_size to ") != std::string::npos);
@@ -215,12 +211,7 @@ TEST_CASE("data cache: a given tokenizer that is missing or of another size is r
   DataConfig c = config(dir, 400);
   c.cache_dir = dir.file("cache2");
   c.tokenizer = own.dir + "/tokenizer.bpe";
-  std::string msg;
-  try {
-    prepare_data(c);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  std::string msg = test::error_of([&] { prepare_data(c); });
   INFO(msg);
   CHECK(msg.find("has 300 tokens, not data.vocab_size 400") != std::string::npos);
   CHECK(msg.find(c.tokenizer) != std::string::npos);
@@ -228,12 +219,7 @@ TEST_CASE("data cache: a given tokenizer that is missing or of another size is r
 
   c.vocab_size = 300;
   c.tokenizer = dir.file("no_such.bpe");
-  msg.clear();
-  try {
-    prepare_data(c);
-  } catch (const Error& e) {
-    msg = e.what();
-  }
+  msg = test::error_of([&] { prepare_data(c); });
   CHECK(msg.find("data.tokenizer '" + c.tokenizer + "' does not exist") != std::string::npos);
   CHECK_FALSE(fs::exists(c.cache_dir));
 }
