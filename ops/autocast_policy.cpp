@@ -15,19 +15,17 @@ bool autocast_lowers(const Tensor& a, const Tensor& b, const Tensor& c) {
 Tensor autocast_lower(const Tensor& t) {
   if (!autocast_enabled() || !is(t, DType::f32)) return t;
   const DType low = autocast_state().dtype;
-  if (!autocast_cacheable(t)) {
-    autocast_count_conversion();
-    return t.to(low);
-  }
   OpScope op_scope;
-  Tensor raw = autocast_cache_find(t, low);
+  const bool parameter = autocast_cacheable(t);
+  Tensor raw = parameter ? autocast_cache_find(t, low) : autocast_activation_find(t, low);
   if (!raw.defined()) {
     autocast_count_conversion();
     raw = cast_raw(t, low);
-    autocast_cache_store(t, raw);
+    if (parameter) autocast_cache_store(t, raw);
+    else autocast_activation_store(t, raw);
   }
   // A fresh handle per use with its own cast node, exactly as t.to(low) records: gradients (and
-  // their rounding) are those of an uncached cast even when a parameter is used twice.
+  // their rounding) are those of an uncached cast even when a tensor is used twice.
   Tensor out = make_view(raw, raw.shape(), raw.strides(), raw.offset());
   return record("to_dtype", out, {t}, [](const Tensor& g) -> std::vector<Tensor> { return {g.to(DType::f32)}; });
 }

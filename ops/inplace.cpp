@@ -1,5 +1,6 @@
 #include "ops/inplace.h"
 
+#include "core/autocast_cache.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -10,6 +11,7 @@ void check_writable(const char* op, const Tensor& dst) {
   MG_CHECK(dst.defined(), op, ": undefined destination");
   MG_CHECK(!needs_grad(dst), op, ": writing into ", dst.desc(),
            " which requires grad while grad mode is on; wrap the write in NoGradGuard");
+  autocast_note_inplace_write();  // a bf16 copy of dst (or of a view of it) would be stale
 }
 }  // namespace
 
