@@ -11,6 +11,10 @@
 // plus O(T * Dh) rows of the head being processed; never O(T^2).
 // Causal: key blocks entirely after a query block are skipped; in the diagonal block masked entries
 // are set to exact zeros, so no position sees a later one, bit for bit.
+// bf16 (autocast's q, k, v; lse stays f32): each work item widens the rows it reads into per-thread
+// f32 buffers (O(T * Dh), against the item's O(kTile * T * Dh) or O(T^2 * Dh) flops), runs the f32
+// routine on them and rounds its outputs once. So the results are bitwise those of the f32 kernel
+// on widened inputs, and no full-size f32 copy is ever made.
 //
 // Score tiles are computed transposed, S^T = k q^T ([keys x queries]): k is used in place (no
 // per-tile packing), and every per-query quantity (max, sum, rescale, lse, D) runs across vector
@@ -27,6 +31,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "cpu/bf16_math.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 
@@ -468,6 +473,71 @@ Geometry<T> geometry(const Tensor& q, double scale, bool causal) {
   return g;
 }
 
+void widen_rows(const bf16* src, int64_t n, float* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = widen(src[i]);
+}
+void narrow_rows(const float* src, int64_t n, bf16* dst) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) dst[i] = narrow<bf16>(src[i]);
+}
+
+void attention_forward_bf16(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                            const Tensor& out, const Tensor& lse) {
+  const int64_t BH = q.size(0) * q.size(1);
+  const Geometry<float> g = geometry<float>(q, scale, causal);
+  const int64_t T_ = g.T_, Dh = g.Dh, nq = g.nblocks, items = BH * nq, head = T_ * Dh;
+  const bf16 *qp = ptr<bf16>(q), *kp = ptr<bf16>(k), *vp = ptr<bf16>(v);
+  bf16* op = ptr<bf16>(out);
+  float* lp = ptr<float>(lse);
+  const auto fn = kernels_for_isa<float>().forward;
+  const int64_t base_ws = fwd_scratch(g);
+  const bool par = items > 1 && q.numel() * T_ >= (int64_t(1) << 18);
+  run_items<float>(items, base_ws + 4 * head, par, [&](int64_t it, float* ws) {
+    const int64_t bh = it % BH, qb = nq - 1 - it / BH, off = bh * head;
+    const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0);
+    const int64_t keys = causal ? i0 + m : T_;  // the key rows this query block reads
+    float *qf = ws + base_ws, *kf = qf + head, *vf = kf + head, *of = vf + head;
+    widen_rows(qp + off + i0 * Dh, m * Dh, qf + i0 * Dh);
+    widen_rows(kp + off, keys * Dh, kf);
+    widen_rows(vp + off, keys * Dh, vf);
+    // As one head at bh 0: the routine addresses rows from the head's start.
+    const FwdArgs<float> a{qf, kf, vf, of, lp + bh * T_, g};
+    fn(a, 0, qb, ws);
+    narrow_rows(of + i0 * Dh, m * Dh, op + off + i0 * Dh);
+  });
+}
+
+void attention_backward_bf16(const Tensor& dout, const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& out, const Tensor& lse, double scale, bool causal, const Tensor& dq,
+                             const Tensor& dk, const Tensor& dv) {
+  const int64_t BH = q.size(0) * q.size(1);
+  const Geometry<float> g = geometry<float>(q, scale, causal);
+  const int64_t T_ = g.T_, Dh = g.Dh, head = T_ * Dh;
+  const bf16 *dop = ptr<bf16>(dout), *qp = ptr<bf16>(q), *kp = ptr<bf16>(k), *vp = ptr<bf16>(v),
+             *outp = ptr<bf16>(out);
+  bf16 *dqp = ptr<bf16>(dq), *dkp = ptr<bf16>(dk), *dvp = ptr<bf16>(dv);
+  const float* lp = ptr<float>(lse);
+  const auto fn = kernels_for_isa<float>().backward;
+  const int64_t base_ws = bwd_scratch(g);
+  const bool par = BH > 1 && q.numel() * T_ >= (int64_t(1) << 18);
+  run_items<float>(BH, base_ws + 8 * head, par, [&](int64_t bh, float* ws) {
+    const int64_t off = bh * head;
+    float* f[8];
+    for (int i = 0; i < 8; ++i) f[i] = ws + base_ws + i * head;
+    widen_rows(dop + off, head, f[0]);
+    widen_rows(qp + off, head, f[1]);
+    widen_rows(kp + off, head, f[2]);
+    widen_rows(vp + off, head, f[3]);
+    widen_rows(outp + off, head, f[4]);
+    const BwdArgs<float> a{f[0], f[1], f[2], f[3], f[4], lp + bh * T_, f[5], f[6], f[7], g};
+    fn(a, 0, ws);
+    narrow_rows(f[5], head, dqp + off);
+    narrow_rows(f[6], head, dkp + off);
+    narrow_rows(f[7], head, dvp + off);
+  });
+}
+
 }  // namespace
 
 void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
@@ -475,6 +545,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
   MG_CHECK(q.dim() == 4, "cpu attention_forward: expected q [B, H, T, Dh], got ", q.desc());
   const int64_t BH = q.size(0) * q.size(1);
   if (q.numel() == 0) return;
+  if (q.dtype() == DType::bf16) return attention_forward_bf16(q, k, v, scale, causal, out, lse);
   dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = decltype(tag);
     const FwdArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(lse), geometry<T>(q, scale, causal)};
@@ -493,6 +564,7 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
   MG_CHECK(q.dim() == 4, "cpu attention_backward: expected q [B, H, T, Dh], got ", q.desc());
   const int64_t BH = q.size(0) * q.size(1);
   if (q.numel() == 0) return;
+  if (q.dtype() == DType::bf16) return attention_backward_bf16(dout, q, k, v, out, lse, scale, causal, dq, dk, dv);
   dispatch_float(q.dtype(), "attention_backward", [&](auto tag) {
     using T = decltype(tag);
     const BwdArgs<T> a{ptr<T>(dout), ptr<T>(q), ptr<T>(k),  ptr<T>(v),  ptr<T>(out),

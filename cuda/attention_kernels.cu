@@ -11,6 +11,8 @@
 //    accumulating with atomics from the dk/dv blocks.
 //  - row-wise (f64, larger head dims, or when chosen): one block per query row (forward, dq) or key
 //    row (dk, dv) streams over the other rows in chunks of kAttnThreads, one row per thread.
+// bf16 (autocast's q, k, v) runs the f32 kernels on widened copies made per call, so only f32 math
+// is ever compiled here and the tensors autograd saves stay bf16.
 #include <atomic>
 
 #include "cuda/cuda_backend.h"
@@ -469,6 +471,14 @@ size_t attention_smem(const char* op, int64_t Dh, int rows_of_dh, int rows_of_ch
   return bytes;
 }
 
+// An f32 tensor of t's shape on t's device, and one holding t's values (bf16 widened exactly).
+Tensor f32_like(const Tensor& t) { return Tensor::empty(t.shape(), TensorOptions{DType::f32, t.device(), false}); }
+Tensor widened(CudaBackend& be, const Tensor& t) {
+  Tensor f = f32_like(t);
+  be.copy(t, f);
+  return f;
+}
+
 }  // namespace
 
 void set_attention_kernel(AttentionKernel k) { g_attention_kernel.store(k); }
@@ -478,6 +488,14 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
                                     const Tensor& out, const Tensor& lse) {
   const int64_t T_len = q.size(2), Dh = q.size(3), rows = q.numel() / std::max<int64_t>(Dh, 1);
   if (q.numel() == 0) return;
+  if (q.dtype() == DType::bf16) {
+    // bf16 q, k, v and out (lse f32): the f32 kernels on widened copies, the output rounded once.
+    // The copies live for this call only; what autograd saves stays bf16.
+    Tensor qf = widened(*this, q), kf = widened(*this, k), vf = widened(*this, v), of = f32_like(out);
+    attention_forward(qf, kf, vf, scale, causal, of, lse);
+    copy(of, out);
+    return;
+  }
   dispatch_float(q.dtype(), "attention_forward", [&](auto tag) {
     using T = decltype(tag);
     const int64_t heads = rows / std::max<int64_t>(T_len, 1);
@@ -504,6 +522,15 @@ void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const 
                                      const Tensor& dk, const Tensor& dv) {
   const int64_t T_len = q.size(2), Dh = q.size(3), rows = q.numel() / std::max<int64_t>(Dh, 1);
   if (q.numel() == 0) return;
+  if (q.dtype() == DType::bf16) {
+    Tensor dqf = f32_like(dq), dkf = f32_like(dk), dvf = f32_like(dv);
+    attention_backward(widened(*this, dout), widened(*this, q), widened(*this, k), widened(*this, v),
+                       widened(*this, out), lse, scale, causal, dqf, dkf, dvf);
+    copy(dqf, dq);
+    copy(dkf, dk);
+    copy(dvf, dv);
+    return;
+  }
   dispatch_float(q.dtype(), "attention_backward", [&](auto tag) {
     using T = decltype(tag);
     DeviceBuffer D(size_t(rows) * sizeof(T));

@@ -1,6 +1,6 @@
 // Rotary position embedding (Llama's rotate-half form) on x [N, T, Dh]. Angles are formed and
 // rotated in f64 whatever the dtype: positions reach thousands of radians, where an f32 angle
-// would already be off in the fourth digit.
+// would already be off in the fourth digit. bf16 is read and written as it is.
 #include <cmath>
 
 #include "cuda/cuda_backend.h"
@@ -23,9 +23,9 @@ __global__ void rope_kernel(const T* x, T* out, int64_t T_len, int64_t Dh, int64
     if (inverse) s = -s;
     const T* xr = x + row * Dh;
     T* orow = out + row * Dh;
-    const double x1 = double(xr[i]), x2 = double(xr[i + half]);
-    orow[i] = T(x1 * c - x2 * s);
-    orow[i + half] = T(x2 * c + x1 * s);
+    const double x1 = convert<double>(xr[i]), x2 = convert<double>(xr[i + half]);
+    orow[i] = convert<T>(x1 * c - x2 * s);
+    orow[i + half] = convert<T>(x2 * c + x1 * s);
   }
 }
 
@@ -37,7 +37,7 @@ void CudaBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool i
   MG_CHECK(Dh % 2 == 0, "cuda rope: head dim ", Dh, " must be even");
   const int64_t pairs = x.numel() / 2;
   if (pairs == 0) return;
-  dispatch_float(x.dtype(), "rope", [&](auto tag) {
+  dispatch_float_bf16(x.dtype(), "rope", [&](auto tag) {
     using T = decltype(tag);
     rope_kernel<T><<<grid_for(pairs), kThreads, 0, stream()>>>(ptr<const T>(x), ptr<T>(out), T_len, Dh, pos_offset,
                                                                std::log(theta), inverse, pairs);

@@ -1,6 +1,5 @@
 #include "ops/rope.h"
 
-#include "ops/autocast_policy.h"
 #include "ops/common.h"
 
 namespace mg {
@@ -20,9 +19,8 @@ Tensor rope_raw(const Tensor& x, double theta, int64_t pos_offset, bool inverse)
 
 Tensor rope(const Tensor& x, double theta, int64_t pos_offset) {
   OpScope op_scope;
-  if (autocast_widens(x)) return rope(autocast_widen(x), theta, pos_offset);
+  // Any floating dtype as it is: under autocast a bf16 q or k stays bf16 (rotated in f32 inside).
   check_floating("rope", x);
-  MG_CHECK(x.dtype() != DType::bf16, "rope: f32 or f64 expected, got ", x.desc());
   MG_CHECK(x.dim() >= 2, "rope: expected [B, H, T, Dh], got ", x.desc());
   MG_CHECK(x.size(-1) % 2 == 0, "rope: head dim (last) must be even, got ", x.desc());
   MG_CHECK(theta > 0, "rope: theta must be positive, got ", theta);

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <functional>
 
+#include "core/autocast.h"
+#include "core/backend.h"
 #include "ops/attention.h"
 #include "tests/reference.h"
 #include "tests/test_helpers.h"
@@ -117,6 +119,45 @@ TEST_CASE("causal attention: later positions never change earlier outputs or rec
     for (int64_t s = t + 1; s < T; ++s)
       for (int64_t d = 0; d < Dh; ++d) CHECK(gv[size_t(s * Dh + d)] == 0.0);
   }
+}
+
+// Under autocast q, k and v are bf16 (the projections' outputs). Each work item widens its rows
+// and runs the f32 routine, so forward and backward are bitwise the f32 kernels on widened
+// inputs (the backward's out being the rounded bf16 out it saved), rounded once.
+TEST_CASE("attention on bf16: bitwise the f32 kernels on widened inputs, rounded once") {
+  Backend& be = backend_for(kCPU);
+  const TensorOptions f32{DType::f32, kCPU, false};
+  for (bool causal : {true, false}) {
+    for (Shape s : {Shape{2, 3, 70, 16}, Shape{1, 2, 130, 5}, Shape{1, 1, 1, 8}}) {
+      CAPTURE(causal);
+      CAPTURE(shape_str(s));
+      const double scale = 0.37;
+      Tensor q = leaf_from(randn(s, 1).to(DType::bf16)), k = leaf_from(randn(s, 2).to(DType::bf16));
+      Tensor v = leaf_from(randn(s, 3).to(DType::bf16).transpose(2, 3).contiguous().transpose(2, 3));
+      Tensor out = scaled_dot_product_attention(q, k, v, causal, scale);
+      CHECK(out.dtype() == DType::bf16);
+      Tensor qf = q.detach().to(DType::f32), kf = k.detach().to(DType::f32), vf = v.detach().to(DType::f32).contiguous();
+      Tensor of = Tensor::empty(s, f32), lse = Tensor::empty({s[0], s[1], s[2]}, f32);
+      be.attention_forward(qf, kf, vf, scale, causal, of, lse);
+      CHECK(vals(out) == vals(of.to(DType::bf16)));
+
+      Tensor g = randn(s, 4).to(DType::bf16);
+      out.backward(g);
+      Tensor dq = Tensor::empty(s, f32), dk = Tensor::empty(s, f32), dv = Tensor::empty(s, f32);
+      be.attention_backward(g.to(DType::f32), qf, kf, vf, out.detach().to(DType::f32), lse, scale, causal, dq, dk, dv);
+      CHECK(q.grad().dtype() == DType::bf16);
+      CHECK(vals(q.grad()) == vals(dq.to(DType::bf16)));
+      CHECK(vals(k.grad()) == vals(dk.to(DType::bf16)));
+      CHECK(vals(v.grad()) == vals(dv.to(DType::bf16)));
+    }
+  }
+  // Autocast lowers f32 inputs, as torch.autocast does for attention.
+  Tensor a = randn({1, 2, 9, 8}, 5);
+  AutocastGuard ac;
+  Tensor y = scaled_dot_product_attention(a, a, a);
+  CHECK(y.dtype() == DType::bf16);
+  Tensor ab = a.to(DType::bf16);
+  CHECK(vals(y) == vals(scaled_dot_product_attention(ab, ab, ab)));
 }
 
 TEST_CASE("attention rejects mismatched shapes and dtypes") {

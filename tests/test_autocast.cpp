@@ -229,7 +229,7 @@ TEST_CASE("autocast masked token mixing (flat and multi-head): bf16 out, f32 gra
   }
 }
 
-TEST_CASE("autocast: activations run in bf16; ops without bf16 kernels widen bf16 inputs to f32 and pass gradients back in bf16") {
+TEST_CASE("autocast: activations, rope and attention run in bf16; ops without bf16 kernels widen bf16 inputs to f32 and pass gradients back in bf16") {
   Tensor a = leaf({4, 8}, 1), w = leaf({8, 8}, 2), bias = leaf({8}, 3);
   std::vector<int32_t> t = {1, 7, 0, 3};
   Tensor targets = from_vector(t);
@@ -251,8 +251,12 @@ TEST_CASE("autocast: activations run in bf16; ops without bf16 kernels widen bf1
     CHECK(softmax(h).dtype() == DType::f32);
     CHECK(mul(h, h).dtype() == DType::f32);
     Tensor q = h.view({1, 2, 4, 4});
-    CHECK(scaled_dot_product_attention(q, q, q, true).dtype() == DType::f32);
-    CHECK(rope(q, 10000.0, 0).dtype() == DType::f32);
+    // Attention is on torch.autocast's lower-precision list: bf16 in and out (f32 inside), and
+    // f32 inputs are lowered; rope keeps its input's dtype.
+    CHECK(scaled_dot_product_attention(q, q, q, true).dtype() == DType::bf16);
+    CHECK(scaled_dot_product_attention(z.view({1, 2, 4, 4}), q, q, true).dtype() == DType::bf16);
+    CHECK(rope(q, 10000.0, 0).dtype() == DType::bf16);
+    CHECK(rope(z.view({1, 2, 4, 4}), 10000.0, 0).dtype() == DType::f32);
     // The same bf16 tensor used twice: its two bf16 gradients are added by the engine.
     loss = add(cross_entropy(h, targets), cross_entropy(z, targets));
     CHECK(loss.dtype() == DType::f32);

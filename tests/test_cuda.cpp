@@ -658,6 +658,12 @@ PARITY_CASE(rope, "forward and backward, at offset 0 and 1000") {
                     [](const std::vector<Tensor>& in) { return rope(in[0].transpose(1, 2), 500.0, 1000); },
                     {leaf({2, 9, 3, 16}, 9, dt)});
   }
+  // bf16 as it is: the CPU rotates in f32, CUDA in f64, each rounding once: one bf16 ulp at most.
+  Tensor x = randn({2, 9, 3, 16}, 10).to(DType::bf16);
+  x.set_requires_grad(true);
+  check_op_parity("rope bf16 at offset 1000",
+                  [](const std::vector<Tensor>& in) { return rope(in[0].transpose(1, 2), 500.0, 1000); }, {x},
+                  1.0 / 128);
 }
 
 PARITY_CASE(dropout, "the CPU's Philox mask bit for bit, forward and backward, transposed input") {
@@ -730,6 +736,19 @@ PARITY_CASE(attention, "forward and backward, causal and not, several key chunks
                       return scaled_dot_product_attention(in[0].transpose(1, 2), in[1], in[2], true, 0.3);
                     },
                     {leaf({2, 19, 3, 8}, 4, dt), leaf({2, 3, 19, 8}, 5, dt), leaf({2, 3, 19, 8}, 6, dt)});
+  }
+  // bf16 (autocast's q, k, v): both devices compute in f32 and round once, so outputs and
+  // gradients agree to one bf16 ulp.
+  cuda::set_attention_kernel(cuda::AttentionKernel::automatic);
+  for (bool causal : {true, false}) {
+    std::vector<Tensor> in;
+    for (uint64_t seed : {10, 11, 12}) {
+      in.push_back(randn({2, 3, 70, 16}, seed).to(DType::bf16));
+      in.back().set_requires_grad(true);
+    }
+    check_op_parity(std::string("attention bf16") + (causal ? " causal" : " full"),
+                    [causal](const std::vector<Tensor>& x) { return scaled_dot_product_attention(x[0], x[1], x[2], causal); },
+                    in, 1.0 / 128, 1e-3);
   }
   // The tiled form refuses what it cannot take, naming why.
   cuda::set_attention_kernel(cuda::AttentionKernel::tiled);

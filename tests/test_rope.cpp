@@ -89,6 +89,25 @@ TEST_CASE("rope gradient: gradcheck on plain and non-contiguous inputs; backward
   for (size_t i = 0; i < gv.size(); ++i) CHECK(back[i] == doctest::Approx(gv[i]).epsilon(1e-13));
 }
 
+// Under autocast q and k arrive as bf16 from their projections and stay bf16 (no f32 copy).
+TEST_CASE("rope on bf16: the f32 rotation of the widened input, rounded once; its gradient likewise") {
+  Tensor xf = randn({2, 3, 9, 8}, 11).to(DType::bf16).to(DType::f32);  // values exact in bf16
+  Tensor x = xf.to(DType::bf16).transpose(1, 2).detach();  // non-contiguous
+  x.set_requires_grad(true);
+  Tensor y = rope(x, 500.0, 7);
+  CHECK(y.dtype() == DType::bf16);
+  CHECK(vals(y) == vals(rope(xf.transpose(1, 2), 500.0, 7).to(DType::bf16)));
+  Tensor g = randn(y.shape(), 12).to(DType::bf16);
+  y.backward(g);
+  CHECK(x.grad().dtype() == DType::bf16);
+  // The f32 reference gradient: the inverse rotation of the widened g, rounded once.
+  Tensor z = zeros(x.shape());
+  z.set_requires_grad(true);
+  rope(z, 500.0, 7).backward(g.to(DType::f32));
+  CHECK(vals(x.grad()) == vals(z.grad().to(DType::bf16)));
+  CHECK(vals(x.grad()) != vals(g));  // it did turn
+}
+
 TEST_CASE("rope rejects odd head dims and other dtypes with a message naming the op") {
   CHECK_THROWS_WITH_AS(rope(randn({1, 1, 3, 5}, 1)), doctest::Contains("rope: head dim"), Error);
   CHECK_THROWS_WITH_AS(rope(randn({4}, 1)), doctest::Contains("rope: expected"), Error);
