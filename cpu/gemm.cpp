@@ -490,6 +490,11 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
       if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
       const U* ablk = a_block(kb);
       const U* bblk = shared_b ? b_block(kb) + c0 * kcu : bbuf;
+      // The epilogue of a finished micro-tile runs one tile late, after the next tile's kernel:
+      // reading C right after the kernel stored it stalls (the new lines are still being fetched
+      // for the stores, and Zen 4 cannot forward split 512-bit stores to loads); one kernel later
+      // the tile is in L1 or L2. A profile of the bf16 Llama step had 4.4% of its time there.
+      int64_t pend_r = -1, pend_mr = 0, pend_c = 0, pend_nr = 0;
       for (int64_t ir = r0; ir < r1; ir += MR) {
         const int64_t mr = std::min<int64_t>(MR, M - ir);
         const U* ap = ablk + ir * kcu;
@@ -511,10 +516,14 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
               }
             }
           }
-          // The last K block leaves this micro-tile final, still in L1: the epilogue runs now.
-          if (last_k) apply_epilogue(ep, C, ldc, ir, ir + mr, c0 + jr, c0 + jr + nr);
+          // The last K block leaves this micro-tile final: its epilogue runs after the next kernel.
+          if (last_k) {
+            if (pend_r >= 0) apply_epilogue(ep, C, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
+            pend_r = ir, pend_mr = mr, pend_c = c0 + jr, pend_nr = nr;
+          }
         }
       }
+      if (pend_r >= 0) apply_epilogue(ep, C, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
       tprog[t].store(int(kb + 1), std::memory_order_release);
       if (nth > 1) tprog[t].notify_all();
     }
