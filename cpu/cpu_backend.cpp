@@ -60,29 +60,30 @@ void unary_loop(const Tensor& x, const Tensor& out, Fn fn) {
   });
 }
 
-template <class T, class Fn>
+// TB: b's storage type, T or bf16 (widened exactly on load: autocast's f32 + bf16 residual add).
+template <class T, class Fn, class TB = T>
 void binary_loop(const Tensor& a, const Tensor& b, const Tensor& out, Fn fn) {
   const T* ap = ptr<T>(a);
-  const T* bp = ptr<T>(b);
+  const TB* bp = ptr<TB>(b);
   T* op = ptr<T>(out);
   for_each_row<3>(out.shape(), {a.strides(), b.strides(), out.strides()},
                   [&](std::array<int64_t, 3> off, int64_t n, std::array<int64_t, 3> st) {
                     const T* x = ap + off[0];
-                    const T* y = bp + off[1];
+                    const TB* y = bp + off[1];
                     T* o = op + off[2];
                     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
 #pragma omp simd
-                      for (int64_t i = 0; i < n; ++i) o[i] = fn(x[i], y[i]);
+                      for (int64_t i = 0; i < n; ++i) o[i] = fn(x[i], T(widen(y[i])));
                     } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
-                      const T yv = *y;
+                      const T yv = T(widen(*y));
 #pragma omp simd
                       for (int64_t i = 0; i < n; ++i) o[i] = fn(x[i], yv);
                     } else if (st[0] == 0 && st[1] == 1 && st[2] == 1) {
                       const T xv = *x;
 #pragma omp simd
-                      for (int64_t i = 0; i < n; ++i) o[i] = fn(xv, y[i]);
+                      for (int64_t i = 0; i < n; ++i) o[i] = fn(xv, T(widen(y[i])));
                     } else {
-                      for (int64_t i = 0; i < n; ++i) o[i * st[2]] = fn(x[i * st[0]], y[i * st[1]]);
+                      for (int64_t i = 0; i < n; ++i) o[i * st[2]] = fn(x[i * st[0]], T(widen(y[i * st[1]])));
                     }
                   });
 }
@@ -248,6 +249,12 @@ void CpuBackend::unary(UnaryOp op, const Tensor& x, const Tensor& out, double al
 }
 
 void CpuBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
+  if (a.dtype() == DType::f32 && b.dtype() == DType::bf16) {
+    MG_CHECK(op == BinaryOp::add && out.dtype() == DType::f32,
+             "cpu binary: an f32 and a bf16 operand are taken by add only, into f32; got ", out.desc());
+    auto plus = [](float x, float y) { return x + y; };
+    return binary_loop<float, decltype(plus), bf16>(a, b, out, plus);
+  }
   if (a.dtype() == DType::bf16) {
     // No bf16 arithmetic: widen, compute in f32, round once (the CUDA kernel gives the same bits).
     // Used for adding bf16 gradients under autocast, so speed is secondary.

@@ -119,8 +119,9 @@ __device__ __forceinline__ T apply_binary(BinaryOp op, T x, T y) {
   return x;
 }
 
-template <class T>
-__global__ void binary_kernel(BinaryOp op, const T* a, const T* b, T* out, StridedIndexer<3> L, int64_t n) {
+// TB: b's storage type, T or bf16 (autocast's f32 + bf16 residual add, b widened exactly).
+template <class T, class TB = T>
+__global__ void binary_kernel(BinaryOp op, const T* a, const TB* b, T* out, StridedIndexer<3> L, int64_t n) {
   using C = compute_t<T>;
   MG_GRID_STRIDE(i, n) {
     int64_t off[3];
@@ -342,6 +343,14 @@ void CudaBackend::binary(BinaryOp op, const Tensor& a, const Tensor& b, const Te
   const int64_t n = out.numel();
   if (n == 0) return;
   const auto L = make_indexer<3>(out.shape(), {&a.strides(), &b.strides(), &out.strides()});
+  if (a.dtype() == DType::f32 && b.dtype() == DType::bf16) {
+    MG_CHECK(op == BinaryOp::add && out.dtype() == DType::f32,
+             "cuda binary: an f32 and a bf16 operand are taken by add only, into f32; got ", out.desc());
+    binary_kernel<float, bf16_t><<<grid_for(n), kThreads, 0, stream()>>>(op, ptr<const float>(a), ptr<const bf16_t>(b),
+                                                                        ptr<float>(out), L, n);
+    CUDA_CHECK_LAUNCH("binary");
+    return;
+  }
   dispatch_float_bf16(a.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
     binary_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(op, ptr<const T>(a), ptr<const T>(b), ptr<T>(out),

@@ -42,9 +42,39 @@ Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 }
 }  // namespace
 
+namespace {
+// Autocast's residual add: an f32 stream plus a bf16 branch output, into f32. The kernel widens
+// the bf16 operand exactly as it reads it, so values and gradients are bitwise those of adding
+// a widened copy, without making the copy.
+Tensor add_f32_bf16(const Tensor& a, const Tensor& b) {
+  OpScope op_scope;
+  MG_CHECK(a.device() == b.device(), "add: device mismatch: ", a.desc(), " vs ", b.desc());
+  const bool a_low = a.dtype() == DType::bf16;
+  const Tensor& f = a_low ? b : a;  // f32 + bf16 is commutative bit for bit: the f32 one goes first
+  const Tensor& h = a_low ? a : b;
+  Shape s = broadcast_shapes(a.shape(), b.shape(), "add");
+  Tensor out = empty_as(s, f);
+  if (out.numel()) be(f).binary(BinaryOp::add, broadcast_to_raw(f, s), broadcast_to_raw(h, s), out);
+  Shape sa = a.shape(), sb = b.shape();
+  const DType da = a.dtype(), db = b.dtype();
+  const bool need_a = needs_grad(a), need_b = needs_grad(b);
+  // Each gradient summed to its operand's shape in f32, then cast to its dtype (a bf16 operand's
+  // gradient as its widening cast would return it).
+  return record("add", out, {a, b}, [sa, sb, da, db, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
+    return {need_a ? sum_to(g, sa).to(da) : Tensor(), need_b ? sum_to(g, sb).to(db) : Tensor()};
+  });
+}
+}  // namespace
+
 Tensor add(const Tensor& a, const Tensor& b) {
   OpScope op_scope;
-  if (autocast_widens(a, b)) return add(autocast_widen(a), autocast_widen(b));
+  if (autocast_widens(a, b)) {
+    const bool mixed = a.defined() && b.defined() &&
+                       ((a.dtype() == DType::f32 && b.dtype() == DType::bf16) ||
+                        (a.dtype() == DType::bf16 && b.dtype() == DType::f32));
+    if (mixed) return add_f32_bf16(a, b);
+    return add(autocast_widen(a), autocast_widen(b));
+  }
   return add_or_sub("add", BinaryOp::add, a, b);
 }
 

@@ -133,6 +133,51 @@ TEST_CASE("bf16 elementwise add (the engine's gradient accumulation): f32 sum ro
   for (size_t i = 0; i < got.size(); ++i) CHECK(got[i].bits == bf16(float(av[i]) + float(bv[i])).bits);
 }
 
+// The residual stream is f32 and a branch's output bf16: add reads the bf16 operand as it is.
+TEST_CASE("autocast residual add (f32 + bf16): bitwise the add of a widened copy, values and gradients") {
+  struct Case {
+    Shape sa, sb;
+    bool b_first, strided;
+  };
+  for (const Case& c : {Case{{3, 5, 8}, {3, 5, 8}, false, false}, Case{{3, 5, 8}, {3, 5, 8}, true, false},
+                        Case{{3, 5, 8}, {8}, false, false}, Case{{8}, {3, 5, 8}, true, false},
+                        Case{{3, 5, 8}, {3, 8, 5}, false, true}}) {
+    CAPTURE(c.b_first);
+    CAPTURE(c.strided);
+    Tensor x = leaf(c.sa, 1), hsrc = leaf(c.sb, 2);
+    Tensor rb = randn(c.sa.size() >= c.sb.size() ? c.sa : c.sb, 3);
+    auto run = [&](bool mixed) {
+      x.zero_grad();
+      hsrc.zero_grad();
+      Tensor loss;
+      {
+        AutocastGuard ac;
+        Tensor h = hsrc.to(DType::bf16);  // a bf16 branch output
+        if (c.strided) h = h.transpose(1, 2);
+        if (!mixed) h = h.to(DType::f32);  // the reference: widen first
+        Tensor y = c.b_first ? add(h, x) : add(x, h);
+        CHECK(y.dtype() == DType::f32);
+        loss = sum(mul(y, rb));
+        if (mixed) {
+          CHECK(vals(y) == vals(add(x, h.to(DType::f32))));
+          // No widening cast between the bf16 operand and the add: its edge leads to h's node.
+          const auto& next = y.grad_fn()->next;
+          REQUIRE(next.size() == 2);
+          CHECK(next[c.b_first ? 0 : 1].get() == h.grad_fn().get());
+        }
+      }
+      loss.backward();
+      return std::make_pair(vals(x.grad()), vals(hsrc.grad()));
+    };
+    const auto [gx_mixed, gh_mixed] = run(true);
+    const auto [gx_ref, gh_ref] = run(false);
+    CHECK(gx_mixed == gx_ref);
+    CHECK(gh_mixed == gh_ref);
+  }
+  // Outside a guard the dtypes must agree.
+  CHECK_THROWS_AS(add(randn({3}, 1), randn({3}, 2).to(DType::bf16)), Error);
+}
+
 TEST_CASE("autocast matmul: bf16 result of the bf16-rounded operands, f32 gradients for f32 leaves") {
   Tensor a = leaf({6, 40}, 1), b = leaf({40, 9}, 2);
   Tensor y;

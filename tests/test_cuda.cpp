@@ -478,6 +478,17 @@ PARITY_CASE(gelu, "erf and tanh forms, forward and backward") {
   }
 }
 
+TEST_CASE("autocast's residual add (f32 + bf16 into f32, the bf16 operand widened on load) agrees with the CPU") {
+  Tensor x = randn({4, 9, 16}, 1), h = randn({4, 9, 16}, 2).to(DType::bf16), b = randn({16}, 3).to(DType::bf16);
+  for (Tensor* t : {&x, &h, &b}) t->set_requires_grad(true);
+  check_op_parity("add f32 + bf16",
+                  [](const std::vector<Tensor>& in) {
+                    AutocastGuard ac;
+                    return add(add(in[0], in[1].transpose(0, 1)), in[2]);
+                  },
+                  {x, h.transpose(0, 1).contiguous(), b});
+}
+
 TEST_CASE("cross_entropy on bf16 logits agrees with the CPU (f32 loss, bf16 gradient)") {
   Tensor x = randn({13, 70}, 1).to(DType::bf16);
   x.set_requires_grad(true);
