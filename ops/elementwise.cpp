@@ -40,9 +40,7 @@ Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
     return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(minus ? neg(g) : g, sb) : Tensor()};
   });
 }
-}  // namespace
 
-namespace {
 // Autocast's residual add: an f32 stream plus a bf16 branch output, into f32. The kernel widens
 // the bf16 operand exactly as it reads it, so values and gradients are bitwise those of adding
 // a widened copy, without making the copy.
