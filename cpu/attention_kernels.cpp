@@ -473,6 +473,10 @@ Geometry<T> geometry(const Tensor& q, double scale, bool causal) {
   return g;
 }
 
+// Whether `items` work items over q run on a thread team: a team costs more than a tiny
+// problem's work (q.numel() * T ~ flops / 2).
+bool use_threads(const Tensor& q, int64_t items) { return items > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18); }
+
 void widen_rows(const bf16* src, int64_t n, float* dst) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dst[i] = widen(src[i]);
@@ -492,7 +496,7 @@ void attention_forward_bf16(const Tensor& q, const Tensor& k, const Tensor& v, d
   float* lp = ptr<float>(lse);
   const auto fn = kernels_for_isa<float>().forward;
   const int64_t base_ws = fwd_scratch(g);
-  const bool par = items > 1 && q.numel() * T_ >= (int64_t(1) << 18);
+  const bool par = use_threads(q, items);
   run_items<float>(items, base_ws + 4 * head, par, [&](int64_t it, float* ws) {
     const int64_t bh = it % BH, qb = nq - 1 - it / BH, off = bh * head;
     const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0);
@@ -520,7 +524,7 @@ void attention_backward_bf16(const Tensor& dout, const Tensor& q, const Tensor& 
   const float* lp = ptr<float>(lse);
   const auto fn = kernels_for_isa<float>().backward;
   const int64_t base_ws = bwd_scratch(g);
-  const bool par = BH > 1 && q.numel() * T_ >= (int64_t(1) << 18);
+  const bool par = use_threads(q, BH);
   run_items<float>(BH, base_ws + 8 * head, par, [&](int64_t bh, float* ws) {
     const int64_t off = bh * head;
     float* f[8];
@@ -551,8 +555,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
     const FwdArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(lse), geometry<T>(q, scale, causal)};
     const auto fn = kernels_for_isa<T>().forward;
     const int64_t nq = a.g.nblocks, items = BH * nq;
-    // A thread team costs more than a tiny problem's work (q.numel() * T ~ flops / 2).
-    const bool par = items > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
+    const bool par = use_threads(q, items);
     // Longest items first (causal: late query blocks see the most keys).
     run_items<T>(items, fwd_scratch(a.g), par, [&](int64_t it, T* ws) { fn(a, it % BH, nq - 1 - it / BH, ws); });
   });
@@ -570,7 +573,7 @@ void CpuBackend::attention_backward(const Tensor& dout, const Tensor& q, const T
     const BwdArgs<T> a{ptr<T>(dout), ptr<T>(q), ptr<T>(k),  ptr<T>(v),  ptr<T>(out),
                        ptr<T>(lse),  ptr<T>(dq), ptr<T>(dk), ptr<T>(dv), geometry<T>(q, scale, causal)};
     const auto fn = kernels_for_isa<T>().backward;
-    const bool par = BH > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18);
+    const bool par = use_threads(q, BH);
     run_items<T>(BH, bwd_scratch(a.g), par, [&](int64_t bh, T* ws) { fn(a, bh, ws); });
   });
 }

@@ -29,37 +29,32 @@ Tensor unary_raw(UnaryOp op, const char* name, const Tensor& x, double alpha = 0
 }  // namespace
 
 namespace {
-// a + b or a - b: the gradients are g and +-g, each summed back to its operand's shape. A
-// broadcast operand (a bias) costs a reduction: skipped when frozen.
-Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& b) {
-  OpScope op_scope;
-  Tensor out = binary_raw(op, name, a, b);
-  Shape sa = a.shape(), sb = b.shape();
-  const bool need_a = needs_grad(a), need_b = needs_grad(b), minus = op == BinaryOp::sub;
-  return record(name, out, {a, b}, [sa, sb, need_a, need_b, minus](const Tensor& g) -> std::vector<Tensor> {
-    return {need_a ? sum_to(g, sa) : Tensor(), need_b ? sum_to(minus ? neg(g) : g, sb) : Tensor()};
-  });
-}
-
-// Autocast's residual add: an f32 stream plus a bf16 branch output, into f32. The kernel widens
-// the bf16 operand exactly as it reads it, so values and gradients are bitwise those of adding
-// a widened copy, without making the copy.
-Tensor add_f32_bf16(const Tensor& a, const Tensor& b) {
-  OpScope op_scope;
+// Autocast's residual add, raw: an f32 stream plus a bf16 branch output, into f32. The kernel
+// widens the bf16 operand exactly as it reads it: bitwise the add of a widened copy, without the
+// copy. f32 + bf16 commutes bit for bit, so the f32 operand goes first (the kernel's b is bf16).
+Tensor add_f32_bf16_raw(const Tensor& a, const Tensor& b) {
   MG_CHECK(a.device() == b.device(), "add: device mismatch: ", a.desc(), " vs ", b.desc());
   const bool a_low = a.dtype() == DType::bf16;
-  const Tensor& f = a_low ? b : a;  // f32 + bf16 is commutative bit for bit: the f32 one goes first
+  const Tensor& f = a_low ? b : a;
   const Tensor& h = a_low ? a : b;
   Shape s = broadcast_shapes(a.shape(), b.shape(), "add");
   Tensor out = empty_as(s, f);
   if (out.numel()) be(f).binary(BinaryOp::add, broadcast_to_raw(f, s), broadcast_to_raw(h, s), out);
+  return out;
+}
+
+// a + b or a - b: the gradients are g and +-g, each summed back to its operand's shape (and cast
+// to its dtype: a bf16 operand of the mixed add gets its gradient as a widening cast would return
+// it). A broadcast operand (a bias) costs a reduction: skipped when frozen. f32_bf16: autocast's
+// mixed add (add() decides it; every other call has operands of one dtype).
+Tensor add_or_sub(const char* name, BinaryOp op, const Tensor& a, const Tensor& b, bool f32_bf16 = false) {
+  OpScope op_scope;
+  Tensor out = f32_bf16 ? add_f32_bf16_raw(a, b) : binary_raw(op, name, a, b);
   Shape sa = a.shape(), sb = b.shape();
   const DType da = a.dtype(), db = b.dtype();
-  const bool need_a = needs_grad(a), need_b = needs_grad(b);
-  // Each gradient summed to its operand's shape in f32, then cast to its dtype (a bf16 operand's
-  // gradient as its widening cast would return it).
-  return record("add", out, {a, b}, [sa, sb, da, db, need_a, need_b](const Tensor& g) -> std::vector<Tensor> {
-    return {need_a ? sum_to(g, sa).to(da) : Tensor(), need_b ? sum_to(g, sb).to(db) : Tensor()};
+  const bool need_a = needs_grad(a), need_b = needs_grad(b), minus = op == BinaryOp::sub;
+  return record(name, out, {a, b}, [sa, sb, da, db, need_a, need_b, minus](const Tensor& g) -> std::vector<Tensor> {
+    return {need_a ? sum_to(g, sa).to(da) : Tensor(), need_b ? sum_to(minus ? neg(g) : g, sb).to(db) : Tensor()};
   });
 }
 }  // namespace
@@ -70,7 +65,7 @@ Tensor add(const Tensor& a, const Tensor& b) {
     const bool mixed = a.defined() && b.defined() &&
                        ((a.dtype() == DType::f32 && b.dtype() == DType::bf16) ||
                         (a.dtype() == DType::bf16 && b.dtype() == DType::f32));
-    if (mixed) return add_f32_bf16(a, b);
+    if (mixed) return add_or_sub("add", BinaryOp::add, a, b, true);
     return add(autocast_widen(a), autocast_widen(b));
   }
   return add_or_sub("add", BinaryOp::add, a, b);
