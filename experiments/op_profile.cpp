@@ -93,7 +93,7 @@ class Collector {
     }
     Rec& r = recs.back();
     if (r.node != ev.node_id || !ev.output || !ev.output->defined()) return;
-    if (it != fwd_.end()) r.flops += it->second.first.flops;  // one more gradient produced
+    if (it != fwd_.end()) r.flops += input_grad_flops(ev.op, it->second.first, ev.input_index);  // one more gradient
     r.bytes += bytes_of(*ev.output);
     if (r.shape.empty()) r.shape = shape_of(ev.output);
   }
@@ -212,7 +212,11 @@ ProfileResult profile_step(const ProfileOptions& o) {
   r.label = rc.name + ": " + b.rc.model.summary() + ", batch " + std::to_string(rc.train.batch_size) + " x " +
             std::to_string(b.rc.model.n_ctx) + ", " + rc.train.precision + " on " + b.device.str();
   // The peak first, before the model's memory is touched.
-  r.peak_gflops = o.peak_gflops > 0 ? o.peak_gflops : gemm_peak_gflops(b.device, DType::f32);
+  // A bf16 run's matmuls take bf16 operands: their peak is the bf16 GEMM's.
+  r.peak_measured = o.peak_gflops <= 0;
+  r.peak_dtype = rc.train.precision == "bf16" ? "bf16" : "f32";
+  r.peak_gflops = o.peak_gflops > 0 ? o.peak_gflops
+                                    : gemm_peak_gflops(b.device, r.peak_dtype == "bf16" ? DType::bf16 : DType::f32);
   run_step(b);  // warm-up: allocations, packing buffers, optimizer state
   // Unobserved and profiled steps alternate, so a change in the machine's load between them
   // (other processes) shifts both alike; the fastest of each is compared (the step least
@@ -271,7 +275,10 @@ std::string format_profile(const ProfileResult& r, int64_t top) {
        r.forward_seconds * 1e3, r.backward_seconds * 1e3, r.optimizer_seconds * 1e3);
   line("# sum of per-op times (fastest profiled step): %.2f ms = %.1f%% of the step (coverage); a profiled step took %.2f ms on average\n",
        r.op_seconds * 1e3, 100 * r.coverage(), r.observed_step_seconds * 1e3);
-  line("# peak: %.1f GFLOP/s (mixgrad matmul 2048^3, f32, measured)\n", r.peak_gflops);
+  if (r.peak_measured)
+    line("# peak: %.1f GFLOP/s (mixgrad matmul 2048^3, %s, measured)\n", r.peak_gflops, r.peak_dtype.c_str());
+  else
+    line("# peak: %.1f GFLOP/s (--peak-gflops)\n", r.peak_gflops);
   auto table = [&](const std::vector<ProfileRow>& rows, const char* what, int64_t limit) {
     line("\n%-9s %-34s %6s %9s %6s %9s %8s %6s %7s\n", "phase", what, "calls", "ms", "%step", "GFLOP", "GFLOP/s",
          "%peak", "GB/s");

@@ -37,6 +37,8 @@ struct ProfileResult {
   double op_seconds = 0;       // the sum of every op's own time in a profiled step (the fastest of `steps`)
   double forward_seconds = 0, backward_seconds = 0, optimizer_seconds = 0;  // unobserved, per phase
   double peak_gflops = 0;
+  bool peak_measured = true;   // false: given by --peak-gflops
+  std::string peak_dtype;      // the measured peak's operands: bf16 for a bf16 run, else f32
   std::vector<ProfileRow> by_op;      // (op, phase), slowest first
   std::vector<ProfileRow> by_module;  // (module with block indices as '*', phase), slowest first
   std::string trace_json;             // Chrome trace of the last profiled step

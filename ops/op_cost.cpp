@@ -20,7 +20,7 @@ constexpr PerElement kPointwise[] = {
     {"sub_scalar", 1}, {"rsub_scalar", 1}, {"mul_scalar", 1},   {"div_scalar", 1}, {"rdiv_scalar", 2},
     {"neg", 1},        {"abs", 1},         {"exp", 1},          {"log", 1},        {"sqrt", 1},
     {"rsqrt", 2},      {"pow", 1},         {"tanh", 1},         {"relu", 1},       {"silu", 4},
-    {"gelu", 8},       {"swiglu", 5},      {"rope", 3},         {"dropout", 1},    {"layer_norm", 8},
+    {"gelu", 8},       {"bias_gelu", 9},   {"swiglu", 5},      {"rope", 3},         {"dropout", 1},    {"layer_norm", 8},
     {"rms_norm", 5},   {"softmax", 5},     {"log_softmax", 5},  {"l2_normalize", 3}, {"tril", 0},
 };
 
@@ -37,6 +37,9 @@ OpCost forward_op_cost(const char* name, const std::vector<Tensor>& in, const Te
   const double n_out = double(out.numel());
   if (!std::strcmp(name, "matmul") && in.size() >= 2 && in[0].dim() >= 1) {
     c.flops = 2.0 * n_out * double(in[0].size(in[0].dim() - 1));
+  } else if (!std::strcmp(name, "matmul_bias") && in.size() >= 3 && in[0].dim() >= 1) {
+    c.bias_flops = n_out;
+    c.flops = 2.0 * n_out * double(in[0].size(in[0].dim() - 1)) + c.bias_flops;
   } else if ((!std::strcmp(name, "masked_token_mix") || !std::strcmp(name, "masked_token_mix_heads")) &&
              in.size() >= 2 && in[1].dim() >= 1) {
     // Output row i mixes tokens 0..i: (C + 1) / 2 products per output on average.
@@ -55,6 +58,12 @@ OpCost forward_op_cost(const char* name, const std::vector<Tensor>& in, const Te
 
 OpCost backward_op_cost(const OpCost& forward, double grad_output_bytes, double grads_bytes, int grads_produced) {
   return OpCost{forward.flops * grads_produced, grad_output_bytes + grads_bytes};
+}
+
+double input_grad_flops(const char* name, const OpCost& forward, int input_index) {
+  if (forward.bias_flops > 0 && !std::strcmp(name, "matmul_bias"))
+    return input_index == 2 ? forward.bias_flops : forward.flops - forward.bias_flops;
+  return forward.flops;
 }
 
 }  // namespace mg
