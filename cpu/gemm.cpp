@@ -6,8 +6,9 @@
 //   * op(A) is packed into MR-row panels and op(B) into NR-column panels, per K block, into
 //     buffers shared by all threads (op(B) per task instead when it is very large). Packing is
 //     split into units (a K block x a group of panels) claimed from an atomic counter.
-//   * C is cut into tasks: blocks of whole MR x NR tiles, at most kern.nc columns so a task's
-//     KC x nc slice of packed op(B) stays in L2 (choose_task_grid balances them over threads).
+//   * C is cut into tasks: blocks of whole MR x NR tiles, at most nc columns so a task's
+//     KC x nc slice of packed op(B) stays in L2 (choose_task_grid balances them over threads;
+//     nc is kern.nc, or narrower for deep K blocks where the kernel sets kern.b_slice_bytes).
 //   * Work items are (K block, task) pairs claimed in K-block-major order from an atomic counter:
 //         wait for (help with) the packing of K block kb; wait until item (kb-1, task) is done
 //         for ir in task rows step MR         A micro-panel (MR x kc) stays in L1
@@ -569,6 +570,10 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
   // Balanced K blocks: ceil(K/kc) near-equal blocks, no tiny remainder block; whole packed units.
   const int64_t KC = round_up(ceil_div(K, ceil_div(K, kern.kc)), P::kPack);
   const int64_t kblocks = ceil_div(K, KC);
+  if (kern.b_slice_bytes > 0 && !g_force_nc.load(std::memory_order_relaxed)) {
+    const int64_t slice_cols = kern.b_slice_bytes / (ceil_div(KC, P::kPack) * int64_t(sizeof(U)));
+    kern.nc = int(std::clamp<int64_t>(slice_cols / kern.nr * kern.nr, kern.nr, kern.nc));
+  }
   // Row bands so the packed copy of op(A) stays bounded (kern.mc caps it further when forced).
   const int64_t packed_k = kblocks * ceil_div(KC, P::kPack);  // packed units per row of op(A)
   const int64_t max_rows = std::max<int64_t>(

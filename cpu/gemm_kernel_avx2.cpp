@@ -85,8 +85,10 @@ GemmKernelSet gemm_kernels_avx2() {
   // Blocking: the 6 x kc A micro-panel and the kc x 16 B micro-panel stay in L1 (kc=256:
   // 6 KiB + 16 KiB); the packed kc x nc B block stays in L2; the mc x kc A block in L3.
   // f32 6x16: 12 accumulators + 2 B vectors + 1 broadcast; f64 6x8 likewise. K unrolled 4 times.
-  s.f32 = {&gemm_microkernel<Avx2F32, 6, 4>, 6, 16, 256, 1 << 20, 512, "avx2+fma 6x16", &gemm_pack_rows_avx2_f32};
-  s.f64 = {&gemm_microkernel<Avx2F64, 6, 4>, 6, 8, 256, 1 << 20, 256, "avx2+fma 6x8", &gemm_pack_rows_avx2_f64};
+  s.f32 = {.fn = &gemm_microkernel<Avx2F32, 6, 4>, .mr = 6, .nr = 16, .kc = 256, .mc = 1 << 20, .nc = 512,
+           .name = "avx2+fma 6x16", .pack_rows = &gemm_pack_rows_avx2_f32};
+  s.f64 = {.fn = &gemm_microkernel<Avx2F64, 6, 4>, .mr = 6, .nr = 8, .kc = 256, .mc = 1 << 20, .nc = 256,
+           .name = "avx2+fma 6x8", .pack_rows = &gemm_pack_rows_avx2_f64};
   s.ok = true;
   return s;
 }

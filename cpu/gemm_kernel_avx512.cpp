@@ -123,10 +123,19 @@ namespace {
 #define MG_GEMM_AVX512_MR_F64 8
 #endif
 #ifndef MG_GEMM_AVX512_KC_F32
-#define MG_GEMM_AVX512_KC_F32 512
+#define MG_GEMM_AVX512_KC_F32 1024
 #endif
 #ifndef MG_GEMM_AVX512_NC_F32
 #define MG_GEMM_AVX512_NC_F32 256
+#endif
+#ifndef MG_GEMM_AVX512_KC_BF16
+#define MG_GEMM_AVX512_KC_BF16 2048
+#endif
+#ifndef MG_GEMM_AVX512_NC_BF16
+#define MG_GEMM_AVX512_NC_BF16 384
+#endif
+#ifndef MG_GEMM_AVX512_B_SLICE
+#define MG_GEMM_AVX512_B_SLICE (int64_t(512) << 10)
 #endif
 #ifndef MG_GEMM_AVX512_KC_F64
 #define MG_GEMM_AVX512_KC_F64 384
@@ -142,11 +151,14 @@ namespace {
 GemmKernelSet gemm_kernels_avx512() {
   GemmKernelSet s;
   // f32 12x32: 24 zmm accumulators + 2 B vectors + 1 broadcast; per k step 2 loads, 12
-  // broadcasts, 24 FMAs. Blocking: the 12 x kc A micro-panel (24 KiB at kc=512) stays in L1,
-  // a task's kc x nc slice of packed B (<= 512 KiB at nc=256) in L2, packed A's current K block
-  // in L2/L3. kc=512 rather than 384: the training GEMMs with K=512 (d=512 layers, the token
-  // mixing at n_ctx=512) then take one K block, so C is written once; measured +4-5% on those
-  // shapes on one thread, +3-5% on two, equal elsewhere (docs/benchmarks.md, "Peaks").
+  // broadcasts, 24 FMAs. Blocking: the 12 x kc A micro-panel stays in L1 (24 KiB at KC=512;
+  // deeper blocks spill it to L2, which costs less than they save), a task's KC x nc slice of
+  // packed B in L2 (b_slice_bytes: nc=256 at KC=512, 128 at KC=1024), packed A's current K block
+  // in L2/L3. Every K block after the first reads and writes C again, so deep blocks pay:
+  // kc=512 rather than 384 let K=512 (d=512 layers, the token mixing at n_ctx=512) run as one
+  // block (+3-5%), and kc=1024 with the B slice held at 512 KiB gives K>=2048 (the backward's
+  // weight and input gradients, the feed-forward's second layer) +3-5% on two threads
+  // (docs/benchmarks.md, "Peaks"). bf16 (below) gains more from the same change.
   // f64 8x16: 16 accumulators; kc=384, nc=256 (A micro-panel 24 KiB, B slice <= 768 KiB).
   // Tuned on a 2-vCPU AMD EPYC (Zen 4: 32 KiB L1d, 1 MiB L2 per core); the MG_GEMM_AVX512_*
   // macros above override the choices for experiments.
@@ -154,14 +166,16 @@ GemmKernelSet gemm_kernels_avx512() {
   // spilling by GCC).
   s.f32 = {.fn = &gemm_microkernel<Avx512F32, MG_GEMM_AVX512_MR_F32, MG_GEMM_AVX512_KU>,
            .mr = MG_GEMM_AVX512_MR_F32, .nr = 32, .kc = MG_GEMM_AVX512_KC_F32, .mc = 1 << 20,
-           .nc = MG_GEMM_AVX512_NC_F32, .name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F32) "x32"};
+           .nc = MG_GEMM_AVX512_NC_F32, .b_slice_bytes = MG_GEMM_AVX512_B_SLICE, .name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F32) "x32"};
   s.f64 = {.fn = &gemm_microkernel<Avx512F64, MG_GEMM_AVX512_MR_F64, MG_GEMM_AVX512_KU>,
            .mr = MG_GEMM_AVX512_MR_F64, .nr = 16, .kc = MG_GEMM_AVX512_KC_F64, .mc = 1 << 20,
            .nc = MG_GEMM_AVX512_NC_F64, .name = "avx512f " MG_GEMM_STR(MG_GEMM_AVX512_MR_F64) "x16"};
   if (gemm_isa_supported("avx512bf16") && gemm_isa_supported("avx2")) {
-    // kc = 512 K steps = 256 units: the 12 x 256 A micro-panel is 12 KiB (L1), a 32-column B
-    // micro-panel 32 KiB, a task's 256 x 384 unit slice of B 384 KiB (L2).
-    s.bf16 = {.fn = &bf16gemm_avx512_kernel<12>, .mr = 12, .nr = 32, .kc = 512, .mc = 1 << 20, .nc = 384,
+    // kc = 2048 K steps = 1024 units (the 12-row A micro-panel is 12 KiB per 512 K steps), the
+    // task's slice of B held at 512 KiB: nc = 384 at KC=512, 256 at 1024, 128 at 2048. Against
+    // kc=512, nc=384: K>=2048 training shapes +7-12% on two threads, K=512 unchanged.
+    s.bf16 = {.fn = &bf16gemm_avx512_kernel<12>, .mr = 12, .nr = 32, .kc = MG_GEMM_AVX512_KC_BF16, .mc = 1 << 20,
+              .nc = MG_GEMM_AVX512_NC_BF16, .b_slice_bytes = MG_GEMM_AVX512_B_SLICE,
               .name = "avx512bf16 12x32", .pack_rows = &bf16_pack_rows};
   }
   if (gemm_isa_supported("avx2")) {  // every AVX-512 CPU has it, but do not assume

@@ -47,8 +47,10 @@ struct Dispatch {
   const GemmKernelSet* best = nullptr;
 
   Dispatch() {
-    scalar.f32 = {&gemm_scalar_kernel<float, 4, 8>, 4, 8, 256, 1 << 20, 512, "scalar 4x8"};
-    scalar.f64 = {&gemm_scalar_kernel<double, 4, 4>, 4, 4, 256, 1 << 20, 512, "scalar 4x4"};
+    scalar.f32 = {.fn = &gemm_scalar_kernel<float, 4, 8>, .mr = 4, .nr = 8, .kc = 256, .mc = 1 << 20, .nc = 512,
+                  .name = "scalar 4x8"};
+    scalar.f64 = {.fn = &gemm_scalar_kernel<double, 4, 4>, .mr = 4, .nr = 4, .kc = 256, .mc = 1 << 20, .nc = 512,
+                  .name = "scalar 4x4"};
     scalar.ok = true;
     if (gemm_isa_supported("avx2")) avx2 = gemm_kernels_avx2();
     if (gemm_isa_supported("avx512")) avx512 = gemm_kernels_avx512();

@@ -32,6 +32,11 @@ struct GemmKernelOf {
   // most rows of op(A) packed at once (a row band; normally unlimited, gemm.cpp also caps the
   // packed bytes). nc: widest column block of a task (its kc x nc slice of packed op(B) stays in L2).
   int kc = 0, mc = 0, nc = 0;
+  // When set, a task's column block shrinks as its K block deepens, so its slice of packed op(B)
+  // (KC x nc in packed bytes) stays within this many bytes of L2; nc remains the widest, NR the
+  // narrowest. A deep kc then costs no L2 misses on B, and deep K blocks are what save C's
+  // read-modify-write passes (one per K block).
+  int64_t b_slice_bytes = 0;
   const char* name = "";
   gemm_pack_rows_fn<In, U> pack_rows = nullptr;
 };
