@@ -329,8 +329,11 @@ template <class T, int VB>
   constexpr int W = Vec<T, VB>::W;
   const Geometry<T>& g = a.g;
   const int64_t T_ = g.T_, Dh = g.Dh, Dp = g.Dp, base = bh * T_ * Dh, tp = g.nblocks * kTile;
-  T* QT = ws;                 // [Dh x tp] q^T
-  T* dOT = QT + Dh * tp;      // [Dh x tp] dout^T
+  // q^T and dout^T per query block, [nblocks][Dh x kTile]: a block's rows are kTile apart. One
+  // [Dh x tp] matrix would put them tp apart, and at tp = 512 (a 2 KiB stride) the Dh rows a tile
+  // product walks fall into two groups of L1 sets and miss on every row.
+  T* QT = ws;                 // [nblocks][Dh x kTile] q^T
+  T* dOT = QT + Dh * tp;      // [nblocks][Dh x kTile] dout^T
   T* Qr = dOT + Dh * tp;      // [tp x Dp] q rows, when padding is needed
   T* dOr = Qr + tp * Dp;      // [tp x Dp] dout rows, when padding is needed
   T* dQ = dOr + tp * Dp;      // [tp x Dp] dq accumulator
@@ -344,15 +347,26 @@ template <class T, int VB>
   T* PT = dV + kTile * Dp;    // [kTile x kTile] P^T
   T* dST = PT + kTile * kTile;  // [kTile x kTile] dP^T, then dS^T
 
-  pack_transposed(a.q + base, T_, tp, Dh, tp, T(1), QT);
-  pack_transposed(a.dout + base, T_, tp, Dh, tp, T(1), dOT);
+  for (int64_t qb = 0; qb < g.nblocks; ++qb) {
+    const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0);
+    pack_transposed(a.q + base + i0 * Dh, m, kTile, Dh, kTile, T(1), QT + qb * Dh * kTile);
+    pack_transposed(a.dout + base + i0 * Dh, m, kTile, Dh, kTile, T(1), dOT + qb * Dh * kTile);
+  }
   const T* Q = rows_operand(a.q + base, T_, T_, Dh, Dp, Qr);
   const T* dO = rows_operand(a.dout + base, T_, T_, Dh, Dp, dOr);
   std::fill(dQ, dQ + tp * Dp, T(0));
   for (int64_t i = 0; i < tp; ++i) {
+    // D_i in W lanes, then the lanes in order: a scalar sum would be one dependent chain of Dh
+    // multiply-adds per row (T * Dh per head, several percent of the backward).
     T s = 0;
-    if (i < T_)
-      for (int64_t j = 0; j < Dh; ++j) s += a.out[base + i * Dh + j] * a.dout[base + i * Dh + j];
+    if (i < T_) {
+      const T *o = a.out + base + i * Dh, *d = a.dout + base + i * Dh;
+      V acc = V{};
+      int64_t j = 0;
+      for (; j + W <= Dh; j += W) acc += vload<V>(o + j) * vload<V>(d + j);
+      for (int w = 0; w < W; ++w) s += acc[w];
+      for (; j < Dh; ++j) s += o[j] * d[j];
+    }
     Drow[i] = s;
     lse2[i] = i < T_ ? a.lse[bh * T_ + i] * T(kLog2e) : std::numeric_limits<T>::infinity();
   }
@@ -367,8 +381,10 @@ template <class T, int VB>
     std::fill(dV, dV + np * Dp, T(0));
     for (int64_t qb = g.causal ? kb : 0; qb < g.nblocks; ++qb) {
       const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0), mp = round_up(m, kRowPad);
-      tile_gemm<T, VB>(np, kTile, Dh, K, Dh, 1, QT + i0, tp, PT, kTile, false);     // S^T = k q^T
-      tile_gemm<T, VB>(np, kTile, Dh, Vv, Dh, 1, dOT + i0, tp, dST, kTile, false);  // dP^T = v dO^T
+      const T* qt = QT + qb * Dh * kTile;
+      const T* dot = dOT + qb * Dh * kTile;
+      tile_gemm<T, VB>(np, kTile, Dh, K, Dh, 1, qt, kTile, PT, kTile, false);     // S^T = k q^T
+      tile_gemm<T, VB>(np, kTile, Dh, Vv, Dh, 1, dot, kTile, dST, kTile, false);  // dP^T = v dO^T
       for (int64_t j = 0; j < np; ++j) {
         T* p = PT + j * kTile;
         T* ds = dST + j * kTile;
