@@ -1,8 +1,13 @@
-// Rotary position embedding (Llama's rotate-half form). The cos/sin table is built once per call
-// in f64 (angles at large positions lose digits in f32), then every row is one fused pass. bf16
-// is read and written as it is (the q and k of a bf16 projection under autocast), rotated in f32
-// and rounded once.
+// Rotary position embedding (Llama's rotate-half form). The cos/sin table is computed in f64
+// (angles at large positions lose digits in f32) and kept per (theta, head dim, compute type),
+// grown to the positions asked for, so a training step's calls share one table (building it took
+// about as long as the rotation itself: T * Dh / 2 cos and sin each); then every row is one fused
+// pass. bf16 is read and written as it is (the q and k of a bf16 projection under autocast),
+// rotated in f32 and rounded once.
+#include <algorithm>
 #include <cmath>
+#include <memory>
+#include <mutex>
 #include <vector>
 
 #include "cpu/bf16_math.h"
@@ -11,6 +16,49 @@
 #include "cpu/strided.h"
 
 namespace mg::cpu {
+
+namespace {
+
+// cos[p * half + i], sin[p * half + i]: the angle of pair i at position p < positions.
+template <class V>
+struct RopeTable {
+  double theta = 0;
+  int64_t Dh = 0, positions = 0;
+  std::vector<V> cos, sin;
+};
+
+// The table for (theta, Dh) covering at least `positions` positions. Entries are immutable and
+// shared: a caller keeps its table alive while a bigger one replaces it in the cache. Sizes grow
+// by doubling, so generation (one position per call, increasing) rebuilds O(log T) times.
+template <class V>
+std::shared_ptr<const RopeTable<V>> rope_table(double theta, int64_t Dh, int64_t positions) {
+  static std::mutex mu;
+  static std::vector<std::shared_ptr<const RopeTable<V>>> cache;  // a few (theta, Dh) pairs
+  std::lock_guard<std::mutex> lock(mu);
+  auto same = [&](const auto& e) { return e->theta == theta && e->Dh == Dh; };
+  auto it = std::find_if(cache.begin(), cache.end(), same);
+  if (it != cache.end() && (*it)->positions >= positions) return *it;
+  auto t = std::make_shared<RopeTable<V>>();
+  t->theta = theta, t->Dh = Dh;
+  t->positions = std::max<int64_t>(positions, it != cache.end() ? 2 * (*it)->positions : 0);
+  const int64_t half = Dh / 2;
+  t->cos.resize(size_t(t->positions * half));
+  t->sin.resize(size_t(t->positions * half));
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(Dh));
+    for (int64_t p = 0; p < t->positions; ++p) {
+      const double a = double(p) * inv_freq;
+      t->cos[size_t(p * half + i)] = V(std::cos(a));
+      t->sin[size_t(p * half + i)] = V(std::sin(a));
+    }
+  }
+  if (it != cache.end()) cache.erase(it);
+  if (cache.size() >= 8) cache.erase(cache.begin());
+  cache.push_back(t);
+  return t;
+}
+
+}  // namespace
 
 void CpuBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool inverse, const Tensor& out) {
   MG_CHECK(x.dim() >= 2, "cpu rope: expected [N, T, Dh], got ", x.desc());
@@ -21,24 +69,18 @@ void CpuBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool in
   dispatch_float_bf16(x.dtype(), "rope", [&](auto tag) {
     using S = decltype(tag);  // storage
     using V = compute_t<S>;
-    // table[t * half + i] = angle of pair i at position pos_offset + t; inverse negates sin.
-    std::vector<V> cos_t(size_t(T * half)), sin_t(size_t(T * half));
-    const double sgn = inverse ? -1.0 : 1.0;
-    for (int64_t i = 0; i < half; ++i) {
-      const double inv_freq = std::pow(theta, -2.0 * double(i) / double(Dh));
-      for (int64_t t = 0; t < T; ++t) {
-        const double a = double(pos_offset + t) * inv_freq;
-        cos_t[size_t(t * half + i)] = V(std::cos(a));
-        sin_t[size_t(t * half + i)] = V(sgn * std::sin(a));
-      }
-    }
+    // Row t of x takes the table's position pos_offset + t; inverse negates sin (exactly).
+    const std::shared_ptr<const RopeTable<V>> table = rope_table<V>(theta, Dh, pos_offset + T);
+    const V* cos_t = table->cos.data() + pos_offset * half;
+    const V* sin_t = table->sin.data() + pos_offset * half;
+    const V sgn = inverse ? V(-1) : V(1);
     const S* xp = ptr<S>(x);
     S* op = ptr<S>(out);
 #pragma omp parallel for schedule(static) if (x.numel() >= kParallelGrain)
     for (int64_t r = 0; r < rows; ++r) {
       const int64_t t = r % T;
-      const V* c = cos_t.data() + t * half;
-      const V* s = sin_t.data() + t * half;
+      const V* c = cos_t + t * half;
+      const V* s = sin_t + t * half;
       const S* x1 = xp + r * Dh;
       const S* x2 = x1 + half;
       S* o1 = op + r * Dh;
@@ -46,8 +88,9 @@ void CpuBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool in
 #pragma omp simd
       for (int64_t i = 0; i < half; ++i) {
         const V a = widen(x1[i]), b = widen(x2[i]);
-        o1[i] = narrow<S>(a * c[i] - b * s[i]);
-        o2[i] = narrow<S>(b * c[i] + a * s[i]);
+        const V si = sgn * s[i];
+        o1[i] = narrow<S>(a * c[i] - b * si);
+        o2[i] = narrow<S>(b * c[i] + a * si);
       }
     }
   });

@@ -67,6 +67,28 @@ TEST_CASE("rope preserves each pair's norm and is the identity at position 0") {
   for (size_t i = 0; i < tail.size(); ++i) CHECK(tail[i] == doctest::Approx(full[4 * size_t(Dh) + i]).epsilon(1e-14));
 }
 
+TEST_CASE("rope: one position at a time (generation) equals the whole sequence, bit for bit") {
+  // The kernel keeps its cos/sin table per (theta, head dim) and grows it as positions go further:
+  // every call, short or long, at any offset and in any order, must read the same angles.
+  const int64_t T = 300, Dh = 12;
+  for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    CAPTURE(dtype_name(dt));
+    Tensor x = randn({2, 1, T, Dh}, 21).to(dt);
+    const std::vector<double> full = vals(rope(x, 321.0));
+    std::vector<double> steps;
+    for (int64_t t = 0; t < T; ++t) {
+      const std::vector<double> row = vals(rope(x.narrow(2, t, 1).narrow(0, 0, 1), 321.0, t));
+      steps.insert(steps.end(), row.begin(), row.end());
+    }
+    for (size_t i = 0; i < steps.size(); ++i) CHECK(steps[i] == full[i]);
+    // A later short call reads the grown table from position 0 again.
+    const std::vector<double> head = vals(rope(x.narrow(2, 0, 3), 321.0));
+    for (int64_t b = 0; b < 2; ++b)
+      for (size_t i = 0; i < size_t(3 * Dh); ++i)
+        CHECK(head[size_t(b) * size_t(3 * Dh) + i] == full[size_t(b) * size_t(T * Dh) + i]);
+  }
+}
+
 TEST_CASE("rope gradient: gradcheck on plain and non-contiguous inputs; backward is the inverse rotation") {
   auto f = [](double theta, int64_t off) {
     return [theta, off](const std::vector<Tensor>& in) { return rope(in[0], theta, off); };
