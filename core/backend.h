@@ -46,7 +46,9 @@ struct GemmArgs {
   // Epilogue, applied to the finished C (C's dtype: f32 for bf16 operands): C[i, j] += bias[j]
   // when bias ([N], the same for every batch entry) is set; then, for bf16 operands only, D (bf16,
   // row stride ldd, batch stride stride_d) = C rounded to nearest even when D is set. Either
-  // needs one C per batch entry (stride_c != 0 or batch 1).
+  // needs one C per batch entry (stride_c != 0 or batch 1). With D set and beta 0, C may be null:
+  // the caller wants D only, and the backend keeps whatever f32 result it needs itself (the CPU
+  // none at all when the GEMM is one K block).
   const void* bias = nullptr;
   void* D = nullptr;
   int64_t ldd = 0, stride_d = 0;

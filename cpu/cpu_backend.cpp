@@ -312,7 +312,8 @@ void CpuBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
 
 void CpuBackend::gemm(const GemmArgs& g) {
   MG_CHECK(!g.D || g.dtype == DType::bf16, "cpu gemm: a bf16 output D needs bf16 operands, got ", dtype_name(g.dtype));
-  MG_CHECK(!(g.bias || g.D) || g.stride_c != 0 || g.batch <= 1,
+  MG_CHECK(g.C || (g.D && g.beta == 0.0), "cpu gemm: C may be null only with a bf16 output D and beta 0");
+  MG_CHECK(!(g.bias || g.D) || !g.C || g.stride_c != 0 || g.batch <= 1,
            "cpu gemm: an epilogue (bias or D) needs one C per batch entry (stride_c != 0)");
   if (g.dtype == DType::f32) {
     sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), static_cast<const float*>(g.A), g.lda,

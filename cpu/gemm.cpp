@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <new>
 #include <thread>
@@ -41,6 +42,7 @@
 
 #include "core/error.h"
 #include "cpu/bf16_math.h"
+#include "cpu/cpu_allocator.h"
 #include "cpu/gemm_kernels.h"
 #include "cpu/isa_dispatch.h"
 
@@ -342,30 +344,38 @@ void choose_task_grid(int64_t mpanels, int64_t npanels, int MR, int NR, int nc, 
   }
 }
 
-// The epilogue on rows [r0, r1) and columns [c0, c1) of C (D at the same offsets); a no-op for
-// f64 (GemmEpilogue is f32 only; dgemm callers never pass one).
+// The epilogue on rows [r0, r1) and columns [c0, c1) of the result, whose element (r0, c0) is at
+// c (row stride ldc: C itself, or a micro-tile buffer); bias and D are indexed by the result's
+// coordinates. A no-op for f64 (GemmEpilogue is f32 only; dgemm callers never pass one).
+// keep_c: write c + bias back to c (C proper; a micro-tile buffer needs only D).
 template <class O>
-void apply_epilogue(const GemmEpilogue* ep, O* C, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+void apply_epilogue(const GemmEpilogue* ep, O* c, int64_t ldc, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                    bool keep_c = true) {
   if constexpr (std::is_same_v<O, float>) {
     if (!ep) return;
-    const float* bias = ep->bias;
-    uint16_t* D = ep->D;
-    const int64_t ldd = ep->ldd;
+    const float* bias = ep->bias ? ep->bias + c0 : nullptr;
+    uint16_t* D = ep->D ? ep->D + r0 * ep->ldd + c0 : nullptr;
+    const int64_t ldd = ep->ldd, n = c1 - c0;
     // Compiled for the CPU's best ISA (this file is built for the baseline one).
     run_isa([&](int64_t rb, int64_t re) __attribute__((always_inline)) {
       for (int64_t r = rb; r < re; ++r) {
-        float* c = C + r * ldc;
+        float* cr = c + r * ldc;
+        uint16_t* d = D ? D + r * ldd : nullptr;
+        if (bias && d && !keep_c) {
+#pragma omp simd
+          for (int64_t j = 0; j < n; ++j) d[j] = bf16_bits_rne(cr[j] + bias[j]);
+          continue;
+        }
         if (bias) {
 #pragma omp simd
-          for (int64_t j = c0; j < c1; ++j) c[j] += bias[j];
+          for (int64_t j = 0; j < n; ++j) cr[j] += bias[j];
         }
-        if (D) {
-          uint16_t* d = D + r * ldd;
+        if (d) {
 #pragma omp simd
-          for (int64_t j = c0; j < c1; ++j) d[j] = bf16_bits_rne(c[j]);
+          for (int64_t j = 0; j < n; ++j) d[j] = bf16_bits_rne(cr[j]);
         }
       }
-    }, r0, r1);
+    }, int64_t(0), r1 - r0);
   }
 }
 
@@ -463,9 +473,16 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
   // pack its units; item (kb, t) also waits until (kb-1, t) is done (same tiles of C).
   // tid: thread number in the team; team: the region's Team for its master (polled between
   // items), else nullptr.
+  // C == nullptr (one K block, an epilogue with D, beta 0; see gemm_driver_with): no f32 result
+  // is kept. Each micro-tile goes to one of two small buffers and from there through the
+  // epilogue to D, so the f32 result never travels to memory (13% of a 4096 x 2048 x 512 bf16
+  // GEMM's time went to writing it and reading it back).
+  const bool direct = C == nullptr;
+  if (direct && kblocks != 1) std::abort();  // gemm_driver_with keeps a C for several K blocks
   auto body = [&](int tid, Team* team) {
     U* bbuf = shared_b ? nullptr : bpriv + tid * bpriv_elems;
     alignas(64) O ctile[kMaxTile];
+    alignas(64) O dtile[2][kMaxTile];
     for (int64_t i = next_item.fetch_add(1, std::memory_order_relaxed); i < total_items;
          i = next_item.fetch_add(1, std::memory_order_relaxed)) {
       if (team) team->master_poll();
@@ -496,12 +513,22 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
       // for the stores, and Zen 4 cannot forward split 512-bit stores to loads); one kernel later
       // the tile is in L1 or L2. A profile of the bf16 Llama step had 4.4% of its time there.
       int64_t pend_r = -1, pend_mr = 0, pend_c = 0, pend_nr = 0;
+      O* pend_tile = nullptr;
+      int parity = 0;
       for (int64_t ir = r0; ir < r1; ir += MR) {
         const int64_t mr = std::min<int64_t>(MR, M - ir);
         const U* ap = ablk + ir * kcu;
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
           const U* bp = bblk + jr * kcu;
+          if (direct) {
+            O* tile = dtile[parity];
+            parity ^= 1;
+            kern.fn(kcu, ap, bp, tile, NR, alpha, O(0));
+            if (pend_tile) apply_epilogue(ep, pend_tile, NR, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr, false);
+            pend_tile = tile, pend_r = ir, pend_mr = mr, pend_c = c0 + jr, pend_nr = nr;
+            continue;
+          }
           O* c = C + ir * ldc + c0 + jr;
           if (mr == MR && nr == NR) {
             kern.fn(kcu, ap, bp, c, ldc, alpha, beta_eff);
@@ -519,12 +546,17 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
           }
           // The last K block leaves this micro-tile final: its epilogue runs after the next kernel.
           if (last_k) {
-            if (pend_r >= 0) apply_epilogue(ep, C, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
+            if (pend_r >= 0)
+              apply_epilogue(ep, C + pend_r * ldc + pend_c, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
             pend_r = ir, pend_mr = mr, pend_c = c0 + jr, pend_nr = nr;
           }
         }
       }
-      if (pend_r >= 0) apply_epilogue(ep, C, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
+      if (pend_tile) {
+        apply_epilogue(ep, pend_tile, NR, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr, false);
+      } else if (pend_r >= 0) {
+        apply_epilogue(ep, C + pend_r * ldc + pend_c, ldc, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr);
+      }
       tprog[t].store(int(kb + 1), std::memory_order_release);
       if (nth > 1) tprog[t].notify_all();
     }
@@ -551,15 +583,28 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
                       int max_threads, const GemmEpilogue* ep = nullptr) {
   using P = Packing<In, U, O>;
   if (M <= 0 || N <= 0) return;
+  if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
+  if (const int v = g_force_kc.load(std::memory_order_relaxed)) kern.kc = v;
+  if (const int v = g_force_mc.load(std::memory_order_relaxed)) kern.mc = v;
+  if (const int v = g_force_nc.load(std::memory_order_relaxed)) kern.nc = v;
+  // No C (the caller wants D only): tiles go straight through the epilogue when the GEMM is one K
+  // block; otherwise partial sums need a whole f32 result, kept here for the call.
+  if (!C) {
+    if (!ep || !ep->D || beta != O(0)) std::abort();  // the public entry points check this
+    if (K <= 0 || alpha == O(0) || ceil_div(K, kern.kc) > 1) {
+      // From the host allocator's cache: a training step asks for the same sizes every time.
+      const size_t bytes = sizeof(O) * size_t(M) * size_t(N);
+      std::unique_ptr<O, std::function<void(O*)>> tmp(static_cast<O*>(host_allocate(bytes)),
+                                                    [bytes](O* p) { host_free(p, bytes); });
+      gemm_driver_with(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, tmp.get(), N, max_threads, ep);
+      return;
+    }
+  }
   if (K <= 0 || alpha == O(0)) {
     scale_c(M, N, beta, C, ldc);
     apply_epilogue(ep, C, ldc, 0, M, 0, N);
     return;
   }
-  if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
-  if (const int v = g_force_kc.load(std::memory_order_relaxed)) kern.kc = v;
-  if (const int v = g_force_mc.load(std::memory_order_relaxed)) kern.mc = v;
-  if (const int v = g_force_nc.load(std::memory_order_relaxed)) kern.nc = v;
 
   int nth = max_threads;
   if (nth > 1) {
@@ -589,7 +634,8 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
     const In* Ab = ta ? A + i0 : A + i0 * lda;
     if (ep) {
       const GemmEpilogue band_ep = epilogue_at(ep, i0);
-      gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0, &band_ep);
+      gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C ? C + i0 * ldc : nullptr, ldc, nth, bpack,
+                i0 == 0, &band_ep);
     } else {
       gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0,
                 static_cast<const GemmEpilogue*>(nullptr));
@@ -646,14 +692,16 @@ void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a,
                        int64_t K, O alpha, const In* A, int64_t lda, int64_t stride_a, const In* B, int64_t ldb,
                        int64_t stride_b, O beta, O* C, int64_t ldc, int64_t stride_c, int64_t batch,
                        const GemmEpilogue* ep = nullptr) {
-  gemm_batched_impl(M, N, K, stride_c, batch, [&](int64_t b, int nth) {
+  // Without C, batch entries are independent when their D are.
+  const int64_t out_stride = C ? stride_c : ep && ep->D ? ep->stride_d : 0;
+  gemm_batched_impl(M, N, K, out_stride, batch, [&](int64_t b, int nth) {
     GemmEpilogue eb;
     if (ep) {
       eb = *ep;
       if (eb.D) eb.D += b * ep->stride_d;
     }
     gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                     C + b * stride_c, ldc, nth, ep ? &eb : nullptr);
+                     C ? C + b * stride_c : nullptr, ldc, nth, ep ? &eb : nullptr);
   });
 }
 
@@ -672,6 +720,7 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
                    float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
+  MG_CHECK(C || (ep.D && beta == 0.0f), "sgemm_batched: C may be null only with an epilogue D and beta 0");
   gemm_batched_with(active_kernel<float>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
                     C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
 }
@@ -691,6 +740,7 @@ void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t 
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
                       float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
   MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
+  MG_CHECK(C || (ep.D && beta == 0.0f), "bf16gemm_batched: C may be null only with an epilogue D and beta 0");
   gemm_batched_with(detail::gemm_active_kernels().bf16, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb,
                     stride_b, beta, C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
 }

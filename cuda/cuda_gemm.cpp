@@ -12,6 +12,7 @@
 #include <string>
 
 #include "core/determinism.h"
+#include "cuda/cuda_allocator.h"
 #include "cuda/cuda_backend.h"
 #include "cuda/cuda_context.h"
 #include "cuda/cuda_errors.h"
@@ -33,6 +34,27 @@ void set_allow_tf32(bool allow) { g_allow_tf32 = allow; }
 bool allow_tf32() { return g_allow_tf32; }
 
 void CudaBackend::gemm(const GemmArgs& g) {
+  if (!g.C) {
+    // The caller wants D only: cuBLAS still writes an f32 C, here a scratch block. Freeing it
+    // right after queuing is safe: everything runs on the backend's one stream, so a later
+    // user of the block runs after this GEMM and its epilogue (cuda_allocator.h).
+    MG_CHECK(g.D && g.beta == 0.0 && g.dtype == DType::bf16,
+             "cuda gemm: C may be null only with a bf16 output D and beta 0");
+    if (g.M == 0 || g.N == 0 || g.batch == 0) return;
+    const size_t bytes = sizeof(float) * size_t(g.batch) * size_t(g.M) * size_t(g.N);
+    GemmArgs with_c = g;
+    with_c.C = device_allocate(bytes);
+    with_c.ldc = g.N;
+    with_c.stride_c = g.M * g.N;
+    try {
+      gemm(with_c);
+    } catch (...) {
+      device_free(with_c.C);
+      throw;
+    }
+    device_free(with_c.C);
+    return;
+  }
   const DType dtype = g.dtype;
   const bool ta = g.trans_a, tb = g.trans_b;
   const int64_t M = g.M, N = g.N, K = g.K, sa = g.stride_a, sb = g.stride_b, sc = g.stride_c, batch = g.batch;

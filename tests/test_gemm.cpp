@@ -554,14 +554,17 @@ TEST_CASE("gemm epilogue: bias and bf16 output on each finished tile equal a pas
       const int64_t M = 67, N = 131, batch = 3;
       const std::vector<float> A = randv(size_t(batch * M * K)), B = randv(size_t(batch * K * N)), bias = randv(size_t(N));
       const std::vector<uint16_t> Ab = to_bits(A), Bb = to_bits(B);
-      auto run = [&](const mg::cpu::GemmEpilogue& ep, std::vector<float>& C) {
+      // without_c: C null, D only (the result goes from micro-tile buffers straight to D when the
+      // GEMM is one K block, through a private C otherwise).
+      auto run = [&](const mg::cpu::GemmEpilogue& ep, std::vector<float>& C, bool without_c = false) {
         C.assign(size_t(batch * M * N), 0.0f);
+        float* c = without_c ? nullptr : C.data();
         if (kind == 0)
-          mg::cpu::sgemm_batched(false, true, M, N, K, 1.0f, A.data(), K, M * K, B.data(), K, K * N, 0.0f, C.data(), N,
+          mg::cpu::sgemm_batched(false, true, M, N, K, 1.0f, A.data(), K, M * K, B.data(), K, K * N, 0.0f, c, N,
                                  M * N, batch, ep);
         else
-          mg::cpu::bf16gemm_batched(false, true, M, N, K, 1.0f, Ab.data(), K, M * K, Bb.data(), K, K * N, 0.0f,
-                                    C.data(), N, M * N, batch, ep);
+          mg::cpu::bf16gemm_batched(false, true, M, N, K, 1.0f, Ab.data(), K, M * K, Bb.data(), K, K * N, 0.0f, c, N,
+                                    M * N, batch, ep);
       };
       for (int blocking = 0; blocking < 3; ++blocking) {
         if (blocking == 1) gemm_force_blocking(16, 20, 40);
@@ -577,15 +580,22 @@ TEST_CASE("gemm epilogue: bias and bf16 output on each finished tile equal a pas
           run({}, plain);
           std::vector<uint16_t> D(size_t(batch * M * N), 0xffff);
           run({.bias = bias.data(), .D = kind == 1 ? D.data() : nullptr, .ldd = N, .stride_d = M * N}, with_bias);
+          std::vector<uint16_t> Dn(size_t(batch * M * N), 0xffff), Dnb(size_t(batch * M * N), 0xffff);
+          std::vector<float> unused;
+          run({.D = Dn.data(), .ldd = N, .stride_d = M * N}, unused, true);
+          run({.bias = bias.data(), .D = Dnb.data(), .ldd = N, .stride_d = M * N}, unused, true);
           omp_set_num_threads(saved);
-          int64_t bad_c = 0, bad_d = 0;
+          int64_t bad_c = 0, bad_d = 0, bad_direct = 0;
           for (int64_t i = 0; i < batch * M * N; ++i) {
             const float want = plain[size_t(i)] + bias[size_t(i % N)];
             bad_c += with_bias[size_t(i)] != want;
             if (kind == 1) bad_d += D[size_t(i)] != mg::bf16(want).bits;
+            bad_direct += Dn[size_t(i)] != mg::bf16(plain[size_t(i)]).bits;
+            bad_direct += Dnb[size_t(i)] != mg::bf16(want).bits;
           }
           CHECK(bad_c == 0);
           CHECK(bad_d == 0);
+          CHECK(bad_direct == 0);
         }
         gemm_force_blocking(0, 0, 0);
       }
