@@ -1,5 +1,8 @@
 #include "ops/common.h"
 
+#include <algorithm>
+
+#include "core/factories.h"
 #include "ops/autocast_policy.h"
 #include "ops/reduce.h"
 
@@ -49,6 +52,19 @@ Tensor sum_to(const Tensor& g, const Shape& shape) {
 
 Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype) {
   if (g.dtype() != DType::bf16 || g.shape() == shape) return cast_raw(sum_to(g, shape), dtype);
+  // A contiguous bf16 g summed over its leading dims (a bias gradient: [rows, n] -> [n]) is a
+  // ones-row bf16 GEMM: every product 1 * g is exact and the sum runs in f32, as for a widened
+  // copy, without writing that f32 copy of g (twice g's size) and reading it back.
+  const size_t k = shape.size();
+  const bool trailing = k <= g.shape().size() && std::equal(shape.begin(), shape.end(), g.shape().end() - ptrdiff_t(k));
+  if (trailing && g.is_contiguous() && g.numel() > 0) {
+    const int64_t n = numel(shape), rows = g.numel() / n;
+    const Tensor ones = full({1, rows}, 1.0, TensorOptions{DType::bf16, g.device(), false});
+    Tensor out = Tensor::empty(shape, TensorOptions{DType::f32, g.device(), false});
+    backend_for(g.device()).gemm({.dtype = DType::bf16, .M = 1, .N = n, .K = rows, .A = ones.raw_data(), .lda = rows,
+                                  .B = g.raw_data(), .ldb = n, .C = out.raw_data(), .ldc = n});
+    return cast_raw(out, dtype);
+  }
   return cast_raw(sum_to(cast_raw(g, DType::f32), shape), dtype);
 }
 

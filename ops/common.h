@@ -23,7 +23,8 @@ Tensor contiguous_raw(const Tensor& t);
 // Sums g down to `shape` (undoing NumPy broadcasting); differentiable.
 Tensor sum_to(const Tensor& g, const Shape& shape);
 // A gradient summed down to `shape` and returned as `dtype`. A bf16 g is summed in f32 (there are
-// no bf16 reductions) and rounded once at the end; other dtypes sum in their own.
+// no bf16 reductions; over leading dims, a bf16 GEMM with a ones row) and rounded once at the
+// end; other dtypes sum in their own.
 Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype);
 // x (contiguous) seen as [rows, n] over its last dim (a 0-d tensor as [1, 1]), without autograd.
 Tensor as_rows(const Tensor& x);

@@ -16,6 +16,7 @@
 #include "experiments/lm_run.h"
 #include "nn/lm.h"
 #include "nn/optim.h"
+#include "ops/common.h"
 #include "report/csv.h"
 #include "tests/lm_train_step.h"
 #include "tests/model_configs.h"
@@ -444,4 +445,27 @@ TEST_CASE("train_run with precision bf16 on the CPU: the loss falls; determinist
   REQUIRE(a.size() == 10);
   CHECK(std::stod(a.back()) < std::stod(a.front()));
   CHECK(a == b);
+}
+
+TEST_CASE("bf16 bias gradients: the sum over leading dims is the f32 sum of the bf16 values, rounded once") {
+  // grad_sum_to sums a bf16 gradient [rows, n] -> [n] as a ones-row bf16 GEMM (no widened copy);
+  // other reductions (a broadcast middle dim) widen first. Both against the f64 sum of the same
+  // bf16 values, within f32 summation error; the f32 result is then rounded once to bf16.
+  for (const auto& c : std::vector<std::pair<Shape, Shape>>{{{8, 37, 300}, {300}}, {{5000, 7}, {7}},
+                                                            {{2, 3, 4, 5}, {4, 5}}, {{6, 1, 9}, {1, 9}},
+                                                            {{4, 6, 3}, {4, 1, 3}}, {{3, 8}, {}}}) {
+    CAPTURE(shape_str(c.first));
+    CAPTURE(shape_str(c.second));
+    const Tensor g = randn(c.first, 31).to(DType::bf16);
+    const std::vector<double> gv = vals(g);
+    const Tensor got32 = detail::grad_sum_to(g, c.second, DType::f32), got16 = detail::grad_sum_to(g, c.second, DType::bf16);
+    REQUIRE(got32.shape() == c.second);
+    REQUIRE(got16.dtype() == DType::bf16);
+    const Tensor want = detail::sum_to(g.to(DType::f64), c.second), absum = detail::sum_to(abs(g.to(DType::f64)), c.second);
+    const std::vector<double> w = vals(want), a = vals(absum), s32 = vals(got32), s16 = vals(got16);
+    for (size_t i = 0; i < w.size(); ++i) {
+      CHECK(std::abs(s32[i] - w[i]) <= 1e-6 * a[i] + 1e-30);
+      CHECK(s16[i] == double(float(bf16(float(s32[i])))));  // one rounding of the f32 sum
+    }
+  }
 }
