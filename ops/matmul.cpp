@@ -109,6 +109,20 @@ Tensor reduce_to(const Tensor& g, const Shape& shape) {
   return grad_sum_to(g, shape, g.dtype());
 }
 
+// b is a transposed contiguous matrix: w.t() of a contiguous w (every Linear's weight).
+bool transposed_matrix(const Tensor& b) {
+  return b.dim() == 2 && b.size(0) > 1 && b.size(1) > 1 && b.strides()[0] == 1 && b.strides()[1] == b.size(0);
+}
+
+// The gradient of b in a = [M, K] x b = [K, N]: a^T g. When b is w.t() it is computed as (g^T a)^T,
+// so that it has w's layout: the transpose's backward then hands on a contiguous gradient, which
+// AccumulateGrad takes as it is (or, under autocast, the cast widens densely) instead of copying a
+// strided one element by element.
+Tensor grad_of_b(const Tensor& sa, const Tensor& g, const Shape& shb, bool b_transposed) {
+  if (b_transposed && sa.dim() == 2 && g.dim() == 2) return matmul(g.transpose(0, 1), sa).transpose(0, 1);
+  return reduce_to(matmul(sa.transpose(-1, -2), g), shb);
+}
+
 }  // namespace
 
 Tensor matmul(const Tensor& a, const Tensor& b) {
@@ -128,9 +142,10 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   const bool need_a = needs_grad(a), need_b = needs_grad(b);
   Tensor sa = need_b ? a.detach() : Tensor(), sb = need_a ? b.detach() : Tensor();
   Shape sha = a.shape(), shb = b.shape();
-  return record("matmul", out, {a, b}, [sa, sb, sha, shb](const Tensor& g) -> std::vector<Tensor> {
+  const bool bt = transposed_matrix(b);
+  return record("matmul", out, {a, b}, [sa, sb, sha, shb, bt](const Tensor& g) -> std::vector<Tensor> {
     Tensor ga = sb.defined() ? reduce_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
-    Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
+    Tensor gb = sa.defined() ? grad_of_b(sa, g, shb, bt) : Tensor();
     return {ga, gb};
   });
 }
@@ -157,10 +172,11 @@ Tensor matmul_bias(const Tensor& a, const Tensor& b, const Tensor& bias) {
   Shape sha = a.shape(), shb = b.shape();
   const DType bias_dtype = bias.dtype();
   const int64_t n = bias.size(0);
+  const bool bt = transposed_matrix(b);
   return record("matmul_bias", out, {a, b, bias},
-                [sa, sb, sha, shb, need_bias, bias_dtype, n](const Tensor& g) -> std::vector<Tensor> {
+                [sa, sb, sha, shb, need_bias, bias_dtype, n, bt](const Tensor& g) -> std::vector<Tensor> {
                   Tensor ga = sb.defined() ? reduce_to(matmul(g, sb.transpose(-1, -2)), sha) : Tensor();
-                  Tensor gb = sa.defined() ? reduce_to(matmul(sa.transpose(-1, -2), g), shb) : Tensor();
+                  Tensor gb = sa.defined() ? grad_of_b(sa, g, shb, bt) : Tensor();
                   Tensor gbias = need_bias ? grad_sum_to(g, Shape{n}, bias_dtype) : Tensor();
                   return {ga, gb, gbias};
                 });
