@@ -28,12 +28,22 @@ TEST_CASE("op_cost: matmul_bias counts its product and its bias, and each gradie
 
 namespace {
 
-std::string tiny_config(const std::string& precision) {
-  return "name: tiny\n"
-         "model:\n  kind: masked_mixer\n  d_model: 16\n  n_layers: 2\n  n_ctx: 8\n  mixer_form: flat\n"
-         "data:\n  format: gutenberg\n  vocab_size: 300\n"
-         "train:\n  batch_size: 2\n  steps: 10\n  warmup_steps: 0\n  lr: 0.001\n  precision: " +
-         precision + "\n";
+// One profiled step of a tiny flat masked mixer (d 16, 2 layers, 2 x 8 tokens) in `precision`,
+// with the peak given (100 GFLOP/s), so no GEMM peak is measured.
+ProfileResult profile_tiny(const std::string& precision) {
+  test::TempDir dir("mg_op_profile");
+  const std::string cfg = (dir.path / "tiny.yaml").string();
+  test::write_file(cfg,
+                   "name: tiny\n"
+                   "model:\n  kind: masked_mixer\n  d_model: 16\n  n_layers: 2\n  n_ctx: 8\n  mixer_form: flat\n"
+                   "data:\n  format: gutenberg\n  vocab_size: 300\n"
+                   "train:\n  batch_size: 2\n  steps: 10\n  warmup_steps: 0\n  lr: 0.001\n  precision: " +
+                       precision + "\n");
+  ProfileOptions o;
+  o.config = cfg;
+  o.out_dir = (dir.path / "out").string();
+  o.peak_gflops = 100;
+  return profile_step(o);
 }
 
 const ProfileRow* row_of(const std::vector<ProfileRow>& rows, const std::string& key, const std::string& phase) {
@@ -45,14 +55,7 @@ const ProfileRow* row_of(const std::vector<ProfileRow>& rows, const std::string&
 }  // namespace
 
 TEST_CASE("profile: the feed-forward's matmul_bias has its FLOPs forward and backward") {
-  test::TempDir dir("mg_op_profile");
-  const std::string cfg = (dir.path / "tiny.yaml").string();
-  test::write_file(cfg, tiny_config("f32"));
-  ProfileOptions o;
-  o.config = cfg;
-  o.out_dir = (dir.path / "out").string();
-  o.peak_gflops = 100;  // given, so the test measures no GEMM peak
-  const ProfileResult r = profile_step(o);
+  const ProfileResult r = profile_tiny("f32");
   CHECK_FALSE(r.peak_measured);
   const ProfileRow* f = row_of(r.by_op, "matmul_bias", "forward");
   const ProfileRow* b = row_of(r.by_op, "matmul_bias", "backward");
@@ -68,14 +71,7 @@ TEST_CASE("profile: the feed-forward's matmul_bias has its FLOPs forward and bac
 }
 
 TEST_CASE("profile: a bf16 run is held against the bf16 GEMM's peak") {
-  test::TempDir dir("mg_op_profile_bf16");
-  const std::string cfg = (dir.path / "tiny.yaml").string();
-  test::write_file(cfg, tiny_config("bf16"));
-  ProfileOptions o;
-  o.config = cfg;
-  o.out_dir = (dir.path / "out").string();
-  o.peak_gflops = 100;
-  const ProfileResult r = profile_step(o);
+  const ProfileResult r = profile_tiny("bf16");
   CHECK(r.peak_dtype == "bf16");
   CHECK(r.label.find("bf16") != std::string::npos);
 }
