@@ -19,39 +19,52 @@ namespace mg::cpu {
 
 namespace {
 
-// cos[p * half + i], sin[p * half + i]: the angle of pair i at position p < positions.
+// cos[p * half + i], sin[p * half + i]: the angle of pair i at position first + p, p < positions.
 template <class V>
 struct RopeTable {
   double theta = 0;
-  int64_t Dh = 0, positions = 0;
+  int64_t Dh = 0, first = 0, positions = 0;
   std::vector<V> cos, sin;
 };
 
-// The table for (theta, Dh) covering at least `positions` positions. Entries are immutable and
-// shared: a caller keeps its table alive while a bigger one replaces it in the cache. Sizes grow
-// by doubling, so generation (one position per call, increasing) rebuilds O(log T) times.
+// Tables are cached up to this many positions (8 MiB of f64 at Dh = 128); a call beyond it builds
+// its own rows, as every call used to.
+constexpr int64_t kMaxCachedPositions = int64_t(1) << 16;
+
 template <class V>
-std::shared_ptr<const RopeTable<V>> rope_table(double theta, int64_t Dh, int64_t positions) {
+std::shared_ptr<RopeTable<V>> build_table(double theta, int64_t Dh, int64_t first, int64_t positions) {
+  auto t = std::make_shared<RopeTable<V>>();
+  t->theta = theta, t->Dh = Dh, t->first = first, t->positions = positions;
+  const int64_t half = Dh / 2;
+  t->cos.resize(size_t(positions * half));
+  t->sin.resize(size_t(positions * half));
+  for (int64_t i = 0; i < half; ++i) {
+    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(Dh));
+    for (int64_t p = 0; p < positions; ++p) {
+      const double a = double(first + p) * inv_freq;
+      t->cos[size_t(p * half + i)] = V(std::cos(a));
+      t->sin[size_t(p * half + i)] = V(std::sin(a));
+    }
+  }
+  return t;
+}
+
+// A table for (theta, Dh) covering positions [first, first + count): the cached one (from
+// position 0) when it fits under kMaxCachedPositions, else rows built for this call. Cached
+// entries are immutable and shared: a caller keeps its table alive while a bigger one replaces it.
+// Sizes grow by doubling, so generation (one position per call, increasing) rebuilds O(log T)
+// times.
+template <class V>
+std::shared_ptr<const RopeTable<V>> rope_table(double theta, int64_t Dh, int64_t first, int64_t count) {
+  if (first + count > kMaxCachedPositions) return build_table<V>(theta, Dh, first, count);
   static std::mutex mu;
   static std::vector<std::shared_ptr<const RopeTable<V>>> cache;  // a few (theta, Dh) pairs
   std::lock_guard<std::mutex> lock(mu);
   auto same = [&](const auto& e) { return e->theta == theta && e->Dh == Dh; };
   auto it = std::find_if(cache.begin(), cache.end(), same);
-  if (it != cache.end() && (*it)->positions >= positions) return *it;
-  auto t = std::make_shared<RopeTable<V>>();
-  t->theta = theta, t->Dh = Dh;
-  t->positions = std::max<int64_t>(positions, it != cache.end() ? 2 * (*it)->positions : 0);
-  const int64_t half = Dh / 2;
-  t->cos.resize(size_t(t->positions * half));
-  t->sin.resize(size_t(t->positions * half));
-  for (int64_t i = 0; i < half; ++i) {
-    const double inv_freq = std::pow(theta, -2.0 * double(i) / double(Dh));
-    for (int64_t p = 0; p < t->positions; ++p) {
-      const double a = double(p) * inv_freq;
-      t->cos[size_t(p * half + i)] = V(std::cos(a));
-      t->sin[size_t(p * half + i)] = V(std::sin(a));
-    }
-  }
+  if (it != cache.end() && (*it)->positions >= first + count) return *it;
+  const int64_t grown = it != cache.end() ? 2 * (*it)->positions : 0;
+  auto t = build_table<V>(theta, Dh, 0, std::min(kMaxCachedPositions, std::max(first + count, grown)));
   if (it != cache.end()) cache.erase(it);
   if (cache.size() >= 8) cache.erase(cache.begin());
   cache.push_back(t);
@@ -70,9 +83,9 @@ void CpuBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool in
     using S = decltype(tag);  // storage
     using V = compute_t<S>;
     // Row t of x takes the table's position pos_offset + t; inverse negates sin (exactly).
-    const std::shared_ptr<const RopeTable<V>> table = rope_table<V>(theta, Dh, pos_offset + T);
-    const V* cos_t = table->cos.data() + pos_offset * half;
-    const V* sin_t = table->sin.data() + pos_offset * half;
+    const std::shared_ptr<const RopeTable<V>> table = rope_table<V>(theta, Dh, pos_offset, T);
+    const V* cos_t = table->cos.data() + (pos_offset - table->first) * half;
+    const V* sin_t = table->sin.data() + (pos_offset - table->first) * half;
     const V sgn = inverse ? V(-1) : V(1);
     const S* xp = ptr<S>(x);
     S* op = ptr<S>(out);

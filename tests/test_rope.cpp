@@ -30,7 +30,8 @@ TEST_CASE("rope matches HF Llama's rotate_half formula (f32 and f64)") {
     int64_t off;
   };
   for (const Case& c : {Case{{2, 3, 5, 8}, 10000.0, 0}, Case{{1, 2, 7, 6}, 500.0, 3}, Case{{1, 1, 1, 2}, 10000.0, 0},
-                        Case{{2, 2, 9, 64}, 10000.0, 100}}) {
+                        Case{{2, 2, 9, 64}, 10000.0, 100},
+                        Case{{1, 2, 3, 8}, 10000.0, 70000}}) {  // beyond the kernel's cached positions
     const int64_t T = c.shape[2], Dh = c.shape[3], N = c.shape[0] * c.shape[1];
     for (DType dt : {DType::f32, DType::f64}) {
       Tensor x = randn(c.shape, 3, TensorOptions{dt});
