@@ -14,7 +14,8 @@
 // bf16 (autocast's q, k, v; lse stays f32): each work item widens the rows it reads into per-thread
 // f32 buffers (O(T * Dh), against the item's O(kTile * T * Dh) or O(T^2 * Dh) flops), runs the f32
 // routine on them and rounds its outputs once. So the results are bitwise those of the f32 kernel
-// on widened inputs, and no full-size f32 copy is ever made.
+// on widened inputs, and no full-size f32 copy is ever made. The forward takes a whole head per
+// item when there are heads enough for the threads, so a head's keys and values are widened once.
 //
 // Score tiles are computed transposed, S^T = k q^T ([keys x queries]): k is used in place (no
 // per-tile packing), and every per-query quantity (max, sum, rescale, lse, D) runs across vector
@@ -22,6 +23,8 @@
 // register-blocked kernel over GCC vector types; each routine is built three times (AVX-512,
 // AVX2+FMA, baseline SSE2) with function target attributes and picked at run time, so the library
 // needs no -march flag.
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -512,19 +515,37 @@ void attention_forward_bf16(const Tensor& q, const Tensor& k, const Tensor& v, d
   float* lp = ptr<float>(lse);
   const auto fn = kernels_for_isa<float>().forward;
   const int64_t base_ws = fwd_scratch(g);
-  const bool par = use_threads(q, items);
-  run_items<float>(items, base_ws + 4 * head, par, [&](int64_t it, float* ws) {
-    const int64_t bh = it % BH, qb = nq - 1 - it / BH, off = bh * head;
-    const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0);
-    const int64_t keys = causal ? i0 + m : T_;  // the key rows this query block reads
+  // One query block of head bh; its key and value rows [0, keys) must be widened in kf, vf.
+  auto block = [&](int64_t bh, int64_t qb, float* ws) {
+    const int64_t off = bh * head, i0 = qb * kTile, m = std::min(kTile, T_ - i0);
     float *qf = ws + base_ws, *kf = qf + head, *vf = kf + head, *of = vf + head;
     widen_rows(qp + off + i0 * Dh, m * Dh, qf + i0 * Dh);
-    widen_rows(kp + off, keys * Dh, kf);
-    widen_rows(vp + off, keys * Dh, vf);
     // As one head at bh 0: the routine addresses rows from the head's start.
     const FwdArgs<float> a{qf, kf, vf, of, lp + bh * T_, g};
     fn(a, 0, qb, ws);
     narrow_rows(of + i0 * Dh, m * Dh, op + off + i0 * Dh);
+  };
+  const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (BH >= 4 * int64_t(nth)) {
+    // Enough heads to balance the threads: a work item is a whole head, whose keys and values are
+    // widened once for all its query blocks (per block, late blocks would widen the same rows
+    // again: about T / 128 times over).
+    run_items<float>(BH, base_ws + 4 * head, use_threads(q, BH), [&](int64_t bh, float* ws) {
+      float* kf = ws + base_ws + head;
+      widen_rows(kp + bh * head, head, kf);
+      widen_rows(vp + bh * head, head, kf + head);
+      for (int64_t qb = nq - 1; qb >= 0; --qb) block(bh, qb, ws);
+    });
+    return;
+  }
+  run_items<float>(items, base_ws + 4 * head, use_threads(q, items), [&](int64_t it, float* ws) {
+    const int64_t bh = it % BH, qb = nq - 1 - it / BH, off = bh * head;
+    const int64_t i0 = qb * kTile, m = std::min(kTile, T_ - i0);
+    const int64_t keys = causal ? i0 + m : T_;  // the key rows this query block reads
+    float* kf = ws + base_ws + head;
+    widen_rows(kp + off, keys * Dh, kf);
+    widen_rows(vp + off, keys * Dh, kf + head);
+    block(bh, qb, ws);
   });
 }
 
