@@ -592,9 +592,18 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
     const FwdArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(lse), geometry<T>(q, scale, causal)};
     const auto fn = kernels_for_isa<T>().forward;
     const int64_t nq = a.g.nblocks, items = BH * nq;
-    const bool par = use_threads(q, items);
+    const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (BH >= 4 * int64_t(nth)) {
+      // Whole heads per item, as for bf16: a head's keys and values stay in this core's L2 for all
+      // its query blocks instead of being fetched again by whichever thread takes the next block.
+      run_items<T>(BH, fwd_scratch(a.g), use_threads(q, BH), [&](int64_t bh, T* ws) {
+        for (int64_t qb = nq - 1; qb >= 0; --qb) fn(a, bh, qb, ws);
+      });
+      return;
+    }
     // Longest items first (causal: late query blocks see the most keys).
-    run_items<T>(items, fwd_scratch(a.g), par, [&](int64_t it, T* ws) { fn(a, it % BH, nq - 1 - it / BH, ws); });
+    run_items<T>(items, fwd_scratch(a.g), use_threads(q, items),
+                 [&](int64_t it, T* ws) { fn(a, it % BH, nq - 1 - it / BH, ws); });
   });
 }
 
