@@ -55,6 +55,11 @@ TEST_CASE("attention forward matches softmax(q k^T * scale) v") {
       check_forward({2, 1, 130, 5}, causal, 0, dt, 13);  // three tiles, ragged, odd Dh
       check_forward({1, 1, 128, 64}, causal, 0, dt, 16); // exact tiles
       check_forward({1, 1, 67, 17}, causal, 0, dt, 19);  // Dh not a vector multiple
+      // 16 heads on two threads: whole heads per work item (the other shapes: a query block each).
+      const int saved_threads = omp_get_max_threads();
+      omp_set_num_threads(2);
+      check_forward({2, 8, 130, 12}, causal, 0, dt, 22);
+      omp_set_num_threads(saved_threads);
     }
   }
   // Large scores: the online softmax must not overflow where the naive exp would.
