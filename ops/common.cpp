@@ -58,14 +58,18 @@ Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype) {
   const size_t k = shape.size();
   const bool trailing = k <= g.shape().size() && std::equal(shape.begin(), shape.end(), g.shape().end() - ptrdiff_t(k));
   if (trailing && g.is_contiguous() && g.numel() > 0) {
-    const int64_t n = numel(shape), rows = g.numel() / n;
-    const Tensor ones = full({1, rows}, 1.0, TensorOptions{DType::bf16, g.device(), false});
     Tensor out = Tensor::empty(shape, TensorOptions{DType::f32, g.device(), false});
-    backend_for(g.device()).gemm({.dtype = DType::bf16, .M = 1, .N = n, .K = rows, .A = ones.raw_data(), .lda = rows,
-                                  .B = g.raw_data(), .ldb = n, .C = out.raw_data(), .ldc = n});
+    sum_rows_as_gemm(g, g.numel() / numel(shape), out);
     return cast_raw(out, dtype);
   }
   return cast_raw(sum_to(cast_raw(g, DType::f32), shape), dtype);
+}
+
+void sum_rows_as_gemm(const Tensor& x, int64_t rows, const Tensor& out) {
+  const int64_t n = out.numel();
+  const Tensor ones = full({1, rows}, 1.0, TensorOptions{x.dtype(), x.device(), false});
+  backend_for(x.device()).gemm({.dtype = x.dtype(), .M = 1, .N = n, .K = rows, .A = ones.raw_data(), .lda = rows,
+                                .B = x.raw_data(), .ldb = n, .C = out.raw_data(), .ldc = n});
 }
 
 Tensor as_rows(const Tensor& x) {

@@ -26,6 +26,10 @@ Tensor sum_to(const Tensor& g, const Shape& shape);
 // no bf16 reductions; over leading dims, a bf16 GEMM with a ones row) and rounded once at the
 // end; other dtypes sum in their own.
 Tensor grad_sum_to(const Tensor& g, const Shape& shape, DType dtype);
+// out[j] = sum over i of x[i, j], x contiguous seen as [rows, n] (out.numel() == n), as one GEMM
+// with a ones row: x is read once in its own layout. out has x's dtype, or f32 for a bf16 x (every
+// product 1 * x is exact, the sum runs in f32). No autograd.
+void sum_rows_as_gemm(const Tensor& x, int64_t rows, const Tensor& out);
 // x (contiguous) seen as [rows, n] over its last dim (a 0-d tensor as [1, 1]), without autograd.
 Tensor as_rows(const Tensor& x);
 // "[i, j, ...]": the multi-index of flat element `flat` of a tensor of shape `s`, for messages.

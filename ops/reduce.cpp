@@ -44,10 +44,7 @@ bool sum_leading_as_gemm(const Tensor& x, const ReducePlan& p, const Tensor& out
   for (size_t i = lead; i < p.reduced.size(); ++i)
     if (p.reduced[i]) return false;
   if (lead == 0 || lead == p.reduced.size()) return false;
-  const int64_t R = p.count, K = x.numel() / std::max<int64_t>(R, 1);
-  Tensor ones_row = full({1, R}, 1.0, opts_of(x));
-  be(x).gemm({.dtype = x.dtype(), .M = 1, .N = K, .K = R, .A = ones_row.raw_data(), .lda = R, .B = x.raw_data(),
-              .ldb = K, .C = out.raw_data(), .ldc = K});
+  sum_rows_as_gemm(x, p.count, out);
   return true;
 }
 
