@@ -496,6 +496,14 @@ Geometry<T> geometry(const Tensor& q, double scale, bool causal) {
 // problem's work (q.numel() * T ~ flops / 2).
 bool use_threads(const Tensor& q, int64_t items) { return items > 1 && q.numel() * q.size(2) >= (int64_t(1) << 18); }
 
+// Whether the forward's work items are whole heads (all query blocks of one batch*head, so its
+// keys and values stay in one core's L2, and bf16 ones are widened once) rather than one query
+// block each: when there are at least 4 heads per thread to balance the team.
+bool whole_head_items(int64_t BH) {
+  const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return BH >= 4 * int64_t(nth);
+}
+
 void widen_rows(const bf16* src, int64_t n, float* dst) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) dst[i] = widen(src[i]);
@@ -525,11 +533,9 @@ void attention_forward_bf16(const Tensor& q, const Tensor& k, const Tensor& v, d
     fn(a, 0, qb, ws);
     narrow_rows(of + i0 * Dh, m * Dh, op + off + i0 * Dh);
   };
-  const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (BH >= 4 * int64_t(nth)) {
-    // Enough heads to balance the threads: a work item is a whole head, whose keys and values are
-    // widened once for all its query blocks (per block, late blocks would widen the same rows
-    // again: about T / 128 times over).
+  if (whole_head_items(BH)) {
+    // A head's keys and values are widened once for all its query blocks (per block, late blocks
+    // would widen the same rows again: about T / 128 times over).
     run_items<float>(BH, base_ws + 4 * head, use_threads(q, BH), [&](int64_t bh, float* ws) {
       float* kf = ws + base_ws + head;
       widen_rows(kp + bh * head, head, kf);
@@ -592,10 +598,7 @@ void CpuBackend::attention_forward(const Tensor& q, const Tensor& k, const Tenso
     const FwdArgs<T> a{ptr<T>(q), ptr<T>(k), ptr<T>(v), ptr<T>(out), ptr<T>(lse), geometry<T>(q, scale, causal)};
     const auto fn = kernels_for_isa<T>().forward;
     const int64_t nq = a.g.nblocks, items = BH * nq;
-    const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (BH >= 4 * int64_t(nth)) {
-      // Whole heads per item, as for bf16: a head's keys and values stay in this core's L2 for all
-      // its query blocks instead of being fetched again by whichever thread takes the next block.
+    if (whole_head_items(BH)) {
       run_items<T>(BH, fwd_scratch(a.g), use_threads(q, BH), [&](int64_t bh, T* ws) {
         for (int64_t qb = nq - 1; qb >= 0; --qb) fn(a, bh, qb, ws);
       });
