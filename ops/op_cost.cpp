@@ -20,8 +20,9 @@ constexpr PerElement kPointwise[] = {
     {"sub_scalar", 1}, {"rsub_scalar", 1}, {"mul_scalar", 1},   {"div_scalar", 1}, {"rdiv_scalar", 2},
     {"neg", 1},        {"abs", 1},         {"exp", 1},          {"log", 1},        {"sqrt", 1},
     {"rsqrt", 2},      {"pow", 1},         {"tanh", 1},         {"relu", 1},       {"silu", 4},
-    {"gelu", 8},       {"bias_gelu", 9},   {"swiglu", 5},      {"rope", 3},         {"dropout", 1},    {"layer_norm", 8},
-    {"rms_norm", 5},   {"softmax", 5},     {"log_softmax", 5},  {"l2_normalize", 3}, {"tril", 0},
+    {"gelu", 8},       {"bias_gelu", 9},   {"swiglu", 5},       {"rope", 3},       {"dropout", 1},
+    {"layer_norm", 8}, {"rms_norm", 5},    {"softmax", 5},      {"log_softmax", 5}, {"l2_normalize", 3},
+    {"tril", 0},
 };
 
 // Ops whose cost is counted per INPUT element (they reduce).
@@ -54,10 +55,6 @@ OpCost forward_op_cost(const char* name, const std::vector<Tensor>& in, const Te
       if (!std::strcmp(name, p.op) && !in.empty() && in[0].defined()) c.flops = p.flops * double(in[0].numel());
   }
   return c;
-}
-
-OpCost backward_op_cost(const OpCost& forward, double grad_output_bytes, double grads_bytes, int grads_produced) {
-  return OpCost{forward.flops * grads_produced, grad_output_bytes + grads_bytes};
 }
 
 double input_grad_flops(const char* name, const OpCost& forward, int input_index) {
