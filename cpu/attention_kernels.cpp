@@ -19,21 +19,19 @@
 // kernel on widened inputs, with no full-size f32 copy. The forward takes a whole head per item
 // when there are heads enough for the threads, so a head's keys and values are widened once.
 //
-// The routines themselves are in cpu/attention_tiles.h. Score tiles are computed transposed, S^T = k q^T ([keys x queries]): k is used in place (no
+// The routines themselves are in cpu/attention_tiles.h, written once over the tile products.
+// Score tiles are computed transposed, S^T = k q^T ([keys x queries]): k is used in place (no
 // per-tile packing), and every per-query quantity (max, sum, rescale, lse, D) runs across vector
-// lanes. Scores are in base 2 (times log2 e) so the softmax uses exp2. Tile products run on a small
-// register-blocked kernel over GCC vector types; each routine is built three times (AVX-512,
-// AVX2+FMA, baseline SSE2) with function target attributes and picked at run time, so the library
-// needs no -march flag.
+// lanes. Scores are in base 2 (times log2 e) so the softmax uses exp2. The f32/f64 tile products
+// run on a small register-blocked kernel over GCC vector types; each routine is built three times
+// (AVX-512, AVX2+FMA, baseline SSE2) with function target attributes and picked at run time, so
+// the library needs no -march flag.
 #include <omp.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <limits>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "cpu/attention_tiles.h"
