@@ -13,7 +13,7 @@
 #include "cpu/bf16_math.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
-#include "cpu/strided.h"
+#include "cpu/parallel.h"
 
 namespace mg::cpu {
 
@@ -89,23 +89,26 @@ void CpuBackend::rope(const Tensor& x, double theta, int64_t pos_offset, bool in
     const V sgn = inverse ? V(-1) : V(1);
     const S* xp = ptr<S>(x);
     S* op = ptr<S>(out);
-#pragma omp parallel for schedule(static) if (x.numel() >= kParallelGrain)
-    for (int64_t r = 0; r < rows; ++r) {
-      const int64_t t = r % T;
-      const V* c = cos_t + t * half;
-      const V* s = sin_t + t * half;
-      const S* x1 = xp + r * Dh;
-      const S* x2 = x1 + half;
-      S* o1 = op + r * Dh;
-      S* o2 = o1 + half;
+    // Rows through parallel_rows: the body is compiled for the CPU's best ISA (an OpenMP loop in
+    // this file would run the baseline ISA's 4-lane vectors).
+    parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t t = r % T;
+        const V* c = cos_t + t * half;
+        const V* s = sin_t + t * half;
+        const S* x1 = xp + r * Dh;
+        const S* x2 = x1 + half;
+        S* o1 = op + r * Dh;
+        S* o2 = o1 + half;
 #pragma omp simd
-      for (int64_t i = 0; i < half; ++i) {
-        const V a = widen(x1[i]), b = widen(x2[i]);
-        const V si = sgn * s[i];
-        o1[i] = narrow<S>(a * c[i] - b * si);
-        o2[i] = narrow<S>(b * c[i] + a * si);
+        for (int64_t i = 0; i < half; ++i) {
+          const V a = widen(x1[i]), b = widen(x2[i]);
+          const V si = sgn * s[i];
+          o1[i] = narrow<S>(a * c[i] - b * si);
+          o2[i] = narrow<S>(b * c[i] + a * si);
+        }
       }
-    }
+    });
   });
 }
 
