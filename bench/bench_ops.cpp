@@ -96,6 +96,18 @@ int bench_ops(int argc, char** argv) {
               [&] { return scaled_dot_product_attention(q, k, v, true); });
     }
   }
+  // Under bf16 autocast, the Llama benchmark's shape (4 heads of 128): bf16 q, k, v and gradient.
+  if (want("attention_bf16_d512_h4")) {
+    const int64_t H = 4, Dh = 128;
+    auto bf16_leaf = [&](uint64_t seed) {
+      Tensor t = randn({B, H, T, Dh}, seed).to(DType::bf16);
+      t.set_requires_grad(true);
+      return t;
+    };
+    Tensor q = bf16_leaf(17), k = bf16_leaf(18), v = bf16_leaf(19);
+    time_op("attention_bf16_d512_h4", {&q, &k, &v}, randn({B, H, T, Dh}, 20).to(DType::bf16),
+            [&] { return scaled_dot_product_attention(q, k, v, true); });
+  }
   if (want("softmax_ce_v4096")) {
     Tensor logits = param({B * T, V}, 15);
     Tensor targets = randint(0, int32_t(V), {B * T}, 16);

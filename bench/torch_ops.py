@@ -87,6 +87,18 @@ def main():
                 s = q @ k.transpose(-1, -2) / math.sqrt(Dh) + mask
                 (torch.softmax(s, dim=-1) @ v).backward(g)
             report(f"attention_d{D}", median_ms(f, a.reps))
+    if want("attention_bf16_d512_h4"):
+        # As autocast runs it: bf16 products, the softmax in f32.
+        H, Dh = 4, 128
+        q, k, v = (torch.randn(B, H, T, Dh).bfloat16().requires_grad_() for _ in range(3))
+        g = torch.randn(B, H, T, Dh).bfloat16()
+        mask = torch.full((T, T), float("-inf")).triu(1)
+
+        def f():
+            clear(q, k, v)
+            s = (q @ k.transpose(-1, -2)).float() / math.sqrt(Dh) + mask
+            (torch.softmax(s, dim=-1).bfloat16() @ v).backward(g)
+        report("attention_bf16_d512_h4", median_ms(f, a.reps))
     if want("softmax_ce_v4096"):
         logits = param(B * T, V)
         targets = torch.randint(0, V, (B * T,))
