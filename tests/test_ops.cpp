@@ -1,5 +1,8 @@
 // ops/: every op's forward against a plain reference, and its gradient against finite
 // differences (f64) on plain, broadcast and non-contiguous inputs.
+#include <omp.h>
+
+#include <cmath>
 #include <functional>
 
 #include "core/autocast.h"
@@ -124,6 +127,34 @@ TEST_CASE("reductions: sum, mean, max, var over dims with keepdim") {
   check_close(var(x, {2}, 0), std::vector<double>(6, 1.25));
   // sum of 10^6 f32 ones is exact (accumulation does not drift)
   CHECK(sum(ones({1000000})).item() == 1000000.0);
+  // The threaded paths: one long row (a partial per thread, added in order) and many rows, on one
+  // and two threads, against f64 sums; max finds a NaN anywhere in a long row.
+  const int saved_threads = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    CAPTURE(threads);
+    Tensor big = randn({100003}, 7);
+    const std::vector<double> bv = vals(big);
+    double ref = 0, mag = 0;
+    for (double v : bv) ref += v, mag += std::abs(v);
+    CHECK(std::abs(sum(big).item() - ref) <= 1e-6 * mag);
+    Tensor rows = randn({300, 1001}, 8);
+    const std::vector<double> rv = vals(rows), rs = vals(sum(rows, {1})), rm = vals(max(rows, {1}));
+    int bad = 0;
+    for (int64_t r = 0; r < 300; ++r) {
+      double s = 0, a = 0, m = -INFINITY;
+      for (int64_t i = 0; i < 1001; ++i) {
+        const double v = rv[size_t(r * 1001 + i)];
+        s += v, a += std::abs(v), m = std::max(m, v);
+      }
+      bad += !(std::abs(rs[size_t(r)] - s) <= 1e-6 * a) + (rm[size_t(r)] != m);
+    }
+    CHECK(bad == 0);
+    std::vector<float> with_nan(70000, 1.0f);
+    with_nan[65432] = NAN;
+    CHECK(std::isnan(max(from_vector(with_nan)).item()));
+  }
+  omp_set_num_threads(saved_threads);
 
   std::vector<std::pair<std::vector<int64_t>, bool>> cases = {{{}, false}, {{0}, false}, {{1}, true},
                                                               {{0, 2}, false}, {{-1}, true}};
