@@ -6,9 +6,9 @@
 // probabilities P and dS = P * (dP - D) * scale are rounded to bf16 before their products with
 // v, dout, q and k, as torch.autocast's bf16 matmuls round them (and as flash-attention kernels do).
 // The scores, the softmax's max, sum and rescaling, lse, D and every accumulator stay f32. So an
-// output differs from f32 attention on the same bf16 inputs by at most 2^-9 of the sum of
-// |P| |v| (or |dS| |q|, ...) terms it adds, before its own final rounding; tests/test_attention.cpp
-// holds it to that bound.
+// output differs from f32 attention on the same bf16 inputs by at most u = 2^-8 (bf16's unit
+// roundoff) of the sum of the |P| |v| (or |dS| |q|, ...) terms it adds, before its own final
+// rounding; tests/test_attention.cpp holds it to that bound against f64.
 //
 // Operands are 32-bit words of two bf16 values adjacent in K (low half the even one), the GEMM's
 // unit: A (broadcast per row) must pair its K steps, B (vector loads) holds, per K pair, one word
@@ -34,10 +34,12 @@
 
 #pragma GCC diagnostic ignored "-Wpsabi"
 
+// MG_DOT_INLINE for the helpers. The policies' methods are called from forward_block /
+// backward_head, which carry no target of their own, so they are plain MG_DOT (an always_inline
+// callee with a wider target cannot go into them); the flatten of the MG_DOT entry routines
+// inlines them all the same.
 #define MG_DOT __attribute__((target("avx512f,avx512bf16,avx2,fma")))
 #define MG_DOT_INLINE __attribute__((always_inline, target("avx512f,avx512bf16,avx2,fma"))) inline
-// The policies' methods are called from forward_block / backward_head, which carry no target of
-// their own, so they are not always_inline: the flatten of the MG_DOT entry routines inlines them.
 
 namespace mg::cpu::attn {
 namespace {
