@@ -95,6 +95,9 @@ MG_HD int32_t randint(uint64_t seed, uint64_t offset, uint64_t i, int32_t lo, in
 // Dropout's mask: element i is kept when its f32 uniform (a multiple of 2^-24 in [0, 1)) is
 // >= p, so P(keep) = 1 - p to within 2^-24, whatever the dtype of the tensor masked. The
 // comparison is exact, so every host and device keeps the same elements.
+// dropout_keep_word: the same test on the draw's random word w (uniform_f32 is 1 - u01(w)), for
+// kernels that take the four words of one Philox block at once.
+MG_HD bool dropout_keep_word(uint32_t w, double p) { return double(1.0f - u01(w)) >= p; }
 MG_HD bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t i, double p) {
   return double(uniform_f32(seed, offset, i)) >= p;
 }
