@@ -60,13 +60,15 @@ MG_HD double box_muller_f64(uint32_t a1, uint32_t b1, uint32_t a2, uint32_t b2, 
   return repro::mul(rad, repro::sincos_2pi_q53(q53(a2, b2), !second));
 }
 
+// The [0, 1) float of one random word: uniform_f32 of the element that word is drawn for.
+MG_HD float uniform_f32_of_word(uint32_t w) { return 1.0f - u01(w); }
 // The i-th uniform in [0,1) as float, the i-th standard normal (Box-Muller on the pair that
 // element i belongs to), and the i-th integer in [lo, hi). `offset` lets callers draw
 // non-overlapping streams from one seed. f64 draws use their own counter space.
 MG_HD float uniform_f32(uint64_t seed, uint64_t offset, uint64_t i) {
   U4 r = philox4x32_10(i >> 2, offset, seed);
   uint32_t w = (i & 3) == 0 ? r.x : (i & 3) == 1 ? r.y : (i & 3) == 2 ? r.z : r.w;
-  return 1.0f - u01(w);  // [0, 1)
+  return uniform_f32_of_word(w);
 }
 
 MG_HD float normal_f32(uint64_t seed, uint64_t offset, uint64_t i) {
@@ -95,9 +97,9 @@ MG_HD int32_t randint(uint64_t seed, uint64_t offset, uint64_t i, int32_t lo, in
 // Dropout's mask: element i is kept when its f32 uniform (a multiple of 2^-24 in [0, 1)) is
 // >= p, so P(keep) = 1 - p to within 2^-24, whatever the dtype of the tensor masked. The
 // comparison is exact, so every host and device keeps the same elements.
-// dropout_keep_word: the same test on the draw's random word w (uniform_f32 is 1 - u01(w)), for
-// kernels that take the four words of one Philox block at once.
-MG_HD bool dropout_keep_word(uint32_t w, double p) { return double(1.0f - u01(w)) >= p; }
+// dropout_keep_word: the same test on the draw's random word w, for kernels that take the four
+// words of one Philox block at once.
+MG_HD bool dropout_keep_word(uint32_t w, double p) { return double(uniform_f32_of_word(w)) >= p; }
 MG_HD bool dropout_keep(uint64_t seed, uint64_t offset, uint64_t i, double p) {
   return double(uniform_f32(seed, offset, i)) >= p;
 }
