@@ -16,13 +16,21 @@ constexpr double kGeluC = 0.044715;
 constexpr double kInvSqrt2 = 0.70710678118654752440;
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;
 
+// The forms below follow cpu/activation_kernels.cpp: GELU through erfc and the tanh GELU as
+// x sigmoid(2u), so that for large negative x no 1 + erf(..) or 1 + tanh(..) cancels (at x = -6 in
+// f32 that cancellation returns exactly 0 for a true value of -5.9e-9, and a 4-30% error at -5).
+template <class T>
+__device__ __forceinline__ T gelu_tanh_u(T x) {
+  return T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x);
+}
+
 template <class T>
 __device__ __forceinline__ T act_forward(Activation act, T x) {
   switch (act) {
-    case Activation::gelu: return T(0.5) * x * (T(1) + erf(x * T(kInvSqrt2)));
-    case Activation::gelu_tanh: return T(0.5) * x * (T(1) + tanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x)));
+    case Activation::gelu: return T(0.5) * x * erfc(-x * T(kInvSqrt2));
+    case Activation::gelu_tanh: return x * sigmoid(T(2) * gelu_tanh_u(x));
     case Activation::silu: return x * sigmoid(x);
-    case Activation::relu: return x > T(0) ? x : T(0);
+    case Activation::relu: return x < T(0) ? T(0) : x;  // relu(NaN) = NaN, as on the CPU and in PyTorch
   }
   return x;
 }
@@ -31,16 +39,20 @@ template <class T>
 __device__ __forceinline__ T act_derivative(Activation act, T x) {
   switch (act) {
     case Activation::gelu:
-      return T(0.5) * (T(1) + erf(x * T(kInvSqrt2))) + x * T(kInvSqrt2Pi) * exp(T(-0.5) * x * x);
+      return T(0.5) * erfc(-x * T(kInvSqrt2)) + x * T(kInvSqrt2Pi) * exp(T(-0.5) * x * x);
     case Activation::gelu_tanh: {
-      const T t = tanh(T(kSqrt2OverPi) * (x + T(kGeluC) * x * x * x));
-      return T(0.5) * (T(1) + t) + T(0.5) * x * (T(1) - t * t) * T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * x * x);
+      // s + 2 x s (1 - s) u'. Beyond |x| = 30 the sigmoid is saturated, so x is clamped there: the
+      // value is unchanged and x^3 cannot overflow into 0 * inf.
+      const T xc = x < T(-30) ? T(-30) : x > T(30) ? T(30) : x;
+      const T du = T(kSqrt2OverPi) * (T(1) + T(3 * kGeluC) * xc * xc);
+      const T s = sigmoid(T(2) * gelu_tanh_u(xc));
+      return s + T(2) * xc * s * (T(1) - s) * du;
     }
     case Activation::silu: {
       const T s = sigmoid(x);
       return s * (T(1) + x * (T(1) - s));
     }
-    case Activation::relu: return x > T(0) ? T(1) : T(0);
+    case Activation::relu: return x <= T(0) ? T(0) : T(1);
   }
   return T(0);
 }
@@ -64,8 +76,9 @@ __global__ void activation_backward_kernel(Activation act, const S* dy, const S*
     C v = convert<C>(x[i]);
     if (bias) v += convert<C>(bias[i % cols]);
     const C d = convert<C>(dy[i]);
-    // A select for ReLU: dy = inf or NaN where x <= 0 still gives 0 (the CPU kernel's rule).
-    dx[i] = convert<S>(act == Activation::relu ? (v > C(0) ? d : C(0)) : d * act_derivative(act, v));
+    // A select for ReLU: dy = inf or NaN where x <= 0 still gives 0, and a NaN x passes dy on
+    // (the CPU kernel's rule).
+    dx[i] = convert<S>(act == Activation::relu ? (v <= C(0) ? C(0) : d) : d * act_derivative(act, v));
   }
 }
 

@@ -17,7 +17,7 @@ __global__ void adamw_kernel(T* p, const T* g, T* m, T* v, int64_t n, T decay, T
     const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
-    p[i] = p[i] * decay - step_size * (mi / (sqrt(vi) / sqrt_bc2 + eps));
+    p[i] = p[i] * decay - step_size * mi / (sqrt(vi) / sqrt_bc2 + eps);  // the CPU kernel's order (torch's)
   }
 }
 

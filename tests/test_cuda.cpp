@@ -17,6 +17,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/autocast.h"
@@ -543,6 +544,52 @@ TEST_CASE("bf16 activations (bias_gelu, gelu, silu, relu, swiglu) agree with the
       cpu.back().set_requires_grad(true);
     }
     check_op_parity("bf16 " + c.first, c.second, cpu, 1.0 / 128);
+  }
+}
+
+TEST_CASE("activations at the edges agree with the CPU element by element: NaN, infinities, GELU's far tail") {
+  // check_close holds elements to the tensor's scale; here every element is held to its own value,
+  // so a GELU tail computed as 1 + erf(x) (which cancels to 0 below x = -6 in f32) or a ReLU that
+  // turns NaN into 0 fails. The tails stay above f32's normal range: erf GELU to x = -12, the tanh
+  // form (whose exponent is cubic) to x = -8.
+  const float kInf = std::numeric_limits<float>::infinity(), kNaN = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> tail = {-12, -10, -8, -6, -5, -3, -1, -0.5f, 0, 0.5f, 1, 3, 8, 30, 1e20f, -1e20f, kInf,
+                                   -kInf, kNaN};
+  const std::vector<float> tail_tanh = {-8, -6, -5, -3, -1, 0, 1, 3, 8, 31, 1e20f, -1e20f, kInf, -kInf, kNaN};
+  // skip: inputs whose elements are not compared (the gradient at an infinite input is inf * 0).
+  auto elementwise = [](const Tensor& got, const Tensor& want, const std::string& what,
+                        const std::vector<float>* skip_inf = nullptr) {
+    INFO(what);
+    const std::vector<double> g = values(got), w = values(want);
+    REQUIRE(g.size() == w.size());
+    for (size_t i = 0; i < g.size(); ++i) {
+      if (skip_inf && std::isinf((*skip_inf)[i])) continue;
+      INFO("element " << i << ": got " << g[i] << ", want " << w[i]);
+      if (std::isnan(w[i]) || std::isinf(w[i])) {
+        CHECK((std::isnan(g[i]) ? std::isnan(w[i]) : g[i] == w[i]));
+      } else {
+        // erfc's relative condition number at a = |x| / sqrt 2 is 2 a^2: the f32 rounding of the
+        // argument alone moves the tail at x = -12 by up to 144 * 2^-24 = 9e-6, whatever the erfc.
+        CHECK(std::abs(g[i] - w[i]) <= 1e-4 * std::abs(w[i]));
+      }
+    }
+  };
+  using Fn = Tensor (*)(const Tensor&);
+  const std::vector<std::tuple<std::string, Fn, const std::vector<float>*>> cases = {
+      {"gelu", [](const Tensor& x) { return gelu(x); }, &tail},
+      {"gelu tanh", [](const Tensor& x) { return gelu(x, true); }, &tail_tanh},
+      {"relu", [](const Tensor& x) { return relu(x); }, &tail},
+  };
+  for (const auto& [name, f, xs] : cases) {
+    Tensor xc = from_vector(*xs), xg = xc.to(kCUDA);
+    xc.set_requires_grad(true);
+    xg.set_requires_grad(true);
+    Tensor yc = f(xc), yg = f(xg);
+    elementwise(yg, yc, name + " forward");
+    // A cotangent of ones: the gradient is the derivative itself.
+    yc.backward(ones_like(yc));
+    yg.backward(ones_like(yg));
+    elementwise(xg.grad(), xc.grad(), name + " gradient", xs);
   }
 }
 
