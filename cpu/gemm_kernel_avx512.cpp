@@ -29,6 +29,8 @@ MG_AVX512BF16 void bf16gemm_avx512_kernel(int64_t kcu, const uint32_t* a, const 
   tile_begin<Avx512F32, MR>(c0, c1, c, ldc);
   for (int64_t k = 0; k < kcu; ++k) {
     _mm_prefetch(reinterpret_cast<const char*>(b + 32 * 8), _MM_HINT_T0);
+    // The driver's next A micro-panel (same k) into L2; see gemm_microkernel.
+    _mm_prefetch(reinterpret_cast<const char*>(a + MR * kcu), _MM_HINT_T1);
     const __m512bh b0 = (__m512bh)_mm512_load_si512(b);
     const __m512bh b1 = (__m512bh)_mm512_load_si512(b + 16);
 #pragma GCC unroll 16
