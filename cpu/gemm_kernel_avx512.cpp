@@ -82,7 +82,7 @@ MG_AVX512 void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncol
     const uint16_t* r1 = has1 ? r0 + ld : nullptr;
     // The source rows are often a multiple of 4 KiB apart, and the hardware prefetchers stop at
     // pages: fetch the rows kAhead pairs down explicitly (as the f32 copy packer does). Packing
-    // the A operand of a TN GEMM (dY^T X, the weight gradients) went from 20% to ~13% of its time,
+    // the A operand of a TN GEMM (dY^T X, the weight gradients) went from 20% to 15% of its time,
     // the GEMM +6% (docs/benchmarks.md).
     if (p + kAhead < kcu) {
       const uint16_t* f0 = r0 + 2 * kAhead * ld;
