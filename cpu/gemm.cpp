@@ -86,14 +86,10 @@ thread_local Scratch tl_scratch_bshared;
 template <class T, int W>
 void pack_copy_panels_w(const T* src, int64_t ld, int64_t ncols, int64_t kc, T* dst) {
   const int64_t full = ncols / W, rem = ncols - full * W;
-  constexpr int64_t kAhead = 8;  // rows; the hardware prefetchers stop at 4 KiB pages, rows often span them
-  const int64_t line = 64 / int64_t(sizeof(T));
+  constexpr int64_t kAhead = 8;  // rows (see gemm_prefetch_row)
   for (int64_t k = 0; k < kc; ++k) {
     const T* row = src + k * ld;
-    if (k + kAhead < kc) {
-      for (int64_t j = 0; j < ncols; j += line) __builtin_prefetch(row + kAhead * ld + j);
-      __builtin_prefetch(row + kAhead * ld + ncols - 1);
-    }
+    if (k + kAhead < kc) detail::gemm_prefetch_row(row + kAhead * ld, ncols);
     T* d = dst + k * W;
     for (int64_t q = 0; q < full; ++q) std::memcpy(d + q * W * kc, row + q * W, sizeof(T) * W);
     if (rem) {

@@ -80,19 +80,13 @@ MG_AVX512 void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncol
     const uint16_t* r0 = src + 2 * p * ld;
     const bool has1 = 2 * p + 1 < kc;
     const uint16_t* r1 = has1 ? r0 + ld : nullptr;
-    // The source rows are often a multiple of 4 KiB apart, and the hardware prefetchers stop at
-    // pages: fetch the rows kAhead pairs down explicitly (as the f32 copy packer does). Packing
-    // the A operand of a TN GEMM (dY^T X, the weight gradients) went from 20% to 15% of its time,
-    // the GEMM +6% (docs/benchmarks.md).
+    // The rows kAhead pairs down (gemm_prefetch_row says why; the f32 copy packer does the same).
+    // Packing the A operand of a TN GEMM (dY^T X, the weight gradients) went from 20% to 15% of
+    // its time, the GEMM +6% (docs/benchmarks.md).
     if (p + kAhead < kcu) {
       const uint16_t* f0 = r0 + 2 * kAhead * ld;
-      const uint16_t* f1 = 2 * (p + kAhead) + 1 < kc ? f0 + ld : f0;
-      for (int64_t j = 0; j < ncols; j += 32) {
-        __builtin_prefetch(f0 + j);
-        __builtin_prefetch(f1 + j);
-      }
-      __builtin_prefetch(f0 + ncols - 1);
-      __builtin_prefetch(f1 + ncols - 1);
+      gemm_prefetch_row(f0, ncols);
+      if (2 * (p + kAhead) + 1 < kc) gemm_prefetch_row(f0 + ld, ncols);
     }
     uint32_t* d = dst + p * w;
     int64_t j0 = 0;

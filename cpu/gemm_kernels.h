@@ -60,6 +60,16 @@ GemmKernelSet gemm_kernels_avx512();  // requires avx512f at run time
 void gemm_pack_rows_avx2_f32(const float* src, int64_t ld, int64_t rows, int64_t kc, int w, float* dst);
 void gemm_pack_rows_avx2_f64(const double* src, int64_t ld, int64_t rows, int64_t kc, int w, double* dst);
 
+// Prefetches every cache line of the n elements at row (copy-type packers fetch the source rows a
+// few K steps ahead: rows a multiple of 4 KiB apart defeat the hardware prefetchers, which stop at
+// pages).
+template <class T>
+inline void gemm_prefetch_row(const T* row, int64_t n) {
+  constexpr int64_t line = 64 / int64_t(sizeof(T));
+  for (int64_t j = 0; j < n; j += line) __builtin_prefetch(row + j);
+  __builtin_prefetch(row + n - 1);
+}
+
 // Copy-type bf16 packer (see gemm_kernel_avx512.cpp); needs avx512f, used only with its kernel.
 void gemm_pack_copy_bf16(const uint16_t* src, int64_t ld, int64_t ncols, int64_t kc, int w, uint32_t* dst);
 
