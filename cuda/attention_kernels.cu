@@ -442,9 +442,11 @@ bool use_tiled(const char* op, int64_t Dh, int64_t heads) {
   const AttentionKernel choice = g_attention_kernel.load();
   const bool fits = std::is_same_v<T, float> && Dh >= 1 && Dh <= 128 && heads <= 65535 &&
                     tiled_smem(Dh, 4, 2, 2, sizeof(T)) <= size_t(max_smem_optin());
+  // The message names every condition: B*H > 65535 alone (gridDim.y) also refuses an f32 call
+  // with a small head dim, which a message about head dims only would leave unexplained.
   if (choice == AttentionKernel::tiled)
-    MG_CHECK(fits, "cuda ", op, ": the tiled attention kernel takes f32 with head dim <= 128, got ",
-             sizeof(T) == 8 ? "f64" : "f32", " with head dim ", Dh);
+    MG_CHECK(fits, "cuda ", op, ": the tiled attention kernel takes f32 with head dim <= 128 and B*H <= 65535, got ",
+             sizeof(T) == 8 ? "f64" : "f32", " with head dim ", Dh, " and B*H ", heads);
   return choice != AttentionKernel::rowwise && fits;
 }
 

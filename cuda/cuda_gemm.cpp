@@ -74,6 +74,11 @@ void CudaBackend::gemm(const GemmArgs& g) {
   cublasHandle_t h = cublas_handle();
   CUBLAS_CHECK(cublasSetAtomicsMode(h, deterministic() ? CUBLAS_ATOMICS_NOT_ALLOWED : CUBLAS_ATOMICS_ALLOWED), "gemm");
   const size_t esize = dtype_size(dtype), esize_c = dtype == DType::bf16 ? sizeof(float) : esize;
+  // No products (K == 0, or alpha 0 in the dtype C is computed in): C = beta * C without reading
+  // A or B, as the CPU driver does (cpu/gemm.cpp, scale_c), instead of trusting cuBLAS with k == 0
+  // (older cuBLAS left a strided-batched C unwritten there: pytorch/pytorch#31421). ops/masked_mix.cpp
+  // issues K == 0, beta 0 GEMMs and needs the zeros.
+  const bool no_products = K == 0 || (dtype == DType::f64 ? alpha == 0.0 : float(alpha) == 0.0f);
 
   // cuBLAS runs batch entries concurrently; a shared output (stride 0) gets them one at a time
   // instead, so the last entry's result is what remains, as on the CPU.
@@ -83,7 +88,9 @@ void CudaBackend::gemm(const GemmArgs& g) {
     const char* a_ptr = static_cast<const char*>(g.A) + b0 * sa * int64_t(esize);
     const char* b_ptr = static_cast<const char*>(g.B) + b0 * sb * int64_t(esize);
     char* c_ptr = static_cast<char*>(g.C) + b0 * sc * int64_t(esize_c);
-    if (dtype == DType::f64) {
+    if (no_products) {
+      gemm_scale_c(dtype, c_ptr, g.ldc, sc, beta, M, N, count);
+    } else if (dtype == DType::f64) {
       CUBLAS_CHECK(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &alpha, reinterpret_cast<const double*>(b_ptr),
                                              ld_b, sb, reinterpret_cast<const double*>(a_ptr), ld_a, sa, &beta,
                                              reinterpret_cast<double*>(c_ptr), ld_c, sc, count),

@@ -25,7 +25,32 @@ __global__ void gemm_epilogue_kernel(T* C, int64_t ldc, int64_t stride_c, const 
   }
 }
 
+// C = beta * C, the CPU's scale_c: beta 0 writes zeros (NaN or garbage in C does not survive).
+template <class T>
+__global__ void gemm_scale_c_kernel(T* C, int64_t ldc, int64_t stride_c, T beta, int64_t M, int64_t N,
+                                    int64_t total) {
+  MG_GRID_STRIDE(i, total) {
+    const int64_t j = i % N, r = (i / N) % M, b = i / (N * M);
+    T* c = C + b * stride_c + r * ldc + j;
+    *c = beta == T(0) ? T(0) : *c * beta;
+  }
+}
+
 }  // namespace
+
+void gemm_scale_c(DType dtype, void* C, int64_t ldc, int64_t stride_c, double beta, int64_t M, int64_t N,
+                  int64_t batch) {
+  const int64_t total = batch * M * N;
+  if (total == 0 || beta == 1.0) return;
+  if (dtype == DType::f64) {
+    gemm_scale_c_kernel<double><<<grid_for(total), kThreads, 0, stream()>>>(static_cast<double*>(C), ldc, stride_c,
+                                                                            beta, M, N, total);
+  } else {
+    gemm_scale_c_kernel<float><<<grid_for(total), kThreads, 0, stream()>>>(static_cast<float*>(C), ldc, stride_c,
+                                                                           float(beta), M, N, total);
+  }
+  CUDA_CHECK_LAUNCH("gemm");
+}
 
 void gemm_epilogue(const GemmArgs& g) {
   if (!g.bias && !g.D) return;

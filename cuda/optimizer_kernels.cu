@@ -25,8 +25,9 @@ template <class T>
 __global__ void sgd_kernel(T* p, const T* g, T* buf, int64_t n, T lr, T momentum, T one_minus_damp, T wd,
                            bool nesterov) {
   MG_GRID_STRIDE(i, n) {
-    T d = g[i];
-    if (wd != T(0)) d += wd * p[i];
+    // Always g + wd * p, as the CPU kernel computes it: skipping the term when wd == 0 would turn
+    // an infinite parameter's NaN (0 * inf) into inf and part from the CPU.
+    T d = g[i] + wd * p[i];
     if (buf) {
       const T b = momentum * buf[i] + one_minus_damp * d;
       buf[i] = b;

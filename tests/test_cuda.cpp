@@ -704,6 +704,11 @@ PARITY_CASE(masked_mix, "masked_token_mix and masked_token_mix_heads, forward an
     check_op_parity("masked_token_mix_heads " + d,
                     [](const std::vector<Tensor>& in) { return masked_token_mix_heads(in[0], in[1], in[2]); },
                     {leaf({2, 9, 12}, 5, dt), leaf({3, 9, 9}, 6, dt), leaf({3, 9}, 7, dt)});
+    // Fewer output rows than tokens: the strips past the last row are K == 0, beta 0 GEMMs, which
+    // must write zeros into dx (CUDA does not hand those to cuBLAS).
+    check_op_parity("masked_token_mix R < C " + d,
+                    [](const std::vector<Tensor>& in) { return masked_token_mix(in[0], in[1], in[2]); },
+                    {leaf({2, 150, 12}, 8, dt), leaf({20, 150}, 9, dt), leaf({20}, 10, dt)});
   }
 }
 
@@ -856,6 +861,18 @@ PARITY_CASE(adamw, "three steps match the CPU") { check_optimizer_parity(0); }
 
 PARITY_CASE(sgd, "three steps with momentum, nesterov and plain match the CPU") {
   for (int which = 1; which < 4; ++which) check_optimizer_parity(which);
+  // Weight decay 0 still computes g + 0 * p, as the CPU does: an infinite parameter becomes NaN.
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<Tensor> after;
+  for (Device dev : {kCPU, kCUDA}) {
+    Tensor p = from_vector(std::vector<float>{1.0f, float(inf), float(-inf), 2.0f}).to(dev).detach();
+    p.set_requires_grad(true);
+    SGD opt(std::vector<Tensor>{p}, SGDOptions{0.1, 0.0, 0.0, 0.0, false});
+    sum(p).backward();
+    opt.step();
+    after.push_back(p.detach().to(kCPU));
+  }
+  check_close(after[1], after[0], 1e-6, "sgd with weight decay 0 on infinite parameters");
 }
 
 // ---- bf16 autocast, deterministic mode, training parity -----------------------------------------
@@ -883,6 +900,47 @@ std::vector<double> train_losses(const ModelConfig& c, Device dev, bool bf16, in
 }
 
 }  // namespace
+
+TEST_CASE("GEMM without products (K == 0, alpha 0) writes beta * C as the CPU does, zeros over NaN") {
+  for (DType dt : {DType::f32, DType::f64}) {
+    INFO(dtype_name(dt));
+    const int64_t M = 3, N = 5, batch = 2;
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    for (double beta : {0.0, 2.0}) {
+      Tensor c0 = beta == 0 ? full({batch, M, N}, nan, on(kCPU, dt)) : randn({batch, M, N}, 11, on(kCPU, dt));
+      Tensor cc = c0.clone(), cg = c0.to(kCUDA);
+      GemmArgs args{.dtype = dt, .M = M, .N = N, .K = 0, .lda = 1, .ldb = N, .beta = beta,
+                    .C = cc.raw_data(), .ldc = N, .stride_c = M * N, .batch = batch};
+      backend_for(kCPU).gemm(args);
+      args.C = cg.raw_data();
+      backend_for(kCUDA).gemm(args);
+      check_same_bits(cg, cc, "K == 0, beta " + std::to_string(beta));
+    }
+    // alpha 0 with NaN operands: nothing of A or B reaches C.
+    const int64_t K = 8;
+    Tensor a = full({M, K}, nan, on(kCPU, dt)), b = randn({K, N}, 12, on(kCPU, dt));
+    Tensor cc = full({M, N}, nan, on(kCPU, dt)), cg = cc.to(kCUDA), ag = a.to(kCUDA), bg = b.to(kCUDA);
+    GemmArgs args{.dtype = dt, .M = M, .N = N, .K = K, .alpha = 0.0, .A = a.raw_data(), .lda = K, .B = b.raw_data(),
+                  .ldb = N, .C = cc.raw_data(), .ldc = N};
+    backend_for(kCPU).gemm(args);
+    args.A = ag.raw_data(), args.B = bg.raw_data(), args.C = cg.raw_data();
+    backend_for(kCUDA).gemm(args);
+    check_same_bits(cg, cc, "alpha 0");
+  }
+}
+
+TEST_CASE("bias_gelu's fused bias gradient agrees with the CPU: 1, 64 and 201 rows, every dtype") {
+  for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    for (int64_t rows : {1, 64, 201}) {
+      const std::string what = std::string("bias_gelu dbias ") + dtype_name(dt) + " rows " + std::to_string(rows);
+      Tensor x = randn({rows, 70}, 13).to(dt), b = randn({70}, 14).to(dt);
+      x.set_requires_grad(true);
+      b.set_requires_grad(true);
+      check_op_parity(what, [](const std::vector<Tensor>& in) { return bias_gelu(in[0], in[1]); }, {x, b},
+                      dt == DType::bf16 ? 1e-2 : -1);
+    }
+  }
+}
 
 TEST_CASE("bf16 kernels: GEMM (f32 accumulation), casts and gradient addition agree with the CPU") {
   // The GEMM straight from the backends: bf16 operands, f32 result, every transpose, a shared B.
