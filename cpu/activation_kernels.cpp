@@ -10,12 +10,14 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "cpu/bf16_math.h"
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/fast_math.h"
 #include "cpu/parallel.h"
+#include "cpu/row_chunks.h"
 
 namespace mg::cpu {
 namespace {
@@ -141,9 +143,11 @@ void map1(const Tensor& x, const Tensor& bias, const Tensor& y, F fn) {
   });
 }
 
-// dx = fn(dy, x + bias): dy * act'(v) for most activations, a select for ReLU.
+// dx = fn(dy, x + bias): dy * act'(v) for most activations, a select for ReLU. With dbias (the
+// bias's gradient, [C] of compute_t<S>), the column sums of dx as stored (bf16 values widened) are
+// taken in the same pass, by row chunks (cpu/row_chunks.h), instead of a second pass over dx.
 template <class S, class F>
-void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tensor& dx, F fn) {
+void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tensor& dx, const Tensor& dbias, F fn) {
   using C = compute_t<S>;
   const S *dyp = ptr<S>(dy), *xp = ptr<S>(x);
   S* dxp = ptr<S>(dx);
@@ -155,15 +159,40 @@ void map_grad(const Tensor& dy, const Tensor& x, const Tensor& bias, const Tenso
     return;
   }
   const S* bp = ptr<S>(bias);
-  const int64_t cols = bias.numel(), rows = x.numel() / cols;
-  parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
-    for (int64_t r = r0; r < r1; ++r) {
-      const int64_t o = r * cols;
+  const int64_t cols = bias.numel(), rows = cols ? x.numel() / cols : 0;
+  if (!dbias.defined()) {
+    parallel_rows(rows, x.numel(), [&](int64_t r0, int64_t r1) __attribute__((always_inline)) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const int64_t o = r * cols;
 #pragma omp simd
-      for (int64_t j = 0; j < cols; ++j)
-        dxp[o + j] = narrow<S>(fn(widen(dyp[o + j]), C(widen(xp[o + j]) + widen(bp[j]))));
+        for (int64_t j = 0; j < cols; ++j)
+          dxp[o + j] = narrow<S>(fn(widen(dyp[o + j]), C(widen(xp[o + j]) + widen(bp[j]))));
+      }
+    });
+    return;
+  }
+  C* db = ptr<C>(dbias);
+  if (rows == 0) {
+    std::fill_n(db, cols, C(0));
+    return;
+  }
+  const int64_t cr = chunk_rows(rows), nchunks = chunk_count(rows);
+  std::vector<C> part(size_t(nchunks * cols), C(0));
+  parallel_rows(nchunks, x.numel(), [&](int64_t c0, int64_t c1) __attribute__((always_inline)) {
+    for (int64_t c = c0; c < c1; ++c) {
+      C* pc = part.data() + c * cols;
+      for (int64_t r = c * cr, r_end = std::min(rows, (c + 1) * cr); r < r_end; ++r) {
+        const int64_t o = r * cols;
+#pragma omp simd
+        for (int64_t j = 0; j < cols; ++j) {
+          const C d = fn(widen(dyp[o + j]), C(widen(xp[o + j]) + widen(bp[j])));
+          dxp[o + j] = narrow<S>(d);
+          pc[j] += stored_value<S>(d);
+        }
+      }
     }
   });
+  reduce_chunks(part.data(), nchunks, cols, cols, db);
 }
 
 }  // namespace
@@ -187,21 +216,21 @@ void CpuBackend::activation_forward(Activation act, const Tensor& x, const Tenso
 }
 
 void CpuBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& bias,
-                                     const Tensor& dx) {
+                                     const Tensor& dx, const Tensor& dbias) {
   dispatch_float_bf16(x.dtype(), "activation_backward", [&](auto tag) {
     using S = decltype(tag);
     using T = compute_t<S>;
     switch (act) {
       case Activation::gelu:
-        return map_grad<S>(dy, x, bias, dx, [](T d, T v) __attribute__((always_inline)) { return d * gelu_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, dbias, [](T d, T v) __attribute__((always_inline)) { return d * gelu_grad(v); });
       case Activation::gelu_tanh:
-        return map_grad<S>(dy, x, bias, dx,
+        return map_grad<S>(dy, x, bias, dx, dbias,
                            [](T d, T v) __attribute__((always_inline)) { return d * gelu_tanh_grad(v); });
       case Activation::silu:
-        return map_grad<S>(dy, x, bias, dx, [](T d, T v) __attribute__((always_inline)) { return d * silu_grad(v); });
+        return map_grad<S>(dy, x, bias, dx, dbias, [](T d, T v) __attribute__((always_inline)) { return d * silu_grad(v); });
       case Activation::relu:
         // A select, not dy * relu'(x): dy = inf or NaN where x <= 0 still gives 0, as PyTorch.
-        return map_grad<S>(dy, x, bias, dx,
+        return map_grad<S>(dy, x, bias, dx, dbias,
                            [](T d, T v) __attribute__((always_inline)) { return select(v <= T(0), T(0), d); });
     }
     throw Error("cpu activation_backward: unknown activation");

@@ -46,4 +46,18 @@ MG_ALWAYS_INLINE S narrow(compute_t<S> v) {
   }
 }
 
+// widen(narrow<S>(v)) on values only: the number S stores for v. Written on the bits rather than
+// through an S temporary, which GCC 12 does not vectorise inside a loop that also stores the S.
+template <class S>
+MG_ALWAYS_INLINE compute_t<S> stored_value(compute_t<S> v) {
+  if constexpr (std::is_same_v<S, bf16>) {
+    const uint32_t u = uint32_t(bf16_bits_rne(v)) << 16;
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  } else {
+    return v;
+  }
+}
+
 }  // namespace mg::cpu

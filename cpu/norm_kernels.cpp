@@ -18,6 +18,7 @@
 #include "cpu/cpu_backend.h"
 #include "cpu/dispatch.h"
 #include "cpu/parallel.h"
+#include "cpu/row_chunks.h"
 
 namespace mg::cpu {
 namespace {
@@ -147,22 +148,6 @@ const T* param_or(const Tensor& p, int64_t D, T fill, std::vector<T>& buf) {
   if (p.defined()) return ptr<T>(p);
   buf.assign(size_t(D), fill);
   return buf.data();
-}
-
-// Rows per partial-sum chunk: fixed by the row count alone (see the file comment).
-constexpr int64_t kMaxChunks = 64;
-inline int64_t chunk_rows(int64_t rows) { return std::max<int64_t>(1, (rows + kMaxChunks - 1) / kMaxChunks); }
-
-// out[j] = sum over chunks of part[chunk * stride + j], in chunk order, accumulated in double.
-template <class T>
-void reduce_chunks(const T* part, int64_t nchunks, int64_t stride, int64_t D, T* out) {
-  std::vector<double> acc(size_t(D), 0.0);
-  for (int64_t k = 0; k < nchunks; ++k) {
-    const T* p = part + k * stride;
-#pragma omp simd
-    for (int64_t j = 0; j < D; ++j) acc[size_t(j)] += double(p[j]);
-  }
-  for (int64_t j = 0; j < D; ++j) out[j] = T(acc[size_t(j)]);
 }
 
 inline int64_t last_dim(const Tensor& x) { return x.dim() ? x.shape().back() : 1; }

@@ -82,6 +82,27 @@ __global__ void activation_backward_kernel(Activation act, const S* dy, const S*
   }
 }
 
+// dbias[c] = sum over rows of dx[r, c] as stored, in compute_t<S>: block (32, 8) owns 32 columns;
+// thread (tx, ty) sums rows ty, ty + 8, ... in order, then the 8 partials are added in ty order.
+// The order depends on the shape alone, so the sum is deterministic (no atomics).
+constexpr int kColSumRows = 8;
+template <class S>
+__global__ void column_sum_kernel(const S* dx, int64_t rows, int64_t cols, compute_t<S>* dbias) {
+  using C = compute_t<S>;
+  __shared__ C part[kColSumRows][33];
+  const int64_t c = int64_t(blockIdx.x) * 32 + threadIdx.x;
+  C acc = C(0);
+  if (c < cols)
+    for (int64_t r = threadIdx.y; r < rows; r += kColSumRows) acc += convert<C>(dx[r * cols + c]);
+  part[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < cols) {
+    C total = part[0][threadIdx.x];
+    for (int k = 1; k < kColSumRows; ++k) total += part[k][threadIdx.x];
+    dbias[c] = total;
+  }
+}
+
 template <class S>
 __global__ void swiglu_forward_kernel(const S* gate, const S* up, S* y, int64_t n) {
   using C = compute_t<S>;
@@ -116,16 +137,23 @@ void CudaBackend::activation_forward(Activation act, const Tensor& x, const Tens
 }
 
 void CudaBackend::activation_backward(Activation act, const Tensor& dy, const Tensor& x, const Tensor& bias,
-                                      const Tensor& dx) {
+                                      const Tensor& dx, const Tensor& dbias) {
   const int64_t n = x.numel();
-  if (n == 0) return;
   const int64_t cols = bias.defined() ? bias.numel() : 1;
   dispatch_float_bf16(x.dtype(), "activation_backward", [&](auto tag) {
     using T = decltype(tag);
-    activation_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
-        act, ptr<const T>(dy), ptr<const T>(x), ptr_or_null<const T>(bias), cols, ptr<T>(dx), n);
+    if (n > 0) {
+      activation_backward_kernel<T><<<grid_for(n), kThreads, 0, stream()>>>(
+          act, ptr<const T>(dy), ptr<const T>(x), ptr_or_null<const T>(bias), cols, ptr<T>(dx), n);
+      CUDA_CHECK_LAUNCH("activation_backward");
+    }
+    if (dbias.defined() && cols > 0) {
+      const dim3 block(32, kColSumRows);
+      column_sum_kernel<T><<<unsigned((cols + 31) / 32), block, 0, stream()>>>(ptr<const T>(dx), n / cols, cols,
+                                                                              ptr<compute_t<T>>(dbias));
+      CUDA_CHECK_LAUNCH("activation_backward (bias gradient)");
+    }
   });
-  CUDA_CHECK_LAUNCH("activation_backward");
 }
 
 void CudaBackend::swiglu_forward(const Tensor& gate, const Tensor& up, const Tensor& y) {

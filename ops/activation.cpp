@@ -18,7 +18,7 @@ Tensor activation(Activation act, const char* name, const Tensor& x) {
   if (y.numel()) be(x).activation_forward(act, xc, Tensor(), y);
   return record(name, y, {x}, [act, xc](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = empty_as(xc.shape(), xc);
-    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, Tensor(), dx);
+    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, Tensor(), dx, Tensor());
     return {dx};
   });
 }
@@ -47,8 +47,12 @@ Tensor bias_gelu(const Tensor& x, const Tensor& bias, bool tanh_approx) {
   const bool need_bias = needs_grad(bias);
   return record("bias_gelu", y, {x, bias}, [act, xc, bc, need_bias](const Tensor& g) -> std::vector<Tensor> {
     Tensor dx = empty_as(xc.shape(), xc);
-    if (dx.numel()) be(xc).activation_backward(act, contiguous_raw(g), xc, bc, dx);
-    return {dx, need_bias ? grad_sum_to(dx, Shape{bc.numel()}, bc.dtype()) : Tensor()};
+    // The bias's gradient comes out of the same pass over dx, summed in f32 (f64 for f64).
+    Tensor db = need_bias ? Tensor::empty({bc.numel()}, TensorOptions{bc.dtype() == DType::f64 ? DType::f64 : DType::f32,
+                                                                      bc.device(), false})
+                          : Tensor();
+    if (dx.numel() || db.defined()) be(xc).activation_backward(act, contiguous_raw(g), xc, bc, dx, db);
+    return {dx, db.defined() ? cast_raw(db, bc.dtype()) : Tensor()};
   });
 }
 

@@ -8,6 +8,8 @@
 #include <functional>
 #include <string>
 
+#include <omp.h>
+
 #include "core/autocast.h"
 #include "ops/activation.h"
 #include "tests/reference.h"
@@ -227,6 +229,43 @@ TEST_CASE("bias_gelu: gelu(x + bias) in one op, gradients (f64) and errors") {
                        doctest::Contains("bias_gelu: bias must be [5]"), Error);
   CHECK_THROWS_WITH_AS(bias_gelu(randn({3, 5}, 1), randn({5}, 2, TensorOptions{DType::f64})),
                        doctest::Contains("bias_gelu: dtype mismatch"), Error);
+}
+
+TEST_CASE("bias_gelu's bias gradient is the column sum of its x gradient, on any thread count") {
+  // The kernel sums dx's columns in the pass that writes dx (row chunks fixed by the shape): check it
+  // against an f64 sum of the dx it wrote, for row counts below, at and above the chunk count (64),
+  // an empty batch, a 3-D input, and each dtype; and bitwise between 1 and 2 threads.
+  const int saved_threads = omp_get_max_threads();
+  for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
+    for (const Shape& shape : {Shape{1, 7}, Shape{63, 33}, Shape{64, 16}, Shape{201, 129}, Shape{3, 70, 20}, Shape{0, 5}}) {
+      CAPTURE(dtype_name(dt));
+      CAPTURE(shape.size());
+      CAPTURE(shape[0]);
+      const int64_t C = shape.back();
+      std::vector<double> first;
+      for (int threads : {1, 2}) {
+        omp_set_num_threads(threads);
+        Tensor x = leaf_from(randn(shape, 70, TensorOptions{DType::f32}).to(dt));
+        Tensor b = leaf_from(randn({C}, 71, TensorOptions{DType::f32}).to(dt));
+        Tensor y = bias_gelu(x, b);
+        y.backward(randn(shape, 72, TensorOptions{DType::f32}).to(dt));
+        REQUIRE(b.grad().defined());
+        CHECK(b.grad().dtype() == dt);
+        const std::vector<double> dx = vals(x.grad()), db = vals(b.grad());
+        REQUIRE(db.size() == size_t(C));
+        for (int64_t j = 0; j < C; ++j) {
+          double want = 0, mag = 0;
+          for (size_t i = size_t(j); i < dx.size(); i += size_t(C)) want += dx[i], mag += std::abs(dx[i]);
+          // f32 and f64 partial sums round a little on the way; bf16 rounds the result once more.
+          const double tol = dt == DType::f64 ? 1e-12 * mag : dt == DType::f32 ? 1e-5 * mag : 1e-5 * mag + std::abs(want) / 256;
+          CHECK(std::abs(db[size_t(j)] - want) <= tol);
+        }
+        if (threads == 1) first = db;
+        else CHECK(db == first);
+      }
+    }
+  }
+  omp_set_num_threads(saved_threads);
 }
 
 namespace {
