@@ -3,7 +3,8 @@
 // visit only rectangles of it that touch the lower triangle (see row_cover), so the zero half costs
 // almost no multiply-adds. Everything goes through Backend::gemm on raw pointers (stride-0
 // broadcast of the weight over the batch), so the op runs on any backend.
-// bf16 inputs (autocast) accumulate in f32: every GEMM writes an f32 result, rounded to bf16 once.
+// bf16 inputs (autocast) accumulate in f32, rounded to bf16 once: the last GEMM to write a row of
+// the result rounds it in its epilogue (see finish_rows).
 #include "ops/masked_mix.h"
 
 #include <algorithm>
@@ -59,6 +60,12 @@ std::vector<Rect> row_cover(int64_t R, int64_t C) {
 DType acc_dtype(DType dt) { return dt == DType::bf16 ? DType::f32 : dt; }
 TensorOptions acc_opts(const Tensor& t) { return TensorOptions{acc_dtype(t.dtype()), t.device(), false}; }
 
+// A result whose dtype is not the accumulator's (bf16) is written rounded by the GEMM epilogue.
+bool rounded(const Tensor& t) { return acc_dtype(t.dtype()) != t.dtype(); }
+Mats rounded_out(const Tensor& t, int64_t bs, int64_t ld) {
+  return rounded(t) ? Mats{t.raw_data(), bs, ld} : Mats{nullptr, 0, 0};
+}
+
 // sum over dims; a bf16 tensor is summed in f32 and the result rounded to bf16.
 Tensor sum_any(const Tensor& t, const std::vector<int64_t>& dims) {
   OpScope op_scope;
@@ -79,25 +86,45 @@ struct Mixer {
     return static_cast<char*>(p) + elems * int64_t(dtype_size(acc_dtype(dt)));
   }
 
-  // y = tril(W) x (+ bias[r] on row r). wm is the masked weight, row stride wld.
-  void forward(Mats x, const void* wm, int64_t wld, const void* bias, const void* ones, Mats y) const {
+  // The GEMM that writes rows [r0, r1) of a result for the last time also rounds them into the
+  // bf16 result out (when out.p is set: bf16 operands) through the GEMM's epilogue, so the f32
+  // accumulator is never cast in a pass of its own; a GEMM that is also the rows' first writer
+  // (beta 0) needs no f32 rows at all.
+  GemmArgs finish_rows(GemmArgs g, Mats out, int64_t r0) const {
+    if (!out.p) return g;
+    g.D = at(out.p, r0 * out.ld);
+    g.ldd = out.ld;
+    g.stride_d = out.bs;
+    if (g.beta == 0.0) g.C = nullptr;
+    return g;
+  }
+
+  // y = tril(W) x (+ bias[r] on row r). wm is the masked weight, row stride wld. y accumulates in
+  // acc_dtype; yd (bf16 operands only, else {nullptr}) receives the rounded result.
+  void forward(Mats x, const void* wm, int64_t wld, const void* bias, const void* ones, Mats y, Mats yd) const {
     if (bias) {  // y[b, r, :] = bias[r] * ones: a K=1 GEMM seeds the rows, the mixing accumulates
       be.gemm({.dtype = dt, .M = R, .N = D, .K = 1, .A = bias, .lda = 1, .B = ones, .ldb = D,
                .C = y.p, .ldc = y.ld, .stride_c = y.bs, .batch = B});
     }
-    for (const Rect& q : row_cover(R, C)) {
-      // A rectangle starting at column 0 is the first to write its rows.
+    const std::vector<Rect> cover = row_cover(R, C);
+    for (size_t i = 0; i < cover.size(); ++i) {
+      const Rect& q = cover[i];
+      // A rectangle starting at column 0 is the first to write its rows; the cover lists a band's
+      // rectangles in row order, so one is the last to write its rows unless the next starts inside them.
       const double beta = bias || q.c0 > 0 ? 1.0 : 0.0;
-      be.gemm({.dtype = dt, .M = q.r1 - q.r0, .N = D, .K = q.c1 - q.c0,
-               .A = at(wm, q.r0 * wld + q.c0), .lda = wld,
-               .B = at(x.p, q.c0 * x.ld), .ldb = x.ld, .stride_b = x.bs,
-               .beta = beta, .C = at_out(y.p, q.r0 * y.ld), .ldc = y.ld, .stride_c = y.bs, .batch = B});
+      const bool last = i + 1 == cover.size() || cover[i + 1].r0 >= q.r1;
+      const GemmArgs g{.dtype = dt, .M = q.r1 - q.r0, .N = D, .K = q.c1 - q.c0,
+                       .A = at(wm, q.r0 * wld + q.c0), .lda = wld,
+                       .B = at(x.p, q.c0 * x.ld), .ldb = x.ld, .stride_b = x.bs,
+                       .beta = beta, .C = at_out(y.p, q.r0 * y.ld), .ldc = y.ld, .stride_c = y.bs, .batch = B};
+      be.gemm(last ? finish_rows(g, yd, q.r0) : g);
     }
   }
 
   // dx = tril(W)^T dy, by column bands: rows below the band's diagonal square in one rectangle
-  // (written first), then the square in strips of kStrip columns, each from its own first row.
-  void backward_x(Mats dy, const void* wm, int64_t wld, Mats dx) const {
+  // (written first), then the square in strips of kStrip columns, each from its own first row
+  // (and the last to write its rows of dx: dxd, as yd above).
+  void backward_x(Mats dy, const void* wm, int64_t wld, Mats dx, Mats dxd) const {
     for (int64_t c0 = 0; c0 < C; c0 += kBand) {
       const int64_t c1 = std::min(c0 + kBand, C);
       const bool below = R > c1;
@@ -109,13 +136,15 @@ struct Mixer {
       }
       for (int64_t s0 = c0; s0 < c1; s0 += kStrip) {
         const int64_t s1 = std::min(s0 + kStrip, c1), k = std::max<int64_t>(std::min(c1, R) - s0, 0);
-        if (k == 0 && below) continue;
-        // k == 0 (columns past the last output row, R < C) writes zeros without reading A or B.
+        // k == 0 (columns past the last output row, R < C, so nothing lies below) writes zeros
+        // without reading A or B. Every strip runs: it is its rows' only or last writer.
         const int64_t r = std::min(s0, R - 1);
-        be.gemm({.dtype = dt, .trans_a = true, .M = s1 - s0, .N = D, .K = k,
-                 .A = at(wm, r * wld + s0), .lda = wld,
-                 .B = at(dy.p, r * dy.ld), .ldb = dy.ld, .stride_b = dy.bs,
-                 .beta = below ? 1.0 : 0.0, .C = at_out(dx.p, s0 * dx.ld), .ldc = dx.ld, .stride_c = dx.bs, .batch = B});
+        be.gemm(finish_rows({.dtype = dt, .trans_a = true, .M = s1 - s0, .N = D, .K = k,
+                             .A = at(wm, r * wld + s0), .lda = wld,
+                             .B = at(dy.p, r * dy.ld), .ldb = dy.ld, .stride_b = dy.bs,
+                             .beta = below ? 1.0 : 0.0, .C = at_out(dx.p, s0 * dx.ld), .ldc = dx.ld,
+                             .stride_c = dx.bs, .batch = B},
+                            dxd, s0));
       }
     }
   }
@@ -176,14 +205,14 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
 
   Tensor xc = contiguous_raw(x), wm = masked(weight);
   Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
-  Tensor y = Tensor::empty({B, R, D}, acc_opts(x));
+  Tensor y = Tensor::empty({B, R, D}, opts_of(x));
   const Mixer mix{be(x), x.dtype(), B, R, C, D};
   if (y.numel()) {
     Tensor ones = bias.defined() ? mg::ones({D}, opts_of(x)) : Tensor();
+    Tensor acc = rounded(y) ? Tensor::empty({B, R, D}, acc_opts(x)) : y;
     mix.forward({xc.raw_data(), C * D, D}, wm.raw_data(), C, bc.defined() ? bc.raw_data() : nullptr,
-                ones.defined() ? ones.raw_data() : nullptr, {y.raw_data(), R * D, D});
+                ones.defined() ? ones.raw_data() : nullptr, {acc.raw_data(), R * D, D}, rounded_out(y, R * D, D));
   }
-  y = cast_raw(y, x.dtype());
 
   const bool need_x = needs_grad(x), need_w = needs_grad(weight), need_bias = needs_grad(bias);
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
@@ -196,9 +225,9 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
     }
     const Mats dy{gc.raw_data(), R * D, D};
     if (ws.defined()) {
-      dx = Tensor::empty({B, C, D}, acc_opts(g));
-      mix.backward_x(dy, ws.raw_data(), C, {dx.raw_data(), C * D, D});
-      dx = cast_raw(dx, g.dtype());
+      dx = Tensor::empty({B, C, D}, opts_of(g));
+      Tensor acc = rounded(dx) ? Tensor::empty({B, C, D}, acc_opts(g)) : dx;
+      mix.backward_x(dy, ws.raw_data(), C, {acc.raw_data(), C * D, D}, rounded_out(dx, C * D, D));
     }
     if (xs.defined()) {
       Tensor full = zeros({R, C}, acc_opts(g));
@@ -226,19 +255,22 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
 
   Tensor xc = contiguous_raw(x), wm = masked(weight);
   Tensor bc = bias.defined() ? contiguous_raw(bias) : Tensor();
-  Tensor y = Tensor::empty({B, T, HD}, acc_opts(x));
+  Tensor y = Tensor::empty({B, T, HD}, opts_of(x));
   // Head h: x and y are [B, T, Dh] matrices at channel offset h*Dh with row stride H*Dh.
   const Mixer mix{be(x), x.dtype(), B, T, T, Dh};
   auto head = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
   auto head_out = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at_out(t.raw_data(), h * Dh), T * HD, HD}; };
+  auto head_rounded = [&](const Tensor& t, int64_t h) -> Mats {
+    return rounded(t) ? head(t, h) : Mats{nullptr, 0, 0};
+  };
   if (y.numel()) {
     Tensor ones = bias.defined() ? mg::ones({Dh}, opts_of(x)) : Tensor();
+    Tensor acc = rounded(y) ? Tensor::empty({B, T, HD}, acc_opts(x)) : y;
     for (int64_t h = 0; h < H; ++h) {
       mix.forward(head(xc, h), mix.at(wm.raw_data(), h * T * T), T, bc.defined() ? mix.at(bc.raw_data(), h * T) : nullptr,
-                  ones.defined() ? ones.raw_data() : nullptr, head_out(y, h));
+                  ones.defined() ? ones.raw_data() : nullptr, head_out(acc, h), head_rounded(y, h));
     }
   }
-  y = cast_raw(y, x.dtype());
 
   const bool need_x = needs_grad(x), need_w = needs_grad(weight), need_bias = needs_grad(bias);
   Tensor xs = need_w ? xc.detach() : Tensor(), ws = need_x ? wm : Tensor();
@@ -252,10 +284,12 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
     auto head_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
     auto head_out_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at_out(t.raw_data(), h * Dh), T * HD, HD}; };
     if (ws.defined()) {
-      dx = Tensor::empty({B, T, HD}, acc_opts(g));
-      for (int64_t h = 0; h < H; ++h)
-        mix.backward_x(head_of(gc, h), mix.at(ws.raw_data(), h * T * T), T, head_out_of(dx, h));
-      dx = cast_raw(dx, g.dtype());
+      dx = Tensor::empty({B, T, HD}, opts_of(g));
+      Tensor acc = rounded(dx) ? Tensor::empty({B, T, HD}, acc_opts(g)) : dx;
+      for (int64_t h = 0; h < H; ++h) {
+        mix.backward_x(head_of(gc, h), mix.at(ws.raw_data(), h * T * T), T, head_out_of(acc, h),
+                       rounded(dx) ? head_of(dx, h) : Mats{nullptr, 0, 0});
+      }
     }
     if (xs.defined()) {
       Tensor full = zeros({H, T, T}, acc_opts(g));

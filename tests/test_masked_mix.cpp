@@ -1,7 +1,10 @@
 // ops/masked_mix and ops/tril: the masked mixer's token mixing (flat, expanded, multi-head) against
 // the plain loops of tests/reference.h, f64 gradcheck for x, weight and bias, causality bit for
 // bit, and the masking guarantees (upper-triangle gradient exactly 0, stored weight untouched).
+#include <algorithm>
+#include <cmath>
 #include <functional>
+#include <string>
 
 #include "ops/masked_mix.h"
 #include "ops/tril.h"
@@ -185,6 +188,57 @@ TEST_CASE("masked_token_mix_heads forward and gradients") {
   // One head equals the flat mixer.
   Tensor x1 = randn({2, 7, 4}, 10, TensorOptions{DType::f64}), w1 = randn({1, 7, 7}, 11, TensorOptions{DType::f64});
   check_vals(vals(masked_token_mix_heads(x1, w1, Tensor())), vals(masked_token_mix(x1, w1.squeeze(0), Tensor())), 1e-14);
+}
+
+namespace {
+// got (bf16) is want (f32) rounded once: the two accumulate the same exact products in different
+// orders, so an element may differ by one bf16 ulp where want lies near a rounding boundary, and
+// by no more. Every element is checked, so a row that the op failed to write shows.
+void check_rounded_once(const Tensor& got, const Tensor& want, const std::string& what) {
+  INFO(what);
+  REQUIRE(got.dtype() == DType::bf16);
+  const std::vector<double> g = vals(got), w = vals(want), wr = vals(want.to(DType::bf16));
+  REQUIRE(g.size() == w.size());
+  double scale = 0;
+  for (double v : w) scale = std::max(scale, std::abs(v));
+  size_t far = 0, differ = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (g[i] == wr[i]) continue;
+    ++differ;
+    far += !(std::abs(g[i] - w[i]) <= std::abs(w[i]) / 128 + 1e-6 * scale);
+  }
+  CHECK(far == 0);
+  CHECK(differ <= g.size() / 50);
+}
+}  // namespace
+
+TEST_CASE("bf16 masked token mixing: output and dx are the f32 results rounded once, every row (bands, strips, R != C)") {
+  for (const auto& rc : std::vector<std::pair<int64_t, int64_t>>{{300, 300}, {300, 150}, {150, 300}, {530, 530}, {7, 7}}) {
+    const int64_t R = rc.first, C = rc.second, B = 2, D = 24;
+    for (bool with_bias : {true, false}) {
+      INFO("R " << R << " C " << C << " bias " << with_bias);
+      // bf16-representable inputs, so the f32 op sees exactly what the bf16 op sees.
+      Tensor x16 = randn({B, C, D}, 1).to(DType::bf16), w16 = mul(randn({R, C}, 2), 0.1).to(DType::bf16);
+      Tensor b16 = with_bias ? randn({R}, 3).to(DType::bf16) : Tensor(), g16 = randn({B, R, D}, 4).to(DType::bf16);
+      Tensor x = leaf_from(x16), w = leaf_from(w16), b = with_bias ? leaf_from(b16) : Tensor();
+      Tensor x32 = leaf_from(x16.to(DType::f32)), w32 = leaf_from(w16.to(DType::f32));
+      Tensor b32 = with_bias ? leaf_from(b16.to(DType::f32)) : Tensor();
+      Tensor y = masked_token_mix(x, w, b), y32 = masked_token_mix(x32, w32, b32);
+      check_rounded_once(y, y32, "output");
+      y.backward(g16);
+      y32.backward(g16.to(DType::f32));
+      check_rounded_once(x.grad(), x32.grad(), "dx");
+    }
+  }
+  const int64_t B = 2, T = 150, H = 3, Dh = 8;
+  Tensor x16 = randn({B, T, H * Dh}, 5).to(DType::bf16), w16 = mul(randn({H, T, T}, 6), 0.1).to(DType::bf16);
+  Tensor b16 = randn({H, T}, 7).to(DType::bf16), g16 = randn({B, T, H * Dh}, 8).to(DType::bf16);
+  Tensor x = leaf_from(x16), x32 = leaf_from(x16.to(DType::f32));
+  Tensor y = masked_token_mix_heads(x, w16, b16), y32 = masked_token_mix_heads(x32, w16.to(DType::f32), b16.to(DType::f32));
+  check_rounded_once(y, y32, "heads output");
+  y.backward(g16);
+  y32.backward(g16.to(DType::f32));
+  check_rounded_once(x.grad(), x32.grad(), "heads dx");
 }
 
 TEST_CASE("causality: changing position s never changes outputs at positions < s (flat, expanded, heads)") {
