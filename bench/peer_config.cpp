@@ -7,8 +7,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
-#include <sstream>
+#include <iterator>
 #include <set>
+#include <sstream>
+#include <utility>
 
 #ifdef MG_HAVE_OPENBLAS
 #include <cblas.h>
@@ -19,20 +21,85 @@ namespace mg::bench {
 namespace {
 // Set by ensure_openblas_core in the restarted process, so the header can say who chose the core.
 constexpr const char* kRestartMark = "MG_BENCH_SET_OPENBLAS_CORETYPE";
+
+// The value of the first "key<tabs>: value" line of a /proc/cpuinfo text (the first CPU's), "" when absent.
+std::string cpuinfo_field(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    const auto colon = line.find(':');
+    if (colon == std::string::npos || colon == 0) continue;
+    const auto key_end = line.find_last_not_of(" \t", colon - 1);
+    if (key_end == std::string::npos || line.compare(0, key_end + 1, key) != 0 || key_end + 1 != key.size()) continue;
+    const auto begin = line.find_first_not_of(" \t", colon + 1);
+    if (begin == std::string::npos) return "";
+    return line.substr(begin, line.find_last_not_of(" \t\r") + 1 - begin);
+  }
+  return "";
+}
+
+// The microarchitecture of a known (vendor, family, model), nullptr otherwise. AMD's ranges are those
+// from which Linux sets X86_FEATURE_ZEN1..ZEN5 (bsp_init_amd, arch/x86/kernel/cpu/amd.c; family 0x1a
+// also holds Zen 6 models, 0x50-0x5f, 0x80-0xaf and 0xc0-0xcf, left unnamed here); Intel's are the
+// server cores of arch/x86/include/asm/intel-family.h.
+const char* microarchitecture(const std::string& vendor, long family, long model) {
+  const auto in = [model](long lo, long hi) { return model >= lo && model <= hi; };
+  if (vendor == "AuthenticAMD" && family == 0x17) {
+    if (in(0x00, 0x2f) || in(0x50, 0x5f)) return "Zen/Zen+";
+    if (in(0x30, 0x4f) || in(0x60, 0x7f) || in(0x90, 0x91) || in(0xa0, 0xaf)) return "Zen 2";
+  }
+  if (vendor == "AuthenticAMD" && family == 0x19) {
+    if (in(0x00, 0x0f) || in(0x20, 0x5f)) return "Zen 3";
+    if (in(0x10, 0x1f) || in(0x60, 0xaf)) return "Zen 4";
+  }
+  if (vendor == "AuthenticAMD" && family == 0x1a) {
+    if (in(0x00, 0x2f) || in(0x40, 0x4f) || in(0x60, 0x7f)) return "Zen 5";
+  }
+  if (vendor == "GenuineIntel" && family == 6) {
+    switch (model) {
+      case 0x55: return "Skylake-SP/Cascade Lake/Cooper Lake";
+      case 0x6a: return "Ice Lake-SP";
+      case 0x6c: return "Ice Lake-D";
+      case 0x8f: return "Sapphire Rapids";
+      case 0xcf: return "Emerald Rapids";
+      case 0xad: return "Granite Rapids";
+      case 0xae: return "Granite Rapids-D";
+      default: break;
+    }
+  }
+  return nullptr;
+}
+
+// A decimal cpuinfo number, -1 when absent or not a number.
+long cpuinfo_number(const std::string& value) {
+  if (value.empty()) return -1;
+  char* end = nullptr;
+  const long v = std::strtol(value.c_str(), &end, 10);
+  return *end == '\0' && v >= 0 ? v : -1;
+}
 }  // namespace
+
+std::string cpu_description(const std::string& cpuinfo) {
+  std::string name = cpuinfo_field(cpuinfo, "model name");
+  if (name.empty()) name = "unknown";
+  const std::string vendor = cpuinfo_field(cpuinfo, "vendor_id"), family = cpuinfo_field(cpuinfo, "cpu family"),
+                    model = cpuinfo_field(cpuinfo, "model"), stepping = cpuinfo_field(cpuinfo, "stepping");
+  std::string ids = vendor;
+  const std::pair<const char*, std::string> numbers[] = {{"family", family}, {"model", model}, {"stepping", stepping}};
+  for (const auto& [label, value] : numbers) {
+    if (!value.empty()) ids += (ids.empty() ? "" : " ") + std::string(label) + " " + value;
+  }
+  if (ids.empty()) return name;
+  const char* arch = microarchitecture(vendor, cpuinfo_number(family), cpuinfo_number(model));
+  return name + " (" + ids + (arch ? std::string(": ") + arch : "") + ")";
+}
 
 CpuInfo cpu_info() {
   CpuInfo c;
   std::ifstream f("/proc/cpuinfo");
-  std::string line, flags;
-  while (std::getline(f, line)) {
-    const auto colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    const std::string key = line.substr(0, line.find_last_not_of(" \t", colon - 1) + 1);
-    const std::string value = colon + 2 <= line.size() ? line.substr(colon + 2) : "";
-    if (key == "model name" && c.model.empty()) c.model = value;
-    if (key == "flags" && flags.empty()) flags = value;
-  }
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  c.model = cpuinfo_field(text, "model name");
+  c.description = cpu_description(text);
+  const std::string flags = cpuinfo_field(text, "flags");
   std::set<std::string> have;
   std::istringstream ss(flags);
   for (std::string w; ss >> w;) have.insert(w);
@@ -94,7 +161,7 @@ void ensure_openblas_core(char** argv) {
 
 void print_peer_config(std::FILE* out) {
   const CpuInfo cpu = cpu_info();
-  std::fprintf(out, "# cpu: %s | isa: %s\n", cpu.model.c_str(), cpu.isa.c_str());
+  std::fprintf(out, "# cpu: %s | isa: %s\n", cpu.description.c_str(), cpu.isa.c_str());
   const std::string core = openblas_corename();
   if (core.empty()) {
     std::fprintf(out, "# OpenBLAS: not linked (no comparison)\n");

@@ -17,10 +17,19 @@ namespace mg::bench {
 
 struct CpuInfo {
   std::string model;  // /proc/cpuinfo "model name"
+  std::string description;  // cpu_description() of /proc/cpuinfo: the model name with its ids
   std::string isa;    // the vector ISA flags that matter to the GEMMs, space separated
   bool avx512f = false, avx512_bf16 = false, avx512_fp16 = false, amx_bf16 = false;
 };
 CpuInfo cpu_info();
+
+// The first CPU of a /proc/cpuinfo text described for a benchmark header: its "model name", then
+// vendor_id, cpu family, model and stepping (decimal, as cpuinfo gives them) and, where the
+// (vendor, family, model) is one of a short table of known server cores, the microarchitecture:
+// "AMD EPYC (AuthenticAMD family 26 model 2 stepping 1: Zen 5)". The machines this project runs
+// on mask the model name ("AMD EPYC"), so the ids are what tells CPU generations apart. Without
+// those fields (not x86) it is the model name alone; "unknown" without that.
+std::string cpu_description(const std::string& cpuinfo);
 
 // OpenBLAS's chosen core ("Haswell", "SkylakeX", ...); "" when built without OpenBLAS.
 std::string openblas_corename();
