@@ -16,9 +16,12 @@ constexpr int32_t kIgnoreIndex = -100;
 Tensor shifted_lm_loss(const Tensor& logits, const Tensor& labels, bool sum) {
   const int64_t T = logits.size(1);
   MG_CHECK(T >= 2, "lm loss: sequences of length ", T, " have no next-token targets");
-  Tensor l = logits.slice(1, 0, T - 1);
-  Tensor y = labels.slice(1, 1, T).contiguous();
-  return cross_entropy(l, y, kIgnoreIndex, sum ? Reduction::sum : Reduction::mean);
+  // Position t predicts labels[t + 1]; the last position has no target and is ignored. Scoring all
+  // T positions that way reads the logits in place, where a [:, :T-1] slice of them would be copied
+  // for the kernel and its gradient scattered back into a zeroed [B, T, V] tensor.
+  const int64_t B = labels.size(0);
+  Tensor y = cat({labels.slice(1, 1, T), full({B, 1}, double(kIgnoreIndex), TensorOptions{DType::i32, labels.device()})}, 1);
+  return cross_entropy(logits, y, kIgnoreIndex, sum ? Reduction::sum : Reduction::mean);
 }
 
 int64_t count_scored(const Tensor& labels) {
