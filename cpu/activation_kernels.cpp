@@ -46,7 +46,7 @@ MG_ALWAYS_INLINE float normal_cdf_gauss(float x, float& gauss) {
   q = q * t + 0.28209177392404045f;
   // a^2 = x^2 / 2 as 0.5 x x: one rounding (0.5 is exact) where (|x| / sqrt 2)^2 has three, which
   // in the tail (exp's argument near -80) would triple exp's relative error.
-  gauss = exp_approx(-0.5f * x * x);
+  gauss = exp_nonpos(-0.5f * x * x);
   const float h = 0.5f * t * q * gauss;
   return select(x > 0.0f, 1.0f - h, h);
 }

@@ -38,12 +38,13 @@ MG_ALWAYS_INLINE compute_t<S> row_max(const S* x, int64_t n) {
   return m;
 }
 
+// sum of exp(x - shift) with shift >= every x (the row max), so every argument is <= 0 or NaN.
 template <class S>
 MG_ALWAYS_INLINE compute_t<S> row_sum_exp(const S* x, compute_t<S> shift, int64_t n) {
   using T = compute_t<S>;
   T s = 0;
 #pragma omp simd reduction(+ : s)
-  for (int64_t j = 0; j < n; ++j) s += exp_t(T(widen(x[j]) - shift));
+  for (int64_t j = 0; j < n; ++j) s += exp_nonpos_t(T(widen(x[j]) - shift));
   return s;
 }
 
@@ -66,7 +67,7 @@ MG_ALWAYS_INLINE void softmax_row(const T* x, T* y, int64_t n, bool log) {
   T s = 0;
 #pragma omp simd reduction(+ : s)
   for (int64_t j = 0; j < n; ++j) {
-    const T e = exp_t(x[j] - m);
+    const T e = exp_nonpos_t(x[j] - m);
     y[j] = e;
     s += e;
   }
@@ -83,7 +84,7 @@ MG_ALWAYS_INLINE void softmax_backward_row(const T* dy, const T* y, T* dx, int64
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; ++j) s += dy[j];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] - exp_t(y[j]) * s;
+    for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] - exp_nonpos_t(y[j]) * s;
     return;
   }
 #pragma omp simd reduction(+ : s)
@@ -169,9 +170,9 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
         }
         const T c = T(scale) * gp[r * gs], l = sp[r];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) d[j] = narrow<S>(c * exp_t(T(widen(x[j]) - l)));
+        for (int64_t j = 0; j < V; ++j) d[j] = narrow<S>(c * exp_nonpos_t(T(widen(x[j]) - l)));
         if constexpr (std::is_same_v<S, bf16>) {
-          d[tp[r]] = narrow<S>(c * exp_t(T(widen(x[tp[r]]) - l)) - c);  // one rounding, from f32
+          d[tp[r]] = narrow<S>(c * exp_nonpos_t(T(widen(x[tp[r]]) - l)) - c);  // one rounding, from f32
         } else {
           d[tp[r]] -= c;
         }
