@@ -199,3 +199,53 @@ TEST_CASE("a parameter the loss does not reach contributes zeros and keeps no gr
   CHECK(c.grads() == expect);
   CHECK_FALSE(spare.grad().defined());
 }
+
+namespace {
+// Rank 0 of two whose peer reached every parameter with a gradient of ones: each sum adds 1.
+struct PeerAddsOnes final : Communicator {
+  std::vector<std::pair<float*, size_t>> started;
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void allreduce_sum(float* d, size_t n) override {
+    for (size_t i = 0; i < n; ++i) d[i] += 1.0f;
+  }
+  void allreduce_sum(double* d, size_t n) override {
+    for (size_t i = 0; i < n; ++i) d[i] += 1.0;
+  }
+  void allgather(const float*, size_t, float*) override { FAIL("not used"); }
+  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
+  void start_allreduce_sum(float* d, size_t n) override { started.push_back({d, n}); }
+  void progress() override {}
+  void wait_all() override {
+    for (auto& s : started) allreduce_sum(s.first, s.second);
+    started.clear();
+  }
+  void broadcast(void*, size_t, int) override {}
+  bool any(bool f) override { return f; }
+  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
+  std::string describe() const override { return "a peer that adds ones"; }
+};
+}  // namespace
+
+TEST_CASE("a parameter this rank did not reach but a peer did gets the sum, so the replicas stay equal") {
+  for (const bool overlap : {true, false}) {
+    CAPTURE(overlap);
+    Chain c;
+    Tensor spare = leaf32({5}, 77);
+    std::vector<Tensor> params = c.w;
+    params.insert(params.begin(), spare);
+    c.loss().backward();
+    auto expect = c.grads();
+    for (Tensor& w : c.w) w.zero_grad();
+    for (auto& g : expect)
+      for (float& v : g) v = (v + 1.0f) * 0.5f;
+    PeerAddsOnes comm;
+    GradReducer r(params, comm, nullptr, 20 * 1024, overlap);
+    r.arm();
+    c.loss().backward();
+    r.finish(0.5);
+    CHECK(c.grads() == expect);
+    REQUIRE(spare.grad().defined());  // (0 here + 1 from the peer) * 0.5
+    CHECK(spare.grad().to_vector<float>() == std::vector<float>(5, 0.5f));
+  }
+}

@@ -79,9 +79,18 @@ void GradReducer::on_ready(size_t i) {
 void GradReducer::start(Bucket& b) {
   ++total_;
   if (device_comm_) {
+    // Every rank passes every parameter of the bucket, so the collectives match even where ranks
+    // differ in which parameters the loss reached: a missing gradient is summed as zeros, in a
+    // zero gradient that finish() keeps only if some rank had one.
     std::vector<Tensor> grads;
-    for (size_t i : b.params)
-      if (Tensor g = params_[i].grad(); g.defined()) grads.push_back(g);
+    for (size_t i : b.params) {
+      Tensor g = params_[i].grad();
+      if (!g.defined()) {
+        g = zeros(params_[i].shape(), TensorOptions{params_[i].dtype(), params_[i].device(), false});
+        params_[i].set_grad(g);
+      }
+      grads.push_back(g);
+    }
     device_comm_->start_allreduce_sum(grads);
   } else {
     comm_.start_allreduce_sum(b.host.data(), b.host.size());
@@ -90,6 +99,9 @@ void GradReducer::start(Bucket& b) {
 
 void GradReducer::finish(double scale) {
   armed_ = false;
+  // Which parameters this pass reached here, before start() gives the missing ones zeros.
+  std::vector<float> used(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) used[i] = params_[i].grad().defined() ? 1.0f : 0.0f;
   // Without overlap (or for parameters the pass did not reach) the copies are taken now.
   for (; next_start_ < buckets_.size(); ++next_start_) {
     Bucket& b = buckets_[next_start_];
@@ -114,10 +126,21 @@ void GradReducer::finish(double scale) {
   else comm_.wait_all();
   wait_s_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
+  // A parameter reached on some ranks but not here gets the sum too, so every replica takes the
+  // same step (PyTorch DDP's rule); one no rank reached keeps no gradient. Counting the ranks that
+  // reached each parameter takes one small sum more per step.
+  comm_.allreduce_sum(used.data(), used.size());
   const float s = float(scale);
   for (size_t i = 0; i < params_.size(); ++i) {
+    if (used[i] == 0.0f) {
+      if (device_comm_) params_[i].zero_grad();  // the zeros start() summed for it
+      continue;
+    }
     Tensor g = params_[i].grad();
-    if (!g.defined()) continue;
+    if (!g.defined() && !device_comm_) {
+      g = zeros(params_[i].shape(), TensorOptions{params_[i].dtype(), params_[i].device(), false});
+      params_[i].set_grad(g);
+    }
     if (device_comm_) {
       backend_for(g.device()).unary(UnaryOp::mul_scalar, g, g, double(s));
       continue;

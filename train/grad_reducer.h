@@ -36,7 +36,8 @@ class GradReducer {
   void arm();
   // Call after that backward: starts the buckets not yet started, waits for every sum, and
   // replaces each parameter's gradient by the sum over ranks times `scale`. A parameter without
-  // a gradient (unused by the loss, alike on every rank) contributes zeros and keeps none.
+  // a gradient here contributes zeros; it gets the sum if any rank had a gradient for it, and
+  // keeps none if no rank had (one extra small sum per step counts them).
   void finish(double scale);
 
   size_t bucket_count() const { return buckets_.size(); }

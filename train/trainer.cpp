@@ -117,12 +117,19 @@ Trainer::Trainer(Module& model, const TrainSettings& settings, RunControl contro
 
 void Trainer::reduce_gradients(const std::vector<Tensor>& params, int64_t micro) {
   Communicator& w = world();
+  // Which parameters some rank's loss reached: those take part (zeros where this rank has no
+  // gradient, which then gets the sum, as in PyTorch DDP), so every rank sends the same layout
+  // even when ranks differ in the parameters they reached; the rest keep no gradient.
+  std::vector<float> used(params.size());
+  for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+  if (w.size() > 1) w.allreduce_sum(used.data(), used.size());
   std::vector<float> flat;
   std::vector<std::pair<size_t, size_t>> spans(params.size(), {0, 0});
   for (size_t i = 0; i < params.size(); ++i) {
+    if (used[i] == 0.0f) continue;
     Tensor g = params[i].grad();
-    if (!g.defined()) continue;  // unused by the loss: undefined on every rank alike
-    std::vector<float> v = g.to(kCPU).to(DType::f32).contiguous().to_vector<float>();
+    std::vector<float> v = g.defined() ? g.to(kCPU).to(DType::f32).contiguous().to_vector<float>()
+                                       : std::vector<float>(size_t(params[i].numel()), 0.0f);
     spans[i] = {flat.size(), v.size()};
     flat.insert(flat.end(), v.begin(), v.end());
   }
@@ -143,8 +150,12 @@ void Trainer::reduce_gradients(const std::vector<Tensor>& params, int64_t micro)
   const float inv = float(1.0 / double(micro));
   for (float& x : flat) x *= inv;
   for (size_t i = 0; i < params.size(); ++i) {
-    if (spans[i].second == 0) continue;
+    if (used[i] == 0.0f) continue;
     Tensor g = params[i].grad();
+    if (!g.defined()) {
+      g = zeros(params[i].shape(), TensorOptions{params[i].dtype(), params[i].device(), false});
+      Tensor(params[i]).set_grad(g);  // a copy is a handle on the same parameter
+    }
     std::vector<float> v(flat.begin() + long(spans[i].first), flat.begin() + long(spans[i].first + spans[i].second));
     assign_(g, from_vector(v, g.shape()).to(g.device()));
   }
