@@ -513,7 +513,7 @@ void CudaBackend::attention_forward(const Tensor& q, const Tensor& k, const Tens
       return;
     }
     const size_t smem = attention_smem("attention_forward", Dh, 2, 1, sizeof(T));
-    attention_forward_kernel<T><<<unsigned(rows), kAttnThreads, smem, stream()>>>(
+    attention_forward_kernel<T><<<grid_x(rows, "attention_forward"), kAttnThreads, smem, stream()>>>(
         ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), ptr<T>(out), ptr<T>(lse), T_len, Dh, T(scale), causal);
   });
   CUDA_CHECK_LAUNCH("attention_forward");
@@ -559,10 +559,10 @@ void CudaBackend::attention_backward(const Tensor& dout, const Tensor& q, const 
     }
     const size_t smem_dq = attention_smem("attention_backward", Dh, 3, 1, sizeof(T));
     const size_t smem_dkv = attention_smem("attention_backward", Dh, 4, 2, sizeof(T));
-    attention_backward_dq_kernel<T><<<unsigned(rows), kAttnThreads, smem_dq, stream()>>>(
+    attention_backward_dq_kernel<T><<<grid_x(rows, "attention_backward"), kAttnThreads, smem_dq, stream()>>>(
         ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), ptr<const T>(dout), ptr<const T>(lse), D.as<const T>(),
         ptr<T>(dq), T_len, Dh, T(scale), causal);
-    attention_backward_dkv_kernel<T><<<unsigned(rows), kAttnThreads, smem_dkv, stream()>>>(
+    attention_backward_dkv_kernel<T><<<grid_x(rows, "attention_backward"), kAttnThreads, smem_dkv, stream()>>>(
         ptr<const T>(q), ptr<const T>(k), ptr<const T>(v), ptr<const T>(dout), ptr<const T>(lse), D.as<const T>(),
         ptr<T>(dk), ptr<T>(dv), T_len, Dh, T(scale), causal);
   });

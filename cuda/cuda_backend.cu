@@ -378,7 +378,7 @@ void CudaBackend::reduce_rows(ReduceOp op, const Tensor& x, const Tensor& out) {
       reduce_rows_warp_kernel<T><<<blocks, warps * 32, 0, stream()>>>(is_max, ptr<const T>(x), ptr<T>(out), rows,
                                                                       n);
     } else {
-      reduce_rows_block_kernel<T><<<unsigned(rows), row_threads(n), 0, stream()>>>(is_max, ptr<const T>(x),
+      reduce_rows_block_kernel<T><<<grid_x(rows, "reduce_rows"), row_threads(n), 0, stream()>>>(is_max, ptr<const T>(x),
                                                                                   ptr<T>(out), n);
     }
   });

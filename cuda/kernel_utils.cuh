@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "core/dtype_dispatch.h"
+#include "core/error.h"
 #include "core/tensor.h"
 #include "cuda/cuda_allocator.h"
 #include "cuda/cuda_context.h"
@@ -27,6 +28,14 @@ inline unsigned grid_for(int64_t n, int threads = kThreads) {
   const int64_t blocks = (n + threads - 1) / threads;
   const int64_t cap = int64_t(multiprocessor_count()) * (2048 / threads) * 4;
   return unsigned(std::max<int64_t>(1, std::min(blocks, cap)));
+}
+
+// A launch with one block per item along the grid's x dimension: CUDA allows at most 2^31 - 1
+// there, and a larger count cast to unsigned would silently skip items, so it is refused by name.
+inline unsigned grid_x(int64_t blocks, const char* op) {
+  MG_CHECK(blocks <= int64_t(2147483647), "cuda ", op, ": ", blocks,
+           " rows need more blocks than one launch has (2^31 - 1); split the tensor");
+  return unsigned(blocks);
 }
 
 #define MG_GRID_STRIDE(i, n)                                                        \
@@ -193,7 +202,7 @@ struct LastDimRows {
     n = x.dim() ? x.shape().back() : 1;
     rows = n ? x.numel() / n : 0;
   }
-  unsigned blocks() const { return unsigned(rows); }
+  unsigned blocks() const { return grid_x(rows, "per-row kernel"); }
   int threads(int max_threads) const { return row_threads(n, max_threads); }
 };
 
@@ -203,6 +212,7 @@ template <class F>
 void launch_per_row(const Tensor& x, const char* op, F&& launch) {
   const LastDimRows rows(x);
   if (rows.rows == 0 || rows.n == 0) return;
+  grid_x(rows.rows, op);  // refused here under the op's own name, before rows.blocks() would
   dispatch_float(x.dtype(), op, [&](auto tag) { launch(tag, rows); });
   CUDA_CHECK_LAUNCH(op);
 }
