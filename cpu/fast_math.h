@@ -63,7 +63,9 @@ MG_ALWAYS_INLINE float exp_nonpos(float x) {
 
 MG_ALWAYS_INLINE float exp_t(float x) { return exp_approx(x); }
 MG_ALWAYS_INLINE double exp_t(double x) { return std::exp(x); }
-// exp_t for an argument known to be <= 0 or NaN (x - max, x - logsumexp, -x^2 / 2).
+// exp_t for an argument the caller's own arithmetic keeps <= 0 or NaN (x minus the max it just
+// took, -x^2 / 2). Not for values read from a saved tensor, which a caller could have changed:
+// past ~88.7 this returns garbage where exp_t returns inf.
 MG_ALWAYS_INLINE float exp_nonpos_t(float x) { return exp_nonpos(x); }
 MG_ALWAYS_INLINE double exp_nonpos_t(double x) { return std::exp(x); }
 

@@ -84,7 +84,7 @@ MG_ALWAYS_INLINE void softmax_backward_row(const T* dy, const T* y, T* dx, int64
 #pragma omp simd reduction(+ : s)
     for (int64_t j = 0; j < n; ++j) s += dy[j];
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] - exp_nonpos_t(y[j]) * s;
+    for (int64_t j = 0; j < n; ++j) dx[j] = dy[j] - exp_t(y[j]) * s;
     return;
   }
 #pragma omp simd reduction(+ : s)
@@ -170,9 +170,9 @@ void CpuBackend::cross_entropy_backward(const Tensor& logits, const Tensor& targ
         }
         const T c = T(scale) * gp[r * gs], l = sp[r];
 #pragma omp simd
-        for (int64_t j = 0; j < V; ++j) d[j] = narrow<S>(c * exp_nonpos_t(T(widen(x[j]) - l)));
+        for (int64_t j = 0; j < V; ++j) d[j] = narrow<S>(c * exp_t(T(widen(x[j]) - l)));
         if constexpr (std::is_same_v<S, bf16>) {
-          d[tp[r]] = narrow<S>(c * exp_nonpos_t(T(widen(x[tp[r]]) - l)) - c);  // one rounding, from f32
+          d[tp[r]] = narrow<S>(c * exp_t(T(widen(x[tp[r]]) - l)) - c);  // one rounding, from f32
         } else {
           d[tp[r]] -= c;
         }

@@ -237,7 +237,10 @@ TEST_CASE("bias_gelu's bias gradient is the column sum of its x gradient, on any
   // an empty batch, a 3-D input, and each dtype; and bitwise between 1 and 2 threads.
   const int saved_threads = omp_get_max_threads();
   for (DType dt : {DType::f32, DType::f64, DType::bf16}) {
-    for (const Shape& shape : {Shape{1, 7}, Shape{63, 33}, Shape{64, 16}, Shape{201, 129}, Shape{3, 70, 20}, Shape{0, 5}}) {
+    // {301, 129} and {1000, 40} are above the size where the kernel starts a second thread, with
+    // row counts that are not a multiple of the chunk count, so the 1- vs 2-thread check has teeth.
+    for (const Shape& shape : {Shape{1, 7}, Shape{63, 33}, Shape{64, 16}, Shape{201, 129}, Shape{301, 129},
+                               Shape{1000, 40}, Shape{3, 70, 20}, Shape{0, 5}}) {
       CAPTURE(dtype_name(dt));
       CAPTURE(shape.size());
       CAPTURE(shape[0]);
