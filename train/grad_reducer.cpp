@@ -86,7 +86,7 @@ void GradReducer::start(Bucket& b) {
     for (size_t i : b.params) {
       Tensor g = params_[i].grad();
       if (!g.defined()) {
-        g = zeros(params_[i].shape(), TensorOptions{params_[i].dtype(), params_[i].device(), false});
+        g = zeros_like(params_[i]);
         params_[i].set_grad(g);
       }
       grads.push_back(g);
@@ -138,7 +138,7 @@ void GradReducer::finish(double scale) {
     }
     Tensor g = params_[i].grad();
     if (!g.defined() && !device_comm_) {
-      g = zeros(params_[i].shape(), TensorOptions{params_[i].dtype(), params_[i].device(), false});
+      g = zeros_like(params_[i]);
       params_[i].set_grad(g);
     }
     if (device_comm_) {

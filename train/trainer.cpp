@@ -153,7 +153,7 @@ void Trainer::reduce_gradients(const std::vector<Tensor>& params, int64_t micro)
     if (used[i] == 0.0f) continue;
     Tensor g = params[i].grad();
     if (!g.defined()) {
-      g = zeros(params[i].shape(), TensorOptions{params[i].dtype(), params[i].device(), false});
+      g = zeros_like(params[i]);
       Tensor(params[i]).set_grad(g);  // a copy is a handle on the same parameter
     }
     std::vector<float> v(flat.begin() + long(spans[i].first), flat.begin() + long(spans[i].first + spans[i].second));
