@@ -21,6 +21,14 @@ enum class ReduceOp : uint8_t { sum, max };
 enum class RandomKind : uint8_t { uniform, normal, randint };
 enum class Activation : uint8_t { gelu, gelu_tanh, silu, relu };  // gelu = exact erf form
 
+// Triangular structure of one GEMM that the caller guarantees, in op(A)'s and C's coordinates
+// (per batch entry). A hint: a backend may skip the work it makes unnecessary (the CPU does) or
+// run the dense GEMM (CUDA: one cuBLAS call), and the result is the same either way.
+//   a_lower: op(A)[i, k] == 0 wherever k > i.   a_upper: op(A)[i, k] == 0 wherever k < i.
+//   c_lower: only C[i, j] (and D[i, j]) with j <= i are wanted; the others are unspecified after
+//            the call (they may hold anything, or be left as they were).
+enum class GemmTri : uint8_t { none, a_lower, a_upper, c_lower };
+
 // One batched row-major GEMM on raw device pointers, for i in [0, batch):
 //   C_i = alpha * op(A_i) * op(B_i) + beta * C_i,   op(X) = X^T when trans_x,
 // op(A_i) [M, K] (A_i stored [K, M] when trans_a), op(B_i) [K, N] (B_i stored [N, K] when
@@ -52,6 +60,7 @@ struct GemmArgs {
   const void* bias = nullptr;
   void* D = nullptr;
   int64_t ldd = 0, stride_d = 0;
+  GemmTri tri = GemmTri::none;  // see GemmTri
 };
 
 // A backend allocator's accounting, in bytes as handed to tensors (rounded block sizes).

@@ -123,14 +123,14 @@ void gemm_bf16(const GemmArgs& g) {
   auto* C = static_cast<float*>(g.C);
   if (bf16gemm_native()) {
     bf16gemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), A, g.lda, g.stride_a, B, g.ldb, g.stride_b,
-                     float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g));
+                     float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g), g.tri);
     return;
   }
   // A is stored [M, K] ([K, M] when trans_a), B [K, N] ([N, K] when trans_b).
   const WidenedOperand a(A, g.trans_a ? g.K : g.M, g.trans_a ? g.M : g.K, g.lda, g.stride_a, g.batch);
   const WidenedOperand b(B, g.trans_b ? g.N : g.K, g.trans_b ? g.K : g.N, g.ldb, g.stride_b, g.batch);
   sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), a.buf.data(), a.ld, a.stride, b.buf.data(), b.ld,
-                b.stride, float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g));
+                b.stride, float(g.beta), C, g.ldc, g.stride_c, g.batch, epilogue_of(g), g.tri);
 }
 
 // f64 has no tiled epilogue (it serves gradcheck and audits): the bias is added in a pass after.
@@ -331,11 +331,11 @@ void CpuBackend::gemm(const GemmArgs& g) {
   if (g.dtype == DType::f32) {
     sgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, float(g.alpha), static_cast<const float*>(g.A), g.lda,
                   g.stride_a, static_cast<const float*>(g.B), g.ldb, g.stride_b, float(g.beta), static_cast<float*>(g.C),
-                  g.ldc, g.stride_c, g.batch, epilogue_of(g));
+                  g.ldc, g.stride_c, g.batch, epilogue_of(g), g.tri);
   } else if (g.dtype == DType::f64) {
     dgemm_batched(g.trans_a, g.trans_b, g.M, g.N, g.K, g.alpha, static_cast<const double*>(g.A), g.lda, g.stride_a,
                   static_cast<const double*>(g.B), g.ldb, g.stride_b, g.beta, static_cast<double*>(g.C), g.ldc,
-                  g.stride_c, g.batch);
+                  g.stride_c, g.batch, g.tri);
     if (g.bias && g.M > 0 && g.N > 0 && g.batch > 0) add_bias_f64(g);
   } else if (g.dtype == DType::bf16)
     gemm_bf16(g);

@@ -390,13 +390,20 @@ inline GemmEpilogue epilogue_at(const GemmEpilogue* ep, int64_t rows) {
 template <class In, class U, class O>
 void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, bool tb, int64_t M, int64_t N,
                int64_t K, O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
-               int nth, U* bpack, bool pack_b, const GemmEpilogue* ep) {
+               int nth, U* bpack, bool pack_b, const GemmEpilogue* ep, GemmTri tri, int64_t row0, int64_t nb,
+               int64_t sa, int64_t sb) {
   using P = Packing<In, U, O>;
   const int MR = kern.mr, NR = kern.nr;
   const auto gather = P::gather(kern);
   const int64_t KCu = ceil_div(KC, P::kPack);  // units per row of a full K block
 
-  const int64_t kblocks = ceil_div(K, KC);
+  // nb > 1 folds a batch that accumulates into one C into the K loop: K block kb is block
+  // kb % kpe of entry kb / kpe (operands A + entry * sa, B + entry * sb), so the whole sum is one
+  // threaded pass in the order the entries would run one after another.
+  const int64_t kpe = ceil_div(K, KC);
+  const int64_t kblocks = kpe * nb;
+  auto entry_a = [&](int64_t kb) { return A + (kb / kpe) * sa; };
+  auto entry_b = [&](int64_t kb) { return B + (kb / kpe) * sb; };
   const int64_t mpanels = ceil_div(M, MR), npanels = ceil_div(N, NR);
   const int64_t Mp = mpanels * MR, Np = npanels * NR;
   const bool shared_b = bpack != nullptr;
@@ -430,13 +437,13 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
   auto a_block = [&](int64_t kb) { return apack + kb * KCu * Mp; };
   auto b_block = [&](int64_t kb) { return bpack + kb * KCu * Np; };
   // Packs columns [c0, c0+ncols) of op(B)'s K block at pc into NR-wide panels at dst.
-  auto pack_b_panels = [&](int64_t pc, int64_t kc, int64_t c0, int64_t ncols, U* dst) {
+  auto pack_b_panels = [&](const In* Bk, int64_t pc, int64_t kc, int64_t c0, int64_t ncols, U* dst) {
     const int64_t kcu = ceil_div(kc, P::kPack);
     if (!tb) {
-      P::copy(NR, B + pc * ldb + c0, ldb, ncols, kc, dst);
+      P::copy(NR, Bk + pc * ldb + c0, ldb, ncols, kc, dst);
     } else {
       for (int64_t p = 0; p * NR < ncols; ++p) {
-        gather(B + (c0 + p * NR) * ldb + pc, ldb, std::min<int64_t>(NR, ncols - p * NR), kc, NR, dst + p * NR * kcu);
+        gather(Bk + (c0 + p * NR) * ldb + pc, ldb, std::min<int64_t>(NR, ncols - p * NR), kc, NR, dst + p * NR * kcu);
       }
     }
   };
@@ -444,20 +451,21 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
   // Packs unit u (K block u / units_per_k): a group of op(A) panels or of shared op(B) panels.
   auto pack_unit = [&](int64_t u) {
     const int64_t kb = u / units_per_k, g = u % units_per_k;
-    const int64_t pc = kb * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
+    const int64_t pc = kb % kpe * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
     if (g < a_units) {
       U* dst = a_block(kb);
+      const In* Ak = entry_a(kb);
       const int64_t p0 = g * a_ppu, p1 = std::min(mpanels, p0 + a_ppu);
       if (ta) {
-        P::copy(MR, A + pc * lda + p0 * MR, lda, std::min(M, p1 * MR) - p0 * MR, kc, dst + p0 * MR * kcu);
+        P::copy(MR, Ak + pc * lda + p0 * MR, lda, std::min(M, p1 * MR) - p0 * MR, kc, dst + p0 * MR * kcu);
       } else {
         for (int64_t p = p0; p < p1; ++p) {
-          gather(A + p * MR * lda + pc, lda, std::min<int64_t>(MR, M - p * MR), kc, MR, dst + p * MR * kcu);
+          gather(Ak + p * MR * lda + pc, lda, std::min<int64_t>(MR, M - p * MR), kc, MR, dst + p * MR * kcu);
         }
       }
     } else {
       const int64_t p0 = (g - a_units) * b_ppu, p1 = std::min(npanels, p0 + b_ppu);
-      pack_b_panels(pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kcu);
+      pack_b_panels(entry_b(kb), pc, kc, p0 * NR, std::min(N, p1 * NR) - p0 * NR, b_block(kb) + p0 * NR * kcu);
     }
     kdone[kb].fetch_add(1, std::memory_order_release);
     if (nth > 1) kdone[kb].notify_all();
@@ -498,10 +506,10 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
       const int64_t r0 = (mpanels * tr / mcb) * MR, r1 = std::min(M, (mpanels * (tr + 1) / mcb) * MR);
       const int64_t c0 = (npanels * tc / ncb) * NR, c1 = std::min(N, (npanels * (tc + 1) / ncb) * NR);
       const int64_t nc = c1 - c0;
-      const int64_t pc = kb * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
+      const int64_t pc = kb % kpe * KC, kc = std::min(KC, K - pc), kcu = ceil_div(kc, P::kPack);
       const O beta_eff = kb == 0 ? beta : O(1);
       const bool last_k = ep != nullptr && kb == kblocks - 1;
-      if (!shared_b) pack_b_panels(pc, kc, c0, nc, bbuf);
+      if (!shared_b) pack_b_panels(entry_b(kb), pc, kc, c0, nc, bbuf);
       const U* ablk = a_block(kb);
       const U* bblk = shared_b ? b_block(kb) + c0 * kcu : bbuf;
       // The epilogue of a finished micro-tile runs one tile late, after the next tile's kernel:
@@ -513,23 +521,33 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
       int parity = 0;
       for (int64_t ir = r0; ir < r1; ir += MR) {
         const int64_t mr = std::min<int64_t>(MR, M - ir);
-        const U* ap = ablk + ir * kcu;
+        // The units [ks, ke) of this K block that the tile's rows reach (all of them unless tri
+        // says op(A) is triangular); row0 + ir is the tile's first row in the whole GEMM.
+        int64_t ks = 0, ke = kcu;
+        if (tri == GemmTri::a_lower) ke = std::clamp<int64_t>(ceil_div(row0 + ir + mr - pc, P::kPack), 0, kcu);
+        if (tri == GemmTri::a_upper) ks = std::clamp<int64_t>((row0 + ir - pc) / P::kPack, 0, kcu);
+        const int64_t ku = std::max<int64_t>(ke - ks, 0);
+        // Nothing to add to tiles that are neither started (beta) nor finished (epilogue) here.
+        if (ku == 0 && beta_eff == O(1) && !last_k && !direct) continue;
+        const U* ap = ablk + ir * kcu + ks * MR;
         for (int64_t jr = 0; jr < nc; jr += NR) {
+          // c_lower: the tiles right of this one lie wholly above the diagonal too.
+          if (tri == GemmTri::c_lower && c0 + jr > row0 + ir + mr - 1) break;
           const int64_t nr = std::min<int64_t>(NR, nc - jr);
-          const U* bp = bblk + jr * kcu;
+          const U* bp = bblk + jr * kcu + ks * NR;
           if (direct) {
             O* tile = dtile[parity];
             parity ^= 1;
-            kern.fn(kcu, ap, bp, tile, NR, alpha, O(0));
+            kern.fn(ku, ap, bp, tile, NR, alpha, O(0));
             if (pend_tile) apply_epilogue(ep, pend_tile, NR, pend_r, pend_r + pend_mr, pend_c, pend_c + pend_nr, false);
             pend_tile = tile, pend_r = ir, pend_mr = mr, pend_c = c0 + jr, pend_nr = nr;
             continue;
           }
           O* c = C + ir * ldc + c0 + jr;
           if (mr == MR && nr == NR) {
-            kern.fn(kcu, ap, bp, c, ldc, alpha, beta_eff);
+            kern.fn(ku, ap, bp, c, ldc, alpha, beta_eff);
           } else {
-            kern.fn(kcu, ap, bp, ctile, NR, O(1), O(0));
+            kern.fn(ku, ap, bp, ctile, NR, O(1), O(0));
             for (int64_t i2 = 0; i2 < mr; ++i2) {
               O* ci = c + i2 * ldc;
               const O* ti = ctile + i2 * NR;
@@ -576,7 +594,8 @@ void gemm_band(const detail::GemmKernelOf<In, U, O>& kern, int64_t KC, bool ta, 
 template <class In, class U, class O>
 void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
                       O alpha, const In* A, int64_t lda, const In* B, int64_t ldb, O beta, O* C, int64_t ldc,
-                      int max_threads, const GemmEpilogue* ep = nullptr) {
+                      int max_threads, const GemmEpilogue* ep = nullptr, GemmTri tri = GemmTri::none, int64_t nb = 1,
+                      int64_t sa = 0, int64_t sb = 0) {
   using P = Packing<In, U, O>;
   if (M <= 0 || N <= 0) return;
   if (int64_t(kern.mr) * kern.nr > kMaxTile) std::abort();  // a kernel larger than the edge tile
@@ -592,7 +611,8 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
       const size_t bytes = sizeof(O) * size_t(M) * size_t(N);
       std::unique_ptr<O, std::function<void(O*)>> tmp(static_cast<O*>(host_allocate(bytes)),
                                                     [bytes](O* p) { host_free(p, bytes); });
-      gemm_driver_with(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, tmp.get(), N, max_threads, ep);
+      gemm_driver_with(kern, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, tmp.get(), N, max_threads, ep, tri, nb, sa,
+                       sb);
       return;
     }
   }
@@ -604,7 +624,7 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
 
   int nth = max_threads;
   if (nth > 1) {
-    const double flops = 2.0 * double(M) * double(N) * double(K);
+    const double flops = 2.0 * double(M) * double(N) * double(K) * double(nb);
     nth = static_cast<int>(std::min<double>(nth, std::max(1.0, flops / kMinFlopsPerThread)));
     if (flops < kSmallGemmFlops && contended_now()) nth = 1;
   }
@@ -616,7 +636,7 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
     kern.nc = int(std::clamp<int64_t>(slice_cols / kern.nr * kern.nr, kern.nr, kern.nc));
   }
   // Row bands so the packed copy of op(A) stays bounded (kern.mc caps it further when forced).
-  const int64_t packed_k = kblocks * ceil_div(KC, P::kPack);  // packed units per row of op(A)
+  const int64_t packed_k = kblocks * nb * ceil_div(KC, P::kPack);  // packed units per row of op(A)
   const int64_t max_rows = std::max<int64_t>(
       kern.mr, std::min<int64_t>(kern.mc, kMaxPackedABytes / int64_t(sizeof(U) * size_t(packed_k))) / kern.mr * kern.mr);
   const int64_t bands = ceil_div(M, max_rows);
@@ -631,10 +651,10 @@ void gemm_driver_with(detail::GemmKernelOf<In, U, O> kern, bool ta, bool tb, int
     if (ep) {
       const GemmEpilogue band_ep = epilogue_at(ep, i0);
       gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C ? C + i0 * ldc : nullptr, ldc, nth, bpack,
-                i0 == 0, &band_ep);
+                i0 == 0, &band_ep, tri, i0, nb, sa, sb);
     } else {
       gemm_band(kern, KC, ta, tb, mb, N, K, alpha, Ab, lda, B, ldb, beta, C + i0 * ldc, ldc, nth, bpack, i0 == 0,
-                static_cast<const GemmEpilogue*>(nullptr));
+                static_cast<const GemmEpilogue*>(nullptr), tri, i0, nb, sa, sb);
     }
   }
 }
@@ -687,7 +707,14 @@ template <class In, class U, class O>
 void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a, bool trans_b, int64_t M, int64_t N,
                        int64_t K, O alpha, const In* A, int64_t lda, int64_t stride_a, const In* B, int64_t ldb,
                        int64_t stride_b, O beta, O* C, int64_t ldc, int64_t stride_c, int64_t batch,
-                       const GemmEpilogue* ep = nullptr) {
+                       const GemmEpilogue* ep = nullptr, GemmTri tri = GemmTri::none) {
+  // Entries that accumulate into one C run as one GEMM over their K blocks in batch order (one
+  // threaded pass with shared packing instead of batch passes; the same sums in the same order).
+  if (C && stride_c == 0 && batch > 1 && M > 0 && N > 0) {
+    gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, default_threads(), ep, tri,
+                     batch, stride_a, stride_b);
+    return;
+  }
   // Without C, batch entries are independent when their D are.
   const int64_t out_stride = C ? stride_c : ep && ep->D ? ep->stride_d : 0;
   gemm_batched_impl(M, N, K, out_stride, batch, [&](int64_t b, int nth) {
@@ -697,7 +724,7 @@ void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a,
       if (eb.D) eb.D += b * ep->stride_d;
     }
     gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A + b * stride_a, lda, B + b * stride_b, ldb, beta,
-                     C ? C + b * stride_c : nullptr, ldc, nth, ep ? &eb : nullptr);
+                     C ? C + b * stride_c : nullptr, ldc, nth, ep ? &eb : nullptr, tri);
   });
 }
 
@@ -715,17 +742,17 @@ void dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double a
 
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                    int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b, float beta,
-                   float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
+                   float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep, GemmTri tri) {
   MG_CHECK(C || (ep.D && beta == 0.0f), "sgemm_batched: C may be null only with an epilogue D and beta 0");
   gemm_batched_with(active_kernel<float>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b, beta,
-                    C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
+                    C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr, tri);
 }
 
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const double* A,
                    int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b, double beta,
-                   double* C, int64_t ldc, int64_t stride_c, int64_t batch) {
+                   double* C, int64_t ldc, int64_t stride_c, int64_t batch, GemmTri tri) {
   gemm_batched_with(active_kernel<double>(), trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb, stride_b,
-                    beta, C, ldc, stride_c, batch);
+                    beta, C, ldc, stride_c, batch, static_cast<const GemmEpilogue*>(nullptr), tri);
 }
 
 bool bf16gemm_native() {
@@ -734,11 +761,11 @@ bool bf16gemm_native() {
 
 void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
-                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep) {
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep, GemmTri tri) {
   MG_CHECK(bf16gemm_native(), "bf16gemm_batched: no native bf16 GEMM kernel on this CPU (check bf16gemm_native())");
   MG_CHECK(C || (ep.D && beta == 0.0f), "bf16gemm_batched: C may be null only with an epilogue D and beta 0");
   gemm_batched_with(detail::gemm_active_kernels().bf16, trans_a, trans_b, M, N, K, alpha, A, lda, stride_a, B, ldb,
-                    stride_b, beta, C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr);
+                    stride_b, beta, C, ldc, stride_c, batch, ep.bias || ep.D ? &ep : nullptr, tri);
 }
 
 namespace detail {

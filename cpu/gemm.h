@@ -28,6 +28,8 @@
 //   * Thread-safe: concurrent calls from different threads are fine (packing buffers are per thread).
 #include <cstdint>
 
+#include "core/backend.h"
+
 namespace mg::cpu {
 
 // Row-major: C[M,N] = alpha * op(A) * op(B) + beta * C, op(A) is [M,K] (A stored [K,M] when trans_a),
@@ -52,12 +54,17 @@ struct GemmEpilogue {
 // (a stride of 0 broadcasts that operand; with stride_c == 0 the GEMMs run one after another in
 // batch order on the same C). Parallelises over the batch when the matrices are small, the batch
 // divides evenly among the threads, or it is long; otherwise each GEMM is threaded in turn.
+// tri (core/backend.h) skips the micro-kernel work outside the stated triangle: with a_lower or
+// a_upper each MR-row tile of C runs only over the K range its rows can reach (with finite
+// operands the result is bitwise the dense one's: the skipped products are zeros); with c_lower the tiles wholly above
+// the diagonal are not computed (their C and D are left as they were).
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
-                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {});
+                   float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {},
+                   GemmTri tri = GemmTri::none);
 void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const double* A, int64_t lda, int64_t stride_a, const double* B, int64_t ldb, int64_t stride_b,
-                   double beta, double* C, int64_t ldc, int64_t stride_c, int64_t batch);
+                   double beta, double* C, int64_t ldc, int64_t stride_c, int64_t batch, GemmTri tri = GemmTri::none);
 
 // bf16 operands (raw bfloat16 bits), f32 C, with sgemm_batched's layout, strides and threading.
 // Each product of two bf16 values is exact in f32; they are accumulated in f32, two K steps per
@@ -69,7 +76,8 @@ void dgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 bool bf16gemm_native();
 void bf16gemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t* A,
                       int64_t lda, int64_t stride_a, const uint16_t* B, int64_t ldb, int64_t stride_b, float beta,
-                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {});
+                      float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {},
+                      GemmTri tri = GemmTri::none);
 
 // What the runtime dispatch picked for sgemm, e.g. "avx512f 14x32" (dgemm uses the same ISA).
 const char* gemm_kernel_name();
