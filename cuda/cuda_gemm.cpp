@@ -76,8 +76,8 @@ void CudaBackend::gemm(const GemmArgs& g) {
   const size_t esize = dtype_size(dtype), esize_c = dtype == DType::bf16 ? sizeof(float) : esize;
   // No products (K == 0, or alpha 0 in the dtype C is computed in): C = beta * C without reading
   // A or B, as the CPU driver does (cpu/gemm.cpp, scale_c), instead of trusting cuBLAS with k == 0
-  // (BLAS libraries have not all followed the reference BLAS's quick return there). ops/masked_mix.cpp
-  // issues K == 0, beta 0 GEMMs and needs the zeros.
+  // (BLAS libraries have not all followed the reference BLAS's quick return there); a K == 0,
+  // beta 0 GEMM must still write zeros.
   const bool no_products = K == 0 || (dtype == DType::f64 ? alpha == 0.0 : float(alpha) == 0.0f);
 
   // cuBLAS runs batch entries concurrently; a shared output (stride 0) gets them one at a time

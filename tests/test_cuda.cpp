@@ -704,8 +704,8 @@ PARITY_CASE(masked_mix, "masked_token_mix and masked_token_mix_heads, forward an
     check_op_parity("masked_token_mix_heads " + d,
                     [](const std::vector<Tensor>& in) { return masked_token_mix_heads(in[0], in[1], in[2]); },
                     {leaf({2, 9, 12}, 5, dt), leaf({3, 9, 9}, 6, dt), leaf({3, 9}, 7, dt)});
-    // Fewer output rows than tokens: the strips past the last row are K == 0, beta 0 GEMMs, which
-    // must write zeros into dx (CUDA does not hand those to cuBLAS).
+    // Fewer output rows than tokens (the expanded mixer's rectangular weight): dx's columns past
+    // the last row get nothing from the weight and must come out zero.
     check_op_parity("masked_token_mix R < C " + d,
                     [](const std::vector<Tensor>& in) { return masked_token_mix(in[0], in[1], in[2]); },
                     {leaf({2, 150, 12}, 8, dt), leaf({20, 150}, 9, dt), leaf({20}, 10, dt)});
@@ -980,8 +980,8 @@ TEST_CASE("autocast ops on CUDA match the CPU: matmul, masked token mixing, wide
        {leaf({2, 3, 17, 8}, 3), leaf({8, 5}, 4)}},
       {"masked_token_mix", [](const std::vector<Tensor>& in) { return masked_token_mix(in[0], in[1], in[2]); },
        {leaf({2, 150, 12}, 5), leaf({150, 150}, 6), leaf({150}, 7)}},
-      // Fewer rows than tokens, no bias: dx's strips past the last row are K == 0 GEMMs whose bf16
-      // output comes from the epilogue alone (no f32 result: C null), and y's band-0 strips too.
+      // Fewer rows than tokens, no bias: y and dx come from the epilogue alone (C null, bf16 D
+      // only), and dx's columns past the last row must be zero.
       {"masked_token_mix R < C", [](const std::vector<Tensor>& in) { return masked_token_mix(in[0], in[1], Tensor()); },
        {leaf({2, 300, 12}, 14), leaf({100, 300}, 15)}},
       {"masked_token_mix_heads",
