@@ -249,3 +249,80 @@ TEST_CASE("a parameter this rank did not reach but a peer did gets the sum, so t
     CHECK(spare.grad().to_vector<float>() == std::vector<float>(5, 0.5f));
   }
 }
+
+namespace {
+// Rank 0 of two for reduce_gradients: the peer's loss reached the parameters peer_reached[i],
+// each with a gradient of ones. It answers the first sum (which parameters some rank reached)
+// and then the gradients, by an allreduce (default mode) or an allgather (deterministic), with
+// the peer's buffer laid out as reduce_gradients lays it out: every parameter some rank reached,
+// in order, zeros where the peer has no gradient.
+struct PeerWithSomeGradients final : Communicator {
+  std::vector<bool> peer_reached;
+  std::vector<int64_t> sizes;
+  std::vector<float> used;  // the counts after the first sum
+  int sums = 0, gathers = 0;
+  std::vector<float> peer_flat() const {
+    std::vector<float> f;
+    for (size_t i = 0; i < sizes.size(); ++i)
+      if (used[i] > 0.0f) f.insert(f.end(), size_t(sizes[i]), peer_reached[i] ? 1.0f : 0.0f);
+    return f;
+  }
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void allreduce_sum(float* d, size_t n) override {
+    if (sums++ == 0) {
+      REQUIRE(n == peer_reached.size());
+      for (size_t i = 0; i < n; ++i) d[i] += peer_reached[i] ? 1.0f : 0.0f;
+      used.assign(d, d + n);
+      return;
+    }
+    const std::vector<float> p = peer_flat();
+    REQUIRE(n == p.size());
+    for (size_t i = 0; i < n; ++i) d[i] += p[i];
+  }
+  void allreduce_sum(double*, size_t) override { FAIL("not used"); }
+  void allgather(const float* d, size_t n, float* out) override {
+    ++gathers;
+    const std::vector<float> p = peer_flat();
+    REQUIRE(n == p.size());  // every rank sends the same layout
+    std::copy(d, d + n, out);
+    std::copy(p.begin(), p.end(), out + n);
+  }
+  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
+  void start_allreduce_sum(float*, size_t) override { FAIL("not used"); }
+  void progress() override {}
+  void wait_all() override {}
+  void broadcast(void*, size_t, int) override {}
+  bool any(bool f) override { return f; }
+  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
+  std::string describe() const override { return "a peer with some gradients"; }
+};
+}  // namespace
+
+TEST_CASE("reduce_gradients (deterministic or not): ranks that reached different parameters end with equal sums") {
+  // p0: reached by both ranks; p1: only here; p2: only by the peer; p3: by neither.
+  for (const bool deterministic : {true, false}) {
+    CAPTURE(deterministic);
+    std::vector<Tensor> p = {leaf32({3, 4}, 1), leaf32({5}, 2), leaf32({2, 2}, 3), leaf32({6}, 4)};
+    sum(mul(p[0], p[0])).backward();
+    sum(mul(p[1], 3.0)).backward();
+    const std::vector<float> g0 = p[0].grad().to_vector<float>(), g1 = p[1].grad().to_vector<float>();
+    PeerWithSomeGradients comm;
+    comm.peer_reached = {true, false, true, false};
+    for (const Tensor& t : p) comm.sizes.push_back(t.numel());
+    const double scale = 1.0 / 3.0;
+    reduce_gradients(p, comm, deterministic, scale);
+    CHECK(comm.gathers == (deterministic ? 1 : 0));
+    CHECK(comm.sums == (deterministic ? 1 : 2));
+    const float s = float(scale);
+    std::vector<float> want0(g0.size()), want1(g1.size());
+    for (size_t i = 0; i < g0.size(); ++i) want0[i] = (g0[i] + 1.0f) * s;
+    for (size_t i = 0; i < g1.size(); ++i) want1[i] = g1[i] * s;
+    CHECK(p[0].grad().to_vector<float>() == want0);
+    CHECK(p[1].grad().to_vector<float>() == want1);
+    REQUIRE(p[2].grad().defined());  // (0 here + 1 from the peer) * scale
+    CHECK(p[2].grad().to_vector<float>() == std::vector<float>(4, s));
+    CHECK(p[2].grad().shape() == Shape{2, 2});
+    CHECK_FALSE(p[3].grad().defined());
+  }
+}

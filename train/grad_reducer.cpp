@@ -158,4 +158,49 @@ void GradReducer::finish(double scale) {
   }
 }
 
+void reduce_gradients(const std::vector<Tensor>& params, Communicator& w, bool deterministic, double scale) {
+  // Which parameters some rank's loss reached: those take part (zeros where this rank has no
+  // gradient, which then gets the sum, as in PyTorch DDP), so every rank sends the same layout
+  // even when ranks differ in the parameters they reached; the rest keep no gradient.
+  std::vector<float> used(params.size());
+  for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+  if (w.size() > 1) w.allreduce_sum(used.data(), used.size());
+  std::vector<float> flat;
+  std::vector<std::pair<size_t, size_t>> spans(params.size(), {0, 0});
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (used[i] == 0.0f) continue;
+    Tensor g = params[i].grad();
+    std::vector<float> v = g.defined() ? g.to(kCPU).to(DType::f32).contiguous().to_vector<float>()
+                                       : std::vector<float>(size_t(params[i].numel()), 0.0f);
+    spans[i] = {flat.size(), v.size()};
+    flat.insert(flat.end(), v.begin(), v.end());
+  }
+  if (w.size() > 1) {
+    if (deterministic) {
+      // ((g0 + g1) + g2) + ...: the order in which one process accumulates its micro-steps.
+      std::vector<float> all(flat.size() * size_t(w.size()));
+      w.allgather(flat.data(), flat.size(), all.data());
+      std::copy(all.begin(), all.begin() + long(flat.size()), flat.begin());
+      for (int r = 1; r < w.size(); ++r) {
+        const float* src = all.data() + size_t(r) * flat.size();
+        for (size_t k = 0; k < flat.size(); ++k) flat[k] += src[k];
+      }
+    } else {
+      w.allreduce_sum(flat.data(), flat.size());
+    }
+  }
+  const float inv = float(scale);
+  for (float& x : flat) x *= inv;
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (used[i] == 0.0f) continue;
+    Tensor g = params[i].grad();
+    if (!g.defined()) {
+      g = zeros_like(params[i]);
+      Tensor(params[i]).set_grad(g);  // a copy is a handle on the same parameter
+    }
+    std::vector<float> v(flat.begin() + long(spans[i].first), flat.begin() + long(spans[i].first + spans[i].second));
+    assign_(g, from_vector(v, g.shape()).to(g.device()));
+  }
+}
+
 }  // namespace mg

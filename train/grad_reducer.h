@@ -70,4 +70,12 @@ class GradReducer {
   double wait_s_ = 0;
 };
 
+// The reduction without overlap, after backward (deterministic mode, or no reducer): replaces
+// every parameter's gradient by its sum over the ranks of `comm` times `scale` (in f32). When
+// deterministic the sum runs in rank order, ((g0 + g1) + g2) + ..., the order in which one
+// process accumulates its micro-steps; otherwise in the library's order. As in finish(), a
+// parameter some rank's loss reached takes part everywhere (zeros where this rank has no
+// gradient, which then gets the sum), and one that no rank reached keeps no gradient.
+void reduce_gradients(const std::vector<Tensor>& params, Communicator& comm, bool deterministic, double scale);
+
 }  // namespace mg

@@ -115,52 +115,6 @@ Trainer::Trainer(Module& model, const TrainSettings& settings, RunControl contro
   if (!control_.out_dir.empty()) ckpt_ = control_.out_dir + "/checkpoint.safetensors";
 }
 
-void Trainer::reduce_gradients(const std::vector<Tensor>& params, int64_t micro) {
-  Communicator& w = world();
-  // Which parameters some rank's loss reached: those take part (zeros where this rank has no
-  // gradient, which then gets the sum, as in PyTorch DDP), so every rank sends the same layout
-  // even when ranks differ in the parameters they reached; the rest keep no gradient.
-  std::vector<float> used(params.size());
-  for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined() ? 1.0f : 0.0f;
-  if (w.size() > 1) w.allreduce_sum(used.data(), used.size());
-  std::vector<float> flat;
-  std::vector<std::pair<size_t, size_t>> spans(params.size(), {0, 0});
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (used[i] == 0.0f) continue;
-    Tensor g = params[i].grad();
-    std::vector<float> v = g.defined() ? g.to(kCPU).to(DType::f32).contiguous().to_vector<float>()
-                                       : std::vector<float>(size_t(params[i].numel()), 0.0f);
-    spans[i] = {flat.size(), v.size()};
-    flat.insert(flat.end(), v.begin(), v.end());
-  }
-  if (w.size() > 1) {
-    if (s_.deterministic) {
-      // ((g0 + g1) + g2) + ...: the order in which one process accumulates its micro-steps.
-      std::vector<float> all(flat.size() * size_t(w.size()));
-      w.allgather(flat.data(), flat.size(), all.data());
-      std::copy(all.begin(), all.begin() + long(flat.size()), flat.begin());
-      for (int r = 1; r < w.size(); ++r) {
-        const float* src = all.data() + size_t(r) * flat.size();
-        for (size_t k = 0; k < flat.size(); ++k) flat[k] += src[k];
-      }
-    } else {
-      w.allreduce_sum(flat.data(), flat.size());
-    }
-  }
-  const float inv = float(1.0 / double(micro));
-  for (float& x : flat) x *= inv;
-  for (size_t i = 0; i < params.size(); ++i) {
-    if (used[i] == 0.0f) continue;
-    Tensor g = params[i].grad();
-    if (!g.defined()) {
-      g = zeros_like(params[i]);
-      Tensor(params[i]).set_grad(g);  // a copy is a handle on the same parameter
-    }
-    std::vector<float> v(flat.begin() + long(spans[i].first), flat.begin() + long(spans[i].first + spans[i].second));
-    assign_(g, from_vector(v, g.shape()).to(g.device()));
-  }
-}
-
 TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, const std::function<void()>& skip,
                          const std::function<StepLoss()>& step_loss, const TrainHooks& hooks) {
   const auto t_start = std::chrono::steady_clock::now();
@@ -288,7 +242,7 @@ TrainResult Trainer::run(Resumable& data, const std::function<void()>& next, con
         step_tokens += sl.tokens;
       }
       if (reducer) reducer->finish(1.0 / double(micro));
-      else reduce_gradients(params, micro);
+      else reduce_gradients(params, comm, s_.deterministic, 1.0 / double(micro));
       std::vector<double> all(static_cast<size_t>(micro));
       comm.allgather(mine.data(), mine.size(), all.data());
       for (double x : all) l += x;  // in micro-batch order, as one process would

@@ -109,8 +109,6 @@ class Trainer {
  private:
   TrainResult run(Resumable& data, const std::function<void()>& next, const std::function<void()>& skip,
                   const std::function<StepLoss()>& step_loss, const TrainHooks& hooks);
-  // Sums the ranks' gradients (in rank order when deterministic) and divides by `micro` batches.
-  void reduce_gradients(const std::vector<Tensor>& params, int64_t micro);
 
   Module& model_;
   TrainSettings s_;
