@@ -604,45 +604,116 @@ TEST_CASE("gemm epilogue: bias and bf16 output on each finished tile equal a pas
   }
 }
 
+namespace {
+
+// The GEMM kinds the tests below run: 0 f32 (sgemm), 1 f64 (dgemm), 2 bf16 (native kernel).
+int gemm_kinds() { return mg::cpu::bf16gemm_native() ? 3 : 2; }
+
+// A batched GEMM of `kind` on operands given as f64 values that every kind stores exactly
+// (bf16-representable), op(A) [M, K] and op(B) [K, N] per entry with packed row strides, C [M, N]
+// per entry (stride_c M*N, or 0 to share one). Returns C as f64; for bf16, D (when given) gets
+// the rounded result through the epilogue, and without_c passes no C (D only, beta 0).
+std::vector<double> run_kind(int kind, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                             const std::vector<double>& A, const std::vector<double>& B, double beta,
+                             std::vector<double> C, int64_t stride_c, int64_t batch, mg::GemmTri tri,
+                             std::vector<uint16_t>* D = nullptr, bool without_c = false) {
+  const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+  if (kind == 1) {
+    mg::cpu::dgemm_batched(ta, tb, M, N, K, alpha, A.data(), lda, M * K, B.data(), ldb, K * N, beta, C.data(), N,
+                           stride_c, batch, tri);
+    return C;
+  }
+  std::vector<float> Cf(C.begin(), C.end());
+  if (kind == 0) {
+    const std::vector<float> Af(A.begin(), A.end()), Bf(B.begin(), B.end());
+    mg::cpu::sgemm_batched(ta, tb, M, N, K, float(alpha), Af.data(), lda, M * K, Bf.data(), ldb, K * N, float(beta),
+                           Cf.data(), N, stride_c, batch, {}, tri);
+  } else {
+    std::vector<uint16_t> Ab(A.size()), Bb(B.size());
+    for (size_t i = 0; i < A.size(); ++i) Ab[i] = mg::bf16::from_float(float(A[i]));
+    for (size_t i = 0; i < B.size(); ++i) Bb[i] = mg::bf16::from_float(float(B[i]));
+    mg::cpu::GemmEpilogue ep;
+    if (D) ep = {.D = D->data(), .ldd = N, .stride_d = M * N};
+    mg::cpu::bf16gemm_batched(ta, tb, M, N, K, float(alpha), Ab.data(), lda, M * K, Bb.data(), ldb, K * N,
+                              float(beta), without_c ? nullptr : Cf.data(), N, stride_c, batch, ep, tri);
+  }
+  return std::vector<double>(Cf.begin(), Cf.end());
+}
+
+// n values uniform in [-1, 1], rounded to bf16 (exact in every kind).
+std::vector<double> bf16_exact_values(size_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<double> dist(-1.0, 1.0);
+  std::vector<double> v(n);
+  for (double& x : v) x = mg::bf16::to_float(mg::bf16::from_float(float(dist(rng))));
+  return v;
+}
+
+// Elements of C (batch entries of M x N) that differ bitwise, over j <= i only when lower.
+int64_t bitwise_mismatches(const std::vector<double>& a, const std::vector<double>& b, int64_t batch, int64_t M,
+                           int64_t N, bool lower) {
+  int64_t bad = 0;
+  for (int64_t e = 0; e < batch; ++e)
+    for (int64_t i = 0; i < M; ++i)
+      for (int64_t j = 0; j <= (lower ? std::min(i, N - 1) : N - 1); ++j) {
+        const size_t at = size_t(e * M * N + i * N + j);
+        bad += std::memcmp(&a[at], &b[at], sizeof(double)) != 0;
+      }
+  return bad;
+}
+
+// Runs body(blocking) under default blocking, small forced blocks (several K blocks and row
+// bands) and tiny ones with op(B) packed per task; restores the default after each.
+template <class F>
+void for_each_blocking(const F& body) {
+  for (int blocking = 0; blocking < 3; ++blocking) {
+    if (blocking == 1) gemm_force_blocking(16, 20, 40);
+    if (blocking == 2) gemm_force_blocking(6, 12, 32, true);
+    body(blocking);
+    gemm_force_blocking(0, 0, 0);
+  }
+}
+
+// body() with omp_get_max_threads() == th, restored after.
+template <class F>
+void with_threads(int th, const F& body) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(th);
+  body();
+  omp_set_num_threads(saved);
+}
+
+}  // namespace
+
 TEST_CASE("gemm tri hint: a_lower, a_upper and c_lower give the dense GEMM's bits where they promise") {
   // With op(A) zero outside its triangle the skipped products are zeros, so every wanted element
   // must equal the dense GEMM's bitwise (finite operands), for every kernel, blocking (row bands
   // and K blocks that cut the diagonal anywhere), thread count, transpose, batch and epilogue.
   DispatchGuard guard;
   std::mt19937 rng(31);
-  std::uniform_real_distribution<double> dist(-1.0, 1.0);
-  const bool bf16 = mg::cpu::bf16gemm_native();
   using mg::GemmTri;
   struct Shape {
     int64_t M, N, K;
   };
-  for (int kind = 0; kind < (bf16 ? 3 : 2); ++kind) {  // 0: f32, 1: f64, 2: bf16
+  for (int kind = 0; kind < gemm_kinds(); ++kind) {
     for (const auto& isa : kind == 2 ? std::vector<std::string>{"auto"} : isas()) {
       REQUIRE(gemm_force_isa(isa.c_str()));
       for (const Shape s : {Shape{67, 131, 77}, Shape{150, 40, 90}, Shape{33, 70, 300}, Shape{1, 5, 1}}) {
         for (int t = 0; t < 4; ++t) {
           const bool ta = t & 1, tb = t & 2;
           const int64_t M = s.M, N = s.N, K = s.K, batch = 3;
-          // Operands as f64 values exact in every dtype (bf16-rounded), op(A) per batch entry.
-          std::vector<double> A(size_t(batch * M * K)), B(size_t(batch * K * N)), C0(size_t(batch * M * N));
-          auto fill = [&](std::vector<double>& v) {
-            for (double& x : v) x = mg::bf16::to_float(mg::bf16::from_float(float(dist(rng))));
-          };
-          fill(A);
-          fill(B);
-          fill(C0);
+          const std::vector<double> A = bf16_exact_values(size_t(batch * M * K), rng);
+          const std::vector<double> B = bf16_exact_values(size_t(batch * K * N), rng);
+          const std::vector<double> C0 = bf16_exact_values(size_t(batch * M * N), rng);
           for (const GemmTri tri : {GemmTri::a_lower, GemmTri::a_upper, GemmTri::c_lower}) {
-            // op(A)[i, k] of batch entry b is A[b*M*K + (ta ? k*M + i : i*K + k)].
+            // op(A)[i, k] of batch entry e is A[e*M*K + (ta ? k*M + i : i*K + k)].
             std::vector<double> At = A;
-            for (int64_t b = 0; b < batch; ++b)
+            for (int64_t e = 0; e < batch; ++e)
               for (int64_t i = 0; i < M; ++i)
                 for (int64_t k = 0; k < K; ++k) {
                   const bool zero = (tri == GemmTri::a_lower && k > i) || (tri == GemmTri::a_upper && k < i);
-                  if (zero) At[size_t(b * M * K + (ta ? k * M + i : i * K + k))] = 0.0;
+                  if (zero) At[size_t(e * M * K + (ta ? k * M + i : i * K + k))] = 0.0;
                 }
-            for (int blocking = 0; blocking < 3; ++blocking) {
-              if (blocking == 1) gemm_force_blocking(16, 20, 40);
-              if (blocking == 2) gemm_force_blocking(6, 12, 32, true);
+            for_each_blocking([&](int blocking) {
               for (int th : {1, 2}) {
                 for (const double beta : {0.0, 0.5}) {
                   const int tri_id = int(tri);
@@ -657,52 +728,27 @@ TEST_CASE("gemm tri hint: a_lower, a_upper and c_lower give the dense GEMM's bit
                   CAPTURE(blocking);
                   CAPTURE(th);
                   CAPTURE(beta);
-                  const int saved = omp_get_max_threads();
-                  omp_set_num_threads(th);
-                  // Runs the batched GEMM with hint h; returns C (as f64) and, for bf16, D's bits.
-                  auto run = [&](GemmTri h, std::vector<uint16_t>* D) {
-                    std::vector<double> out(C0.size());
-                    if (kind == 1) {
-                      std::vector<double> C = C0;
-                      mg::cpu::dgemm_batched(ta, tb, M, N, K, -1.5, At.data(), ta ? M : K, M * K, B.data(),
-                                             tb ? K : N, K * N, beta, C.data(), N, M * N, batch, h);
-                      out = C;
-                    } else {
-                      std::vector<float> C(C0.begin(), C0.end());
-                      if (kind == 0) {
-                        const std::vector<float> Af(At.begin(), At.end()), Bf(B.begin(), B.end());
-                        mg::cpu::sgemm_batched(ta, tb, M, N, K, -1.5f, Af.data(), ta ? M : K, M * K, Bf.data(),
-                                               tb ? K : N, K * N, float(beta), C.data(), N, M * N, batch, {}, h);
-                      } else {
-                        std::vector<uint16_t> Ab(At.size()), Bb(B.size());
-                        for (size_t i = 0; i < At.size(); ++i) Ab[i] = mg::bf16::from_float(float(At[i]));
-                        for (size_t i = 0; i < B.size(); ++i) Bb[i] = mg::bf16::from_float(float(B[i]));
-                        mg::cpu::bf16gemm_batched(ta, tb, M, N, K, -1.5f, Ab.data(), ta ? M : K, M * K, Bb.data(),
-                                                  tb ? K : N, K * N, float(beta), C.data(), N, M * N, batch,
-                                                  {.D = D->data(), .ldd = N, .stride_d = M * N}, h);
-                      }
-                      out.assign(C.begin(), C.end());
-                    }
-                    return out;
-                  };
                   std::vector<uint16_t> Dd(C0.size(), 0xffff), Dt(C0.size(), 0xffff);
-                  const std::vector<double> dense = run(GemmTri::none, &Dd), got = run(tri, &Dt);
-                  omp_set_num_threads(saved);
-                  int64_t bad = 0, bad_d = 0;
-                  for (int64_t b = 0; b < batch; ++b)
-                    for (int64_t i = 0; i < M; ++i)
-                      for (int64_t j = 0; j < N; ++j) {
-                        if (tri == GemmTri::c_lower && j > i) continue;
-                        const size_t at = size_t(b * M * N + i * N + j);
-                        bad += std::memcmp(&dense[at], &got[at], sizeof(double)) != 0;
-                        bad_d += Dd[at] != Dt[at];
-                      }
-                  CHECK(bad == 0);
-                  CHECK(bad_d == 0);
+                  std::vector<double> dense, got;
+                  with_threads(th, [&] {
+                    dense = run_kind(kind, ta, tb, M, N, K, -1.5, At, B, beta, C0, M * N, batch, GemmTri::none, &Dd);
+                    got = run_kind(kind, ta, tb, M, N, K, -1.5, At, B, beta, C0, M * N, batch, tri, &Dt);
+                  });
+                  const bool lower = tri == GemmTri::c_lower;
+                  CHECK(bitwise_mismatches(dense, got, batch, M, N, lower) == 0);
+                  const std::vector<double> dd(Dd.begin(), Dd.end()), dt(Dt.begin(), Dt.end());
+                  CHECK(bitwise_mismatches(dd, dt, batch, M, N, lower) == 0);
+                  if (kind == 2 && beta == 0.0) {  // D only: tiles straight from the kernel to D
+                    std::vector<uint16_t> Dc(C0.size(), 0xffff);
+                    with_threads(th, [&] {
+                      run_kind(kind, ta, tb, M, N, K, -1.5, At, B, 0.0, C0, M * N, batch, tri, &Dc, true);
+                    });
+                    const std::vector<double> dc(Dc.begin(), Dc.end());
+                    CHECK(bitwise_mismatches(dd, dc, batch, M, N, lower) == 0);
+                  }
                 }
               }
-              gemm_force_blocking(0, 0, 0);
-            }
+            });
           }
         }
       }
@@ -715,54 +761,35 @@ TEST_CASE("gemm_batched: entries sharing one C (stride_c 0) equal the entries ru
   // see the same operations as batch successive calls. Another beta scales C before every entry.
   DispatchGuard guard;
   std::mt19937 rng(37);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  const bool bf16 = mg::cpu::bf16gemm_native();
-  for (int kind = 0; kind < (bf16 ? 2 : 1); ++kind) {  // 0: f32, 1: bf16
+  for (int kind = 0; kind < gemm_kinds(); ++kind) {
     for (const mg::GemmTri tri : {mg::GemmTri::none, mg::GemmTri::c_lower}) {
       for (int t = 0; t < 4; ++t) {
         const bool ta = t & 1, tb = t & 2;
         const int64_t M = 70, N = 45, K = 37, batch = 4;
-        std::vector<float> A(size_t(batch * M * K)), B(size_t(batch * K * N)), C0(size_t(M * N));
-        for (auto* v : {&A, &B, &C0})
-          for (float& x : *v) x = mg::bf16::to_float(mg::bf16::from_float(dist(rng)));
-        std::vector<uint16_t> Ab(A.size()), Bb(B.size());
-        for (size_t i = 0; i < A.size(); ++i) Ab[i] = mg::bf16::from_float(A[i]);
-        for (size_t i = 0; i < B.size(); ++i) Bb[i] = mg::bf16::from_float(B[i]);
-        auto call = [&](int64_t off_a, int64_t off_b, int64_t n, float beta, float* C) {
-          if (kind == 0)
-            mg::cpu::sgemm_batched(ta, tb, M, N, K, 0.75f, A.data() + off_a, ta ? M : K, M * K, B.data() + off_b,
-                                   tb ? K : N, K * N, beta, C, N, 0, n, {}, tri);
-          else
-            mg::cpu::bf16gemm_batched(ta, tb, M, N, K, 0.75f, Ab.data() + off_a, ta ? M : K, M * K, Bb.data() + off_b,
-                                      tb ? K : N, K * N, beta, C, N, 0, n, {}, tri);
-        };
-        for (int blocking = 0; blocking < 3; ++blocking) {
-          if (blocking == 1) gemm_force_blocking(16, 20, 40);
-          if (blocking == 2) gemm_force_blocking(6, 12, 32, true);
+        const std::vector<double> A = bf16_exact_values(size_t(batch * M * K), rng);
+        const std::vector<double> B = bf16_exact_values(size_t(batch * K * N), rng);
+        const std::vector<double> C0 = bf16_exact_values(size_t(M * N), rng);
+        for_each_blocking([&](int blocking) {
           for (int th : {1, 2, 3}) {
+            const double beta = blocking == 0 && th == 2 ? -0.5 : 1.0;
             CAPTURE(kind);
             CAPTURE(ta);
             CAPTURE(tb);
             CAPTURE(blocking);
             CAPTURE(th);
-            const int saved = omp_get_max_threads();
-            omp_set_num_threads(th);
-            const float beta = blocking == 0 && th == 2 ? -0.5f : 1.0f;
             CAPTURE(beta);
-            std::vector<float> folded = C0, seq = C0;
-            call(0, 0, batch, beta, folded.data());
-            for (int64_t b = 0; b < batch; ++b) call(b * M * K, b * K * N, 1, beta, seq.data());
-            omp_set_num_threads(saved);
-            int64_t bad = 0;
-            for (int64_t i = 0; i < M; ++i)
-              for (int64_t j = 0; j < N; ++j) {
-                if (tri == mg::GemmTri::c_lower && j > i) continue;
-                bad += std::memcmp(&folded[size_t(i * N + j)], &seq[size_t(i * N + j)], sizeof(float)) != 0;
+            std::vector<double> folded, seq = C0;
+            with_threads(th, [&] {
+              folded = run_kind(kind, ta, tb, M, N, K, 0.75, A, B, beta, C0, 0, batch, tri);
+              for (int64_t e = 0; e < batch; ++e) {
+                const std::vector<double> Ae(A.begin() + e * M * K, A.begin() + (e + 1) * M * K);
+                const std::vector<double> Be(B.begin() + e * K * N, B.begin() + (e + 1) * K * N);
+                seq = run_kind(kind, ta, tb, M, N, K, 0.75, Ae, Be, beta, seq, 0, 1, tri);
               }
-            CHECK(bad == 0);
+            });
+            CHECK(bitwise_mismatches(folded, seq, 1, M, N, tri == mg::GemmTri::c_lower) == 0);
           }
-          gemm_force_blocking(0, 0, 0);
-        }
+        });
       }
     }
   }
