@@ -195,14 +195,16 @@ inline int row_threads(int64_t n, int max_threads = 512) {
 }
 
 // x viewed [rows, n] over its last dim (a 0-d tensor is one row of one element), and the launch
-// of a row-wise kernel over it: one block of row_threads(n, max_threads) threads per row.
+// of a row-wise kernel over it for `op` (named when the rows are too many for one grid): one
+// block of row_threads(n, max_threads) threads per row.
 struct LastDimRows {
   int64_t rows = 0, n = 0;
-  explicit LastDimRows(const Tensor& x) {
+  const char* op;
+  LastDimRows(const Tensor& x, const char* op_name) : op(op_name) {
     n = x.dim() ? x.shape().back() : 1;
     rows = n ? x.numel() / n : 0;
   }
-  unsigned blocks() const { return grid_x(rows, "per-row kernel"); }
+  unsigned blocks() const { return grid_x(rows, op); }
   int threads(int max_threads) const { return row_threads(n, max_threads); }
 };
 
@@ -210,9 +212,9 @@ struct LastDimRows {
 // (errors name op). Nothing runs when x has no elements.
 template <class F>
 void launch_per_row(const Tensor& x, const char* op, F&& launch) {
-  const LastDimRows rows(x);
+  const LastDimRows rows(x, op);
   if (rows.rows == 0 || rows.n == 0) return;
-  grid_x(rows.rows, op);  // refused here under the op's own name, before rows.blocks() would
+  grid_x(rows.rows, op);  // refused before anything is launched
   dispatch_float(x.dtype(), op, [&](auto tag) { launch(tag, rows); });
   CUDA_CHECK_LAUNCH(op);
 }

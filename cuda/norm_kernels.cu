@@ -148,7 +148,7 @@ void CudaBackend::layernorm_forward(const Tensor& x, const Tensor& weight, const
 void CudaBackend::layernorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                      const Tensor& rstd, const Tensor& dx, const Tensor& dweight,
                                      const Tensor& dbias) {
-  const LastDimRows r(x);
+  const LastDimRows r(x, "layernorm_backward");
   const int64_t rows = r.rows, D = r.n;
   if (D == 0) return;
   dispatch_float(x.dtype(), "layernorm_backward", [&](auto tag) {
@@ -179,7 +179,7 @@ void CudaBackend::rmsnorm_forward(const Tensor& x, const Tensor& weight, double 
 
 void CudaBackend::rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
                                    const Tensor& dx, const Tensor& dweight) {
-  const LastDimRows r(x);
+  const LastDimRows r(x, "rmsnorm_backward");
   const int64_t rows = r.rows, D = r.n;
   if (D == 0) return;
   dispatch_float(x.dtype(), "rmsnorm_backward", [&](auto tag) {

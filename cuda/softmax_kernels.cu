@@ -121,7 +121,7 @@ void CudaBackend::softmax_backward(const Tensor& dy, const Tensor& y, const Tens
 
 void CudaBackend::cross_entropy_forward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                                         const Tensor& loss_rows, const Tensor& lse) {
-  const LastDimRows r(logits);
+  const LastDimRows r(logits, "cross_entropy_forward");
   const int64_t N = r.rows, V = r.n;
   if (N == 0) return;
   MG_CHECK(V > 0, "cuda cross_entropy_forward: no classes in logits ", logits.desc());
@@ -154,7 +154,7 @@ void CudaBackend::cross_entropy_backward(const Tensor& logits, const Tensor& tar
                                          int64_t ignore_index, const Tensor& dloss_rows, double scale,
                                          const Tensor& dlogits) {
   const int64_t dstride = dloss_rows.dim() ? dloss_rows.strides()[0] : 0;
-  const LastDimRows r(logits);
+  const LastDimRows r(logits, "cross_entropy_backward");
   if (r.rows == 0 || r.n == 0) return;
   dispatch_float_bf16(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
     using S = decltype(tag);
