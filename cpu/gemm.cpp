@@ -711,8 +711,8 @@ void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a,
   // Entries that accumulate into one C (stride_c 0, beta 1: C += each product in turn) run as one
   // GEMM over their K blocks in batch order: one threaded pass with shared packing instead of
   // batch passes, the same sums in the same order. (Another beta scales C again before every
-  // entry, so those still run one after another.)
-  if (C && stride_c == 0 && batch > 1 && beta == O(1) && M > 0 && N > 0) {
+  // entry, and an epilogue runs after every entry, so those still run one after another.)
+  if (C && stride_c == 0 && batch > 1 && beta == O(1) && !ep && M > 0 && N > 0) {
     gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, default_threads(), ep, tri,
                      batch, stride_a, stride_b);
     return;
