@@ -23,7 +23,8 @@ enum class Activation : uint8_t { gelu, gelu_tanh, silu, relu };  // gelu = exac
 
 // Triangular structure of one GEMM that the caller guarantees, in op(A)'s and C's coordinates
 // (per batch entry). A hint: a backend may skip the work it makes unnecessary (the CPU does) or
-// run the dense GEMM (CUDA: one cuBLAS call), and the result is the same either way.
+// run the dense GEMM (CUDA), and with finite operands the result is the same either way (the
+// dense GEMM turns a skipped 0 * inf or 0 * NaN into NaN).
 //   a_lower: op(A)[i, k] == 0 wherever k > i.   a_upper: op(A)[i, k] == 0 wherever k < i.
 //   c_lower: only C[i, j] (and D[i, j]) with j <= i are wanted; the others are unspecified after
 //            the call (they may hold anything, or be left as they were).

@@ -711,8 +711,15 @@ void gemm_batched_with(const detail::GemmKernelOf<In, U, O>& kern, bool trans_a,
   // Entries that accumulate into one C (stride_c 0, beta 1: C += each product in turn) run as one
   // GEMM over their K blocks in batch order: one threaded pass with shared packing instead of
   // batch passes, the same sums in the same order. (Another beta scales C again before every
-  // entry, and an epilogue runs after every entry, so those still run one after another.)
-  if (C && stride_c == 0 && batch > 1 && beta == O(1) && !ep && M > 0 && N > 0) {
+  // entry, and an epilogue runs after every entry, so those still run one after another.) Only
+  // while every entry's packed op(A) and op(B) fit the packing bounds together: past them the
+  // driver would cut A into row bands and pack B per task, each again for every band.
+  const auto packed_bytes = [&](int64_t rows) {
+    return double(sizeof(In)) * double(rows) * double(std::max<int64_t>(K, 1)) * double(batch);
+  };
+  if (C && stride_c == 0 && batch > 1 && beta == O(1) && !ep && M > 0 && N > 0 &&
+      packed_bytes(round_up(M, kern.mr)) <= double(kMaxPackedABytes) &&
+      packed_bytes(round_up(N, kern.nr)) <= double(kMaxPackedBBytes)) {
     gemm_driver_with(kern, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, default_threads(), ep, tri,
                      batch, stride_a, stride_b);
     return;

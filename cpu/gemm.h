@@ -54,10 +54,13 @@ struct GemmEpilogue {
 // (a stride of 0 broadcasts that operand; with stride_c == 0 the GEMMs run one after another in
 // batch order on the same C). Parallelises over the batch when the matrices are small, the batch
 // divides evenly among the threads, or it is long; otherwise each GEMM is threaded in turn.
+// A batch on one C with beta 1 and no epilogue runs as one GEMM over the entries' K blocks in
+// batch order (the same sums, one threaded pass) while the packed operands fit.
 // tri (core/backend.h) skips the micro-kernel work outside the stated triangle: with a_lower or
 // a_upper each MR-row tile of C runs only over the K range its rows can reach (with finite
-// operands the result is bitwise the dense one's: the skipped products are zeros); with c_lower the tiles wholly above
-// the diagonal are not computed (their C and D are left as they were).
+// operands the result is bitwise the dense one's: the skipped products are zeros, while a dense
+// GEMM turns 0 * inf into NaN); with c_lower the tiles wholly above the diagonal are not
+// computed (their C and D are unspecified: usually left as they were).
 void sgemm_batched(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                    const float* A, int64_t lda, int64_t stride_a, const float* B, int64_t ldb, int64_t stride_b,
                    float beta, float* C, int64_t ldc, int64_t stride_c, int64_t batch, const GemmEpilogue& ep = {},

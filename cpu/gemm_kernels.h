@@ -5,7 +5,8 @@
 //   a: kc x MR, stored k-major (a[k*MR + i] = op(A)[i, k]), any alignment
 //   b: kc x NR, stored k-major (b[k*NR + j] = op(B)[k, j]), 64-byte aligned
 //   C[i*ldc + j] = alpha * sum_k a[k*MR+i] * b[k*NR+j] + beta * C[i*ldc + j]   (all MR x NR)
-// beta == 0 overwrites C without reading it. kc >= 1.
+// beta == 0 overwrites C without reading it. kc >= 0 (0: C = beta * C, a and b unread; the
+// driver passes it for tiles that a triangle hint leaves nothing to add).
 #include <cstdint>
 
 namespace mg::cpu::detail {

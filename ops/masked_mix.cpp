@@ -3,8 +3,9 @@
 // carries a triangle hint (GemmTri) so that a backend that can skips the zero half: the CPU's
 // GEMM runs each tile of rows over the K range its rows reach (forward: columns up to the row;
 // dx: rows from the column on) and leaves out the tiles of dw above the diagonal, for about half
-// the dense multiply-adds with the operands packed once. A backend that ignores the hint (CUDA:
-// one cuBLAS call each) gets the same result from the dense GEMM, the masked half being zeros.
+// the dense multiply-adds with the operands packed once. A backend that ignores the hint (CUDA)
+// gets the same result from the dense GEMM, the masked half being zeros, for finite inputs: there
+// an inf or NaN at a later position reaches earlier outputs as 0 * inf = NaN, which the CPU skips.
 // Everything goes through Backend::gemm on raw pointers (stride-0 broadcast of the weight over
 // the batch), so the op runs on any backend.
 // bf16 inputs (autocast) accumulate in f32, rounded to bf16 once in the GEMM's epilogue.
