@@ -29,6 +29,9 @@ struct Mats {
   int64_t bs, ld;
 };
 
+// The tensor's data, or null for an undefined tensor (no bias, no accumulator).
+void* raw_or_null(const Tensor& t) { return t.defined() ? t.raw_data() : nullptr; }
+
 // The dtype GEMM results accumulate in: f32 for bf16 operands.
 DType acc_dtype(DType dt) { return dt == DType::bf16 ? DType::f32 : dt; }
 TensorOptions acc_opts(const Tensor& t) { return TensorOptions{acc_dtype(t.dtype()), t.device(), false}; }
@@ -130,9 +133,8 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
   if (y.numel()) {
     Tensor ones = bias.defined() ? mg::ones({D}, opts_of(x)) : Tensor();
     Tensor acc = accumulator(y, bias.defined());
-    mix.forward({xc.raw_data(), C * D, D}, wm.raw_data(), C, bc.defined() ? bc.raw_data() : nullptr,
-                ones.defined() ? ones.raw_data() : nullptr, {acc.defined() ? acc.raw_data() : nullptr, R * D, D},
-                rounded_out(y, R * D, D));
+    mix.forward({xc.raw_data(), C * D, D}, wm.raw_data(), C, raw_or_null(bc), raw_or_null(ones),
+                {raw_or_null(acc), R * D, D}, rounded_out(y, R * D, D));
   }
 
   const bool need_x = needs_grad(x), need_w = needs_grad(weight), need_bias = needs_grad(bias);
@@ -148,8 +150,7 @@ Tensor masked_token_mix(const Tensor& x, const Tensor& weight, const Tensor& bia
     if (ws.defined()) {
       dx = Tensor::empty({B, C, D}, opts_of(g));
       Tensor acc = accumulator(dx, false);
-      mix.backward_x(dy, ws.raw_data(), C, {acc.defined() ? acc.raw_data() : nullptr, C * D, D},
-                     rounded_out(dx, C * D, D));
+      mix.backward_x(dy, ws.raw_data(), C, {raw_or_null(acc), C * D, D}, rounded_out(dx, C * D, D));
     }
     if (xs.defined()) {
       Tensor full = zeros({R, C}, acc_opts(g));
@@ -182,7 +183,7 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
   const Mixer mix{be(x), x.dtype(), B, T, T, Dh};
   auto head = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
   auto head_out = [&](const Tensor& t, int64_t h) -> Mats {
-    return {mix.at_out(t.defined() ? t.raw_data() : nullptr, h * Dh), T * HD, HD};
+    return {mix.at_out(raw_or_null(t), h * Dh), T * HD, HD};
   };
   auto head_rounded = [&](const Tensor& t, int64_t h) -> Mats {
     return rounded(t) ? head(t, h) : Mats{nullptr, 0, 0};
@@ -192,7 +193,7 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
     Tensor acc = accumulator(y, bias.defined());
     for (int64_t h = 0; h < H; ++h) {
       mix.forward(head(xc, h), mix.at(wm.raw_data(), h * T * T), T, bc.defined() ? mix.at(bc.raw_data(), h * T) : nullptr,
-                  ones.defined() ? ones.raw_data() : nullptr, head_out(acc, h), head_rounded(y, h));
+                  raw_or_null(ones), head_out(acc, h), head_rounded(y, h));
     }
   }
 
@@ -207,7 +208,7 @@ Tensor masked_token_mix_heads(const Tensor& x, const Tensor& weight, const Tenso
     }
     auto head_of = [&](const Tensor& t, int64_t h) -> Mats { return {mix.at(t.raw_data(), h * Dh), T * HD, HD}; };
     auto head_out_of = [&](const Tensor& t, int64_t h) -> Mats {
-      return {mix.at_out(t.defined() ? t.raw_data() : nullptr, h * Dh), T * HD, HD};
+      return {mix.at_out(raw_or_null(t), h * Dh), T * HD, HD};
     };
     if (ws.defined()) {
       dx = Tensor::empty({B, T, HD}, opts_of(g));

@@ -16,9 +16,26 @@ Tensor leaf32(const Shape& shape, uint64_t seed) {
   return t;
 }
 
+// Rank 0 of a two-rank world that stands in for MPI: the collectives a fake does not define
+// fail the test; broadcast, progress and wait_all do nothing, any() is this rank's flag.
+struct Rank0Of2 : Communicator {
+  int rank() const override { return 0; }
+  int size() const override { return 2; }
+  void allreduce_sum(float*, size_t) override { FAIL("not used"); }
+  void allreduce_sum(double*, size_t) override { FAIL("not used"); }
+  void allgather(const float*, size_t, float*) override { FAIL("not used"); }
+  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
+  void start_allreduce_sum(float*, size_t) override { FAIL("not used"); }
+  void progress() override {}
+  void wait_all() override {}
+  void broadcast(void*, size_t, int) override {}
+  bool any(bool f) override { return f; }
+  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
+};
+
 // A two-rank world whose other rank holds the same gradients: a sum doubles each value. It
 // records, for every started sum, a snapshot of the buffer at the moment it started.
-struct TwinRanks final : Communicator {
+struct TwinRanks final : Rank0Of2 {
   struct Started {
     float* data;
     size_t n;
@@ -27,24 +44,17 @@ struct TwinRanks final : Communicator {
   std::vector<Started> started;
   size_t waited = 0;
   int progress_calls = 0;
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
   void allreduce_sum(float* d, size_t n) override {
     for (size_t i = 0; i < n; ++i) d[i] *= 2;
   }
   void allreduce_sum(double* d, size_t n) override {
     for (size_t i = 0; i < n; ++i) d[i] *= 2;
   }
-  void allgather(const float*, size_t, float*) override { FAIL("not used"); }
-  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
   void start_allreduce_sum(float* d, size_t n) override { started.push_back({d, n, std::vector<float>(d, d + n)}); }
   void progress() override { ++progress_calls; }
   void wait_all() override {
     for (; waited < started.size(); ++waited) allreduce_sum(started[waited].data, started[waited].n);
   }
-  void broadcast(void*, size_t, int) override {}
-  bool any(bool f) override { return f; }
-  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
   std::string describe() const override { return "twin ranks"; }
 };
 
@@ -202,27 +212,19 @@ TEST_CASE("a parameter the loss does not reach contributes zeros and keeps no gr
 
 namespace {
 // Rank 0 of two whose peer reached every parameter with a gradient of ones: each sum adds 1.
-struct PeerAddsOnes final : Communicator {
+struct PeerAddsOnes final : Rank0Of2 {
   std::vector<std::pair<float*, size_t>> started;
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
   void allreduce_sum(float* d, size_t n) override {
     for (size_t i = 0; i < n; ++i) d[i] += 1.0f;
   }
   void allreduce_sum(double* d, size_t n) override {
     for (size_t i = 0; i < n; ++i) d[i] += 1.0;
   }
-  void allgather(const float*, size_t, float*) override { FAIL("not used"); }
-  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
   void start_allreduce_sum(float* d, size_t n) override { started.push_back({d, n}); }
-  void progress() override {}
   void wait_all() override {
     for (auto& s : started) allreduce_sum(s.first, s.second);
     started.clear();
   }
-  void broadcast(void*, size_t, int) override {}
-  bool any(bool f) override { return f; }
-  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
   std::string describe() const override { return "a peer that adds ones"; }
 };
 }  // namespace
@@ -256,7 +258,7 @@ namespace {
 // and then the gradients, by an allreduce (default mode) or an allgather (deterministic), with
 // the peer's buffer laid out as reduce_gradients lays it out: every parameter some rank reached,
 // in order, zeros where the peer has no gradient.
-struct PeerWithSomeGradients final : Communicator {
+struct PeerWithSomeGradients final : Rank0Of2 {
   std::vector<bool> peer_reached;
   std::vector<int64_t> sizes;
   std::vector<float> used;  // the counts after the first sum
@@ -267,8 +269,6 @@ struct PeerWithSomeGradients final : Communicator {
       if (used[i] > 0.0f) f.insert(f.end(), size_t(sizes[i]), peer_reached[i] ? 1.0f : 0.0f);
     return f;
   }
-  int rank() const override { return 0; }
-  int size() const override { return 2; }
   void allreduce_sum(float* d, size_t n) override {
     if (sums++ == 0) {
       REQUIRE(n == peer_reached.size());
@@ -280,7 +280,6 @@ struct PeerWithSomeGradients final : Communicator {
     REQUIRE(n == p.size());
     for (size_t i = 0; i < n; ++i) d[i] += p[i];
   }
-  void allreduce_sum(double*, size_t) override { FAIL("not used"); }
   void allgather(const float* d, size_t n, float* out) override {
     ++gathers;
     const std::vector<float> p = peer_flat();
@@ -288,13 +287,6 @@ struct PeerWithSomeGradients final : Communicator {
     std::copy(d, d + n, out);
     std::copy(p.begin(), p.end(), out + n);
   }
-  void allgather(const double*, size_t, double*) override { FAIL("not used"); }
-  void start_allreduce_sum(float*, size_t) override { FAIL("not used"); }
-  void progress() override {}
-  void wait_all() override {}
-  void broadcast(void*, size_t, int) override {}
-  bool any(bool f) override { return f; }
-  [[noreturn]] void abort(const std::string& m) override { throw Error(m); }
   std::string describe() const override { return "a peer with some gradients"; }
 };
 }  // namespace

@@ -17,6 +17,14 @@ constexpr size_t kFirstBucketBytes = size_t(1) << 20;
 bool host_f32_contiguous(const Tensor& t) {
   return t.device().is_cpu() && t.dtype() == DType::f32 && t.is_contiguous();
 }
+
+// 1 for each parameter this rank's backward reached (it has a gradient), else 0: summed over the
+// ranks, the count of ranks that reached it.
+std::vector<float> reached_here(const std::vector<Tensor>& params) {
+  std::vector<float> used(params.size());
+  for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+  return used;
+}
 }  // namespace
 
 GradReducer::GradReducer(const std::vector<Tensor>& params, Communicator& comm, DeviceComm* device_comm,
@@ -100,8 +108,7 @@ void GradReducer::start(Bucket& b) {
 void GradReducer::finish(double scale) {
   armed_ = false;
   // Which parameters this pass reached here, before start() gives the missing ones zeros.
-  std::vector<float> used(params_.size());
-  for (size_t i = 0; i < params_.size(); ++i) used[i] = params_[i].grad().defined() ? 1.0f : 0.0f;
+  std::vector<float> used = reached_here(params_);
   // Without overlap (or for parameters the pass did not reach) the copies are taken now.
   for (; next_start_ < buckets_.size(); ++next_start_) {
     Bucket& b = buckets_[next_start_];
@@ -162,8 +169,7 @@ void reduce_gradients(const std::vector<Tensor>& params, Communicator& w, bool d
   // Which parameters some rank's loss reached: those take part (zeros where this rank has no
   // gradient, which then gets the sum, as in PyTorch DDP), so every rank sends the same layout
   // even when ranks differ in the parameters they reached; the rest keep no gradient.
-  std::vector<float> used(params.size());
-  for (size_t i = 0; i < params.size(); ++i) used[i] = params[i].grad().defined() ? 1.0f : 0.0f;
+  std::vector<float> used = reached_here(params);
   if (w.size() > 1) w.allreduce_sum(used.data(), used.size());
   std::vector<float> flat;
   std::vector<std::pair<size_t, size_t>> spans(params.size(), {0, 0});
